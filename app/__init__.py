@@ -1,0 +1,51 @@
+"""A Flask-SocketIO server that relays an OpenAI chat completion, chunk by chunk, to the client that asked."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .config import Settings
+
+# Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
+MAX_REQUEST_BYTES = 1_000_000
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app. Imports live in here so `python -m app` can monkey-patch before anything networked loads."""
+    import logging
+
+    from flask import Flask
+    from flask_cors import CORS
+    from flask_socketio import SocketIO
+
+    from .config import load_settings
+    from .registry import StreamRegistry
+    from .routes import bp
+    from .services import EXTENSION_KEY, Services
+    from .sockets import register_socket_handlers
+    from .upstream import Upstream
+
+    settings = settings or load_settings()
+    settings.require_upstream()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    origins = settings.cors_allowed_origins or None  # None: same origin only ([] would turn the check off)
+    socketio = SocketIO(
+        app,
+        async_mode=settings.async_mode,
+        cors_allowed_origins=origins,
+        max_http_buffer_size=MAX_REQUEST_BYTES,
+    )
+    if origins:
+        CORS(app, resources={r"/message/*": {"origins": origins}})
+
+    services = Services(settings, Upstream(settings), StreamRegistry(), socketio)
+    app.extensions[EXTENSION_KEY] = services
+    register_socket_handlers(socketio, services)
+    app.register_blueprint(bp)
+    return app

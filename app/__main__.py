@@ -1,0 +1,49 @@
+"""`python -m app`: serve on the async mode's own WSGI server; the way to run ASYNC_MODE=eventlet.
+
+gunicorn 26 and later have no eventlet worker, so eventlet mode is served by eventlet's production
+server through `socketio.run`. Monkey-patching must come first, before openai or anything networked.
+"""
+
+import os
+
+from dotenv import dotenv_values  # reads a file; opens no socket
+
+_MODE = os.environ.get("ASYNC_MODE") or dotenv_values(".env").get("ASYNC_MODE") or "gevent"
+if _MODE == "eventlet":
+    import eventlet
+
+    eventlet.monkey_patch()
+elif _MODE == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import sys  # noqa: E402
+
+from . import create_app  # noqa: E402
+from .config import ConfigError, load_settings  # noqa: E402
+
+
+def main() -> int:
+    """Check the settings, then serve until interrupted."""
+    try:
+        settings = load_settings()
+        settings.require_upstream()
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if settings.async_mode == "threading":
+        print("error: ASYNC_MODE=threading is for tests; use gevent (gunicorn) or eventlet.", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    socketio = app.extensions["socketio"]
+    upstream = settings.openai_base_url or "OpenAI"
+    print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
+    # minimum_chunk_size=0: eventlet's server would otherwise buffer streamed bodies until 4 KB.
+    extra = {"minimum_chunk_size": 0} if settings.async_mode == "eventlet" else {}
+    socketio.run(app, host=settings.host, port=settings.port, log_output=True, **extra)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Settings, read from the environment and from a `.env` file, validated once at start-up."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AsyncMode = Literal["gevent", "eventlet", "threading"]
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b, c` for list settings, as people write them in shells and .env files."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to know, with safe defaults; tests build one directly."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # The upstream: OpenAI or any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    system_prompt: str | None = None
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_read_timeout: float = Field(60.0, gt=0)  # longest silence: before the first chunk or between two
+    upstream_max_retries: int = Field(2, ge=0, le=10)  # only before the first chunk: the client retries the request
+
+    # Serving.
+    async_mode: AsyncMode = "gevent"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: same origin only
+    log_level: str = "INFO"
+
+    # Request limits.
+    max_prompt_chars: int = Field(32_000, ge=1)  # all message contents together
+    max_messages: int = Field(100, ge=1)
+    max_tokens_limit: int = Field(4096, ge=1)
+
+    _split_lists = field_validator("allowed_models", "cors_allowed_origins", mode="before")(_split_csv)
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        if "*" in origins:
+            raise ValueError("'*' is not allowed: list the origins that may connect")
+        return origins
+
+    @model_validator(mode="after")
+    def _default_model_is_allowed(self) -> Settings:
+        if not self.allowed_models:
+            self.allowed_models = [self.openai_model]
+        elif self.openai_model not in self.allowed_models:
+            self.allowed_models = [self.openai_model, *self.allowed_models]
+        return self
+
+    def require_upstream(self) -> None:
+        """Refuse to run with nowhere to send requests, naming the settings that fix it."""
+        if self.openai_api_key is None and not self.openai_base_url:
+            raise ConfigError(
+                "No upstream is configured. Set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL "
+                "to use another OpenAI-compatible server (Ollama, vLLM, llama.cpp), in the "
+                "environment or in a .env file."
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"Invalid settings: {problems}") from None

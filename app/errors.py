@@ -1,0 +1,45 @@
+"""The error vocabulary both transports share: a small set of codes, plain messages, HTTP statuses."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Every way a request or a stream can fail, as clients see it."""
+
+    INVALID_REQUEST = "invalid_request"
+    UPSTREAM_AUTH = "upstream_auth"
+    RATE_LIMITED = "rate_limited"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_ERROR = "upstream_error"
+    INTERNAL = "internal"
+
+
+HTTP_STATUS: dict[ErrorCode, int] = {
+    ErrorCode.INVALID_REQUEST: 400,
+    ErrorCode.UPSTREAM_AUTH: 502,  # our credentials were refused: the client can do nothing about it
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.UPSTREAM_TIMEOUT: 504,
+    ErrorCode.UPSTREAM_UNAVAILABLE: 502,
+    ErrorCode.UPSTREAM_ERROR: 502,
+    ErrorCode.INTERNAL: 500,
+}
+
+
+class RelayError(Exception):
+    """A failure with a code and a message that are safe to show to the client."""
+
+    def __init__(self, code: ErrorCode, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_dict(self) -> dict[str, str]:
+        return {"code": self.code.value, "message": self.message}

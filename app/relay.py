@@ -1,0 +1,128 @@
+"""One stream's life, whatever the transport: open the upstream, number the chunks, end with one terminal event.
+
+Transports iterate `Relay.events()` and only turn each event into their own wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from .errors import ErrorCode, RelayError
+from .schemas import ChatRequest
+from .upstream import Upstream, UpstreamStream
+
+log = logging.getLogger(__name__)
+
+
+class StreamCancelled(BaseException):
+    """Raised inside a stream's task, at its blocking point, to stop it (a BaseException so no retry swallows it)."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class Done:
+    finish_reason: str
+    chunks: int
+    usage: dict[str, int] | None
+
+    def payload(self, stream_id: str) -> dict[str, object]:
+        """The terminal event's body, the same on every transport."""
+        return {"stream_id": stream_id, "finish_reason": self.finish_reason, "chunks": self.chunks, "usage": self.usage}
+
+
+@dataclass(frozen=True)
+class Failed:
+    code: ErrorCode
+    message: str
+    chunks: int
+
+    def payload(self, stream_id: str) -> dict[str, object]:
+        """The error event's body, the same on every transport."""
+        return {"stream_id": stream_id, "code": self.code.value, "message": self.message}
+
+
+RelayEvent = Chunk | Done | Failed
+
+
+class Relay:
+    """Relays one completion; `events()` yields chunks, then exactly one Done or Failed, always."""
+
+    def __init__(self, request: ChatRequest, upstream: Upstream, pause: Callable[[], None] = lambda: None) -> None:
+        self.request = request
+        self.stream_id = request.stream_id
+        self._upstream = upstream
+        self._pause = pause  # lets other greenlets (the websocket writer) run between chunks
+        self._stream: UpstreamStream | None = None
+        self.cancelled = False
+        self.started = False
+        self.finished = False
+
+    def open(self) -> None:
+        """Start the upstream request now, so a caller can turn early failures into a status code."""
+        if self._stream is None and not self.cancelled:
+            self._stream = self._upstream.open(self.request)
+
+    def cancel(self) -> None:
+        """Ask the stream to end as cancelled; a running task must also be interrupted to wake it."""
+        self.cancelled = True
+
+    def close(self) -> None:
+        """Drop the upstream connection; safe to call more than once."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def events(self) -> Iterator[RelayEvent]:
+        """Yield Chunk events as the model writes, then one terminal event; the upstream is closed before it."""
+        self.started = True
+        began = time.monotonic()
+        seq, finish_reason, usage = 0, None, None
+        terminal: Done | Failed
+        try:
+            self.open()
+            for delta in self._stream or ():
+                if delta.text:
+                    yield Chunk(delta.text, seq)
+                    seq += 1
+                    self._pause()
+                finish_reason = delta.finish_reason or finish_reason
+                usage = delta.usage or usage
+                if self.cancelled:
+                    break
+            if self.cancelled:
+                terminal = Done("cancelled", seq, usage)
+            elif finish_reason is None:
+                terminal = Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", seq)
+            else:
+                terminal = Done(finish_reason, seq, usage)
+        except StreamCancelled:
+            terminal = Done("cancelled", seq, usage)
+        except GeneratorExit:  # the HTTP client went away: nobody is left to tell
+            self._log_end(Done("client_gone", seq, usage), time.monotonic() - began)
+            raise
+        except RelayError as err:
+            terminal = Failed(err.code, err.message, seq)
+        except Exception:
+            log.exception("stream %s failed", self.stream_id)
+            terminal = Failed(ErrorCode.INTERNAL, "The server failed while relaying the reply.", seq)
+        finally:
+            self.close()
+        self.finished = True
+        self._log_end(terminal, time.monotonic() - began)
+        yield terminal
+
+    def _log_end(self, terminal: Done | Failed, duration: float) -> None:
+        """One structured line per stream, without prompt or reply text."""
+        outcome = terminal.finish_reason if isinstance(terminal, Done) else terminal.code.value
+        log.info(
+            "stream_end stream_id=%s model=%s chunks=%d outcome=%s duration_ms=%d",
+            self.stream_id, self.request.model, terminal.chunks, outcome, duration * 1000,
+        )

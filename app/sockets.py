@@ -1,0 +1,86 @@
+"""Socket.IO transport: thin handlers that validate, start or stop a stream, and return the ack at once.
+
+Each stream runs in a background task that emits its events to the requesting client's sid only.
+The event names and payloads are specified in docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import request
+from flask_socketio import SocketIO, emit
+
+from .errors import ErrorCode, RelayError
+from .registry import StreamRegistry
+from .relay import Chunk, Done, Relay
+from .schemas import parse_chat_request, requested_stream_id
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+REQUEST = "chatgpt_description"
+CHUNK = "chatgpt_description_chunk"
+DONE = "chatgpt_description_done"
+ERROR = "chatgpt_description_error"
+STOP = "chatgpt_description_stop"
+
+
+def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
+    """Attach the protocol's handlers to this app's SocketIO server."""
+
+    @socketio.on(REQUEST)
+    def start_stream(data: object = None) -> dict[str, object]:
+        """Validate, start the stream in the background, and ack with its stream_id or an error."""
+        sid: str = request.sid  # type: ignore[attr-defined]
+        try:
+            relay = services.new_relay(parse_chat_request(data, services.settings))
+            entry = services.registry.add(sid, relay)
+        except RelayError as err:
+            # Also as an event, for clients that pass no ack callback (the seed's React page).
+            emit(ERROR, {"stream_id": requested_stream_id(data), **err.to_dict()})
+            return {"error": err.to_dict()}
+        entry.task = socketio.start_background_task(_relay_to_client, socketio, services.registry, sid, relay)
+        return {"stream_id": relay.stream_id}
+
+    @socketio.on(STOP)
+    def stop_stream(data: object = None) -> dict[str, object]:
+        """Cancel one of this client's own streams; its task sends the `done` with finish_reason cancelled."""
+        stream_id = data.get("stream_id") if isinstance(data, dict) else None
+        entry = services.registry.get(request.sid, stream_id) if isinstance(stream_id, str) else None  # type: ignore[attr-defined]
+        if entry is None:
+            err = RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
+            return {"error": err.to_dict()}
+        entry.cancel(services.settings.async_mode)
+        return {"stream_id": stream_id}
+
+    @socketio.on("disconnect")
+    def cancel_client_streams(reason: object = None) -> None:
+        """Nobody is listening any more: stop paying for tokens."""
+        for entry in services.registry.owned_by(request.sid):  # type: ignore[attr-defined]
+            entry.cancel(services.settings.async_mode)
+
+    @socketio.on_error_default
+    def unexpected_error(exc: Exception) -> dict[str, object]:
+        """The backstop: log the details, tell the client only the code."""
+        log.exception("socket.io handler failed", exc_info=exc)
+        return {"error": RelayError(ErrorCode.INTERNAL, "The server failed to handle the request.").to_dict()}
+
+
+def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Relay) -> None:
+    """The background task: each relay event becomes one emit to this client's room, nowhere else."""
+    events = relay.events()
+    try:
+        for event in events:
+            if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
+                socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
+            else:
+                socketio.emit(DONE if isinstance(event, Done) else ERROR, event.payload(relay.stream_id), to=sid)
+    except Exception:
+        log.exception("stream %s: emitting failed", relay.stream_id)
+        if not relay.finished:
+            events.close()  # closes the upstream
+            failure = RelayError(ErrorCode.INTERNAL, "The server failed while relaying the reply.")
+            socketio.emit(ERROR, {"stream_id": relay.stream_id, **failure.to_dict()}, to=sid)
+    finally:
+        registry.remove(sid, relay.stream_id)

@@ -1,0 +1,49 @@
+"""gunicorn settings for the relay: `gunicorn -c gunicorn.conf.py`, the production and default way to run it.
+
+One gevent worker: Flask-SocketIO keeps each client's session in the worker's memory, so more
+workers need sticky sessions and a message queue. One gevent worker holds thousands of streams.
+"""
+
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from app.config import ConfigError, load_settings  # noqa: E402
+
+try:
+    _settings = load_settings()
+    _settings.require_upstream()
+except ConfigError as _err:
+    sys.exit(f"error: {_err}")
+if _settings.async_mode != "gevent":
+    sys.exit(
+        f"error: gunicorn serves ASYNC_MODE=gevent only (it is {_settings.async_mode}). gunicorn 26 and later "
+        "have no eventlet worker: run eventlet mode with `python -m app` (or `make run-eventlet`)."
+    )
+
+wsgi_app = "app.wsgi:app"
+bind = [f"{_settings.host}:{_settings.port}"]
+workers = 1
+worker_class = "gevent"  # simple-websocket carries the websocket transport; never install gevent-websocket
+worker_connections = 2000
+
+# The gevent worker heartbeats from its own greenlet, so a long stream never trips `timeout`.
+timeout = 30
+graceful_timeout = 30  # on SIGTERM, running streams get this long to finish
+keepalive = 5
+
+accesslog = "-"
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+# Runtime files go to a private run directory, never the home directory (gunicorn's default
+# control socket is ~/.gunicorn/gunicorn.ctl). One name per port, so servers side by side don't collide.
+_run_dir = os.environ.get("RUN_DIR") or os.path.join(
+    os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"chat-relay-{os.getuid()}"
+)
+os.makedirs(_run_dir, mode=0o700, exist_ok=True)
+pidfile = os.path.join(_run_dir, f"gunicorn-{_settings.port}.pid")
+control_socket = os.path.join(_run_dir, f"gunicorn-{_settings.port}.ctl")
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
