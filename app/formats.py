@@ -46,7 +46,7 @@ def server_sent_events(stream_id: str, events: Iterable[RelayEvent]) -> Iterator
 
 @dataclass(frozen=True)
 class BodyFormat:
-    mimetype: str
+    content_type: str
     encode: Callable[[str, Iterable[RelayEvent]], Iterator[bytes]]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from .errors import ErrorCode, RelayError
@@ -52,7 +52,7 @@ def message_stream() -> Response:
     request.environ["eventlet.minimum_write_chunk_size"] = 0
     response = Response(
         body_format.encode(relay.stream_id, relay.events()),
-        mimetype=body_format.mimetype,
+        content_type=body_format.content_type,
         headers={**STREAM_HEADERS, "X-Stream-Id": relay.stream_id},
     )
     response.call_on_close(finish)
@@ -78,7 +78,10 @@ def index() -> Response:
 def http_error(exc: HTTPException) -> Response:
     """Errors Flask raises itself (body too large, wrong method) in the same JSON shape as ours."""
     code = ErrorCode.INVALID_REQUEST if (exc.code or 500) < 500 else ErrorCode.INTERNAL
-    return _error(RelayError(code, exc.description or exc.name), exc.code)
+    message = exc.description or exc.name
+    if exc.code == 413:
+        message = f"The request is too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+    return _error(RelayError(code, message), exc.code)
 
 
 def _error(err: RelayError, status: int | None = None) -> Response:

@@ -37,8 +37,12 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             relay = services.new_relay(parse_chat_request(data, services.settings))
             entry = services.registry.add(sid, relay)
         except RelayError as err:
-            # Also as an event, for clients that pass no ack callback (the seed's React page).
-            emit(ERROR, {"stream_id": requested_stream_id(data), **err.to_dict()})
+            # Also as an event, for clients that pass no ack callback (the seed's React page). It names
+            # the stream_id only if no stream of that id is running, which it would seem to end.
+            stream_id = requested_stream_id(data)
+            if stream_id is not None and services.registry.get(sid, stream_id) is not None:
+                stream_id = None
+            emit(ERROR, {"stream_id": stream_id, **err.to_dict()})
             return {"error": err.to_dict()}
         entry.task = socketio.start_background_task(_relay_to_client, socketio, services.registry, sid, relay)
         return {"stream_id": relay.stream_id}

@@ -1,0 +1,136 @@
+"""Fixtures: the fake upstream, the real server started as a user starts it (per async mode), and clients."""
+
+from __future__ import annotations
+
+import os
+import uuid
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.clients import SioProbe
+from tests.fake_upstream import FakeUpstream
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
+API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
+MODES = ["gevent", "eventlet"]
+
+
+@pytest.fixture(scope="session")
+def fake_upstream() -> Iterator[FakeUpstream]:
+    with FakeUpstream(api_key=API_KEY) as fake:
+        yield fake
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_command(mode: str) -> list[str]:
+    """How a user starts each mode: gunicorn with gunicorn.conf.py, or eventlet's own server."""
+    if mode == "gevent":
+        return [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"]
+    return [sys.executable, "-m", "app"]
+
+
+@dataclass
+class LiveServer:
+    mode: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def streams(self) -> int:
+        return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
+
+
+def start_server(mode: str, env: dict[str, str], log_path: Path, timeout: float = 30) -> LiveServer:
+    """Start the server and wait until /healthz answers (or the process dies, which fails at once)."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
+    log = log_path.open("w")
+    process = subprocess.Popen(server_command(mode), cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(mode, f"http://127.0.0.1:{port}", process, log_path)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{mode} server exited with {process.returncode}:\n{server.log()}")
+        try:
+            requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
+            return server
+        except requests.ConnectionError:
+            time.sleep(0.05)  # polling a readiness condition; there is no event to wait on
+    stop_server(server)
+    raise RuntimeError(f"{mode} server did not come up:\n{server.log()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+def upstream_env(fake: FakeUpstream) -> dict[str, str]:
+    return {
+        "OPENAI_API_KEY": API_KEY,
+        "OPENAI_BASE_URL": fake.url,
+        "OPENAI_MODEL": "fake-model",
+        "ALLOWED_MODELS": "fake-model,fake-model-2,not-on-upstream",
+        "UPSTREAM_MAX_RETRIES": "1",
+        "UPSTREAM_READ_TIMEOUT": "1.5",
+        "UPSTREAM_CONNECT_TIMEOUT": "2",
+    }
+
+
+@pytest.fixture(scope="session", params=MODES)
+def live_server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
+    """The real server, once per async mode, pointed at the fake upstream."""
+    log_path = tmp_path_factory.mktemp(f"server-{request.param}") / "server.log"
+    server = start_server(request.param, upstream_env(fake_upstream), log_path)
+    yield server
+    stop_server(server)
+    assert API_KEY not in server.log(), "the API key leaked into the server log"
+
+
+@pytest.fixture
+def sio_client(live_server: LiveServer) -> Iterator[SioProbe]:
+    probe = SioProbe(live_server.url)
+    yield probe
+    probe.close()
+
+
+@pytest.fixture
+def sio_factory(live_server: LiveServer) -> Iterator:
+    """More clients on the same server, closed at the end."""
+    probes: list[SioProbe] = []
+
+    def make() -> SioProbe:
+        probes.append(SioProbe(live_server.url))
+        return probes[-1]
+
+    yield make
+    for probe in probes:
+        probe.close()
+
+
+@pytest.fixture
+def gate() -> str:
+    """A fresh gate name for the fake upstream: gates stay open once opened."""
+    return f"gate-{uuid.uuid4().hex}"

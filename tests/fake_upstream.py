@@ -1,0 +1,332 @@
+"""Real-HTTP fake of OpenAI's streaming chat API, so the relay is tested end to end without the network."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import select
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+_POLL = 0.02  # longest a wait goes without checking for server shutdown or an opened gate
+
+_ERROR_KINDS = {
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "forbidden"),
+    404: ("invalid_request_error", "model_not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", None),
+    503: ("server_error", None),
+}
+
+
+def controls(**kw: Any) -> str:
+    """Build a user prompt that tells the fake how to behave, e.g. controls(chunks=20, delay=0.02)."""
+    return json.dumps({"fake": kw})
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before the stream was finished."""
+
+
+class _Stopping(Exception):
+    """The fake is shutting down; give up on the current request."""
+
+
+class FakeUpstream:
+    """Fake OpenAI server on 127.0.0.1 with counters tests can wait on."""
+
+    def __init__(self, api_key: str | None = "test-key", models: tuple[str, ...] = ("fake-model", "fake-model-2")):
+        self.api_key = api_key
+        self.models = tuple(models)
+        self.url = ""
+        self.started = 0
+        self.completed = 0
+        self.aborted = 0
+        self.requests: list[dict] = []
+        self.auth_headers: list[str] = []
+        self._cond = threading.Condition()
+        self._ids = itertools.count(1)
+        self._gates: dict[str, threading.Event] = {}
+        self._stopping = threading.Event()
+        self._conns: set[socket.socket] = set()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self, port: int = 0) -> FakeUpstream:
+        """Bind 127.0.0.1 (port 0 = any free port) and serve in a daemon thread."""
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server.daemon_threads = True
+        self._server.fake = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(_POLL,), name="fake-upstream", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, release every wait and gate, and cut open connections so no request outlives the fake."""
+        self._stopping.set()
+        with self._cond:
+            conns = list(self._conns)
+            self._cond.notify_all()
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join()
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[FakeUpstream], bool], timeout: float = 10) -> bool:
+        """Block until predicate(self) holds, so tests never sleep and guess."""
+        with self._cond:
+            return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def open_gate(self, name: str) -> None:
+        """Let streams held at gate `name` continue (also opens it in advance)."""
+        self._gate(name).set()
+
+    def snapshot(self) -> dict:
+        """Counters at one instant, handy for assertions and debugging."""
+        with self._cond:
+            return {"started": self.started, "completed": self.completed,
+                    "aborted": self.aborted, "requests": len(self.requests)}
+
+    def _gate(self, name: str) -> threading.Event:
+        with self._cond:
+            return self._gates.setdefault(name, threading.Event())
+
+    def _bump(self, counter: str) -> None:
+        with self._cond:
+            setattr(self, counter, getattr(self, counter) + 1)
+            self._cond.notify_all()
+
+    def _record(self, body: dict, auth: str) -> int:
+        with self._cond:
+            self.requests.append(body)
+            self.auth_headers.append(auth)
+            self._cond.notify_all()
+            return next(self._ids)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    @property
+    def fake(self) -> FakeUpstream:
+        return self.server.fake  # type: ignore[attr-defined]
+
+    def setup(self) -> None:
+        super().setup()
+        with self.fake._cond:
+            self.fake._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with self.fake._cond:
+            self.fake._conns.discard(self.connection)
+        super().finish()
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except ConnectionError:
+            pass  # a client resetting an idle keep-alive connection is normal, not a server error
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep pytest output clean
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/healthz":
+            self._send_json(200, {"ok": True})
+        elif path not in ("/v1/models", "/models"):
+            self._send_error(404, f"Unknown path {path}")
+        elif self._authorized():
+            self._send_json(200, {"object": "list", "data": [
+                {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.fake.models]})
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.split("?", 1)[0] not in ("/v1/chat/completions", "/chat/completions"):
+            return self._send_error(404, f"Unknown path {self.path}")
+        try:
+            body = json.loads(raw)
+            assert isinstance(body, dict)
+        except (ValueError, AssertionError):
+            return self._send_error(400, "Request body is not a JSON object")
+        number = self.fake._record(body, self.headers.get("Authorization", ""))
+        if not self._authorized():
+            return
+        model = body.get("model")
+        if model not in self.fake.models:
+            return self._send_error(404, f"The model `{model}` does not exist")
+        ctl = _controls(body)
+        fault = ctl.get("fault")
+        if fault in ("401", "403", "404", "429", "500", "503"):
+            extra = {"retry-after": "0"} if fault == "429" else {}
+            return self._send_error(int(fault), f"fake {fault} SECRET-BODY-DETAIL", extra)
+        try:
+            self._stream(body, ctl, f"chatcmpl-fake-{number}")
+        except (_ClientGone, BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+            if not self.fake._stopping.is_set():
+                self.fake._bump("aborted")
+        except _Stopping:
+            self.close_connection = True
+
+    def _authorized(self) -> bool:
+        key = self.fake.api_key
+        if key is None or self.headers.get("Authorization") == f"Bearer {key}":
+            return True
+        self._send_error(401, "Incorrect API key provided")
+        return False
+
+    def _stream(self, body: dict, ctl: dict, chunk_id: str) -> None:
+        pieces = ctl["text"] if "text" in ctl else [f"w{i} " for i in range(int(ctl.get("chunks", 5)))]
+        fault = ctl.get("fault")
+        base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+
+        def chunk(delta: dict, finish: str | None = None) -> dict:
+            return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        self._wait(float(ctl.get("first_delay", 0)))
+        if fault == "stall_headers":
+            self._wait(None)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.fake._bump("started")
+        self._event(chunk({"role": "assistant", "content": ""}))
+        for sent in range(len(pieces) + 1):
+            if self._checkpoint(ctl, sent, len(pieces)):
+                self.fake._bump("completed")
+                return
+            if sent < len(pieces):
+                self._wait(float(ctl.get("delay", 0)))
+                self._event(chunk({"content": pieces[sent]}))
+        if fault != "no_finish":
+            self._event(chunk({}, ctl.get("finish_reason", "stop")))
+            if ctl.get("usage", True) and (body.get("stream_options") or {}).get("include_usage"):
+                prompt = sum(len(m.get("content")) for m in body.get("messages", [])
+                             if isinstance(m.get("content"), str))
+                p = max(1, prompt // 4)
+                self._event({**base, "choices": [], "usage": {
+                    "prompt_tokens": p, "completion_tokens": len(pieces), "total_tokens": p + len(pieces)}})
+        self._write_chunk(b"data: [DONE]\n\n")
+        self._write_chunk(b"")
+        self.fake._bump("completed")
+
+    def _checkpoint(self, ctl: dict, sent: int, total: int) -> bool:
+        """Apply gates and mid-stream faults once `sent` content chunks are out; True means the stream has ended."""
+        if "gate" in ctl and sent == min(int(ctl.get("hold_after", 0)), total):
+            self._wait(None, until=self.fake._gate(str(ctl["gate"])).is_set)
+        fault = ctl.get("fault")
+        at = {"stall": ctl.get("stall_after", 1), "drop": ctl.get("drop_after", 2),
+              "malformed": 1, "error_event": 1}.get(fault)
+        if at is None or sent != min(int(at), total):
+            return False
+        if fault == "stall":
+            self._wait(None)
+        elif fault == "malformed":
+            self._write_chunk(b"data: {not json\n\n")
+        elif fault == "drop":
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.connection.close()
+            return True
+        elif fault == "error_event":
+            self._event({"error": {"message": "fake mid-stream SECRET-BODY-DETAIL", "type": "server_error"}})
+            self._write_chunk(b"")
+            return True
+        return False
+
+    def _wait(self, seconds: float | None, until: Callable[[], bool] = lambda: False) -> None:
+        """Wait `seconds` (None = forever) or until `until()`, watching the socket so a hang-up is seen at once."""
+        deadline = None if seconds is None else time.monotonic() + seconds
+        while not until():
+            if self.fake._stopping.is_set():
+                raise _Stopping
+            remaining = _POLL if deadline is None else min(_POLL, deadline - time.monotonic())
+            if remaining <= 0:
+                return
+            readable, _, _ = select.select([self.connection], [], [], remaining)
+            if readable:
+                if self._client_gone():
+                    raise _Stopping if self.fake._stopping.is_set() else _ClientGone
+                self.fake._stopping.wait(remaining)  # unexpected bytes from the client: don't spin on them
+
+    def _client_gone(self) -> bool:
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (ConnectionError, OSError):
+            return True
+
+    def _event(self, payload: dict) -> None:
+        self._write_chunk(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+
+    def _write_chunk(self, data: bytes) -> None:
+        """Write one HTTP/1.1 chunk; empty data is the terminating chunk."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        kind, code = _ERROR_KINDS.get(status, ("invalid_request_error", None))
+        self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
+
+    def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _controls(body: dict) -> dict:
+    """The `fake` dict from the last user message, or {} (all defaults) if it has none."""
+    users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    try:
+        parsed = json.loads(content) if isinstance(content, str) else None
+    except ValueError:
+        return {}
+    ctl = parsed.get("fake") if isinstance(parsed, dict) else None
+    return ctl if isinstance(ctl, dict) else {}
+
+
+def main() -> None:
+    """Run the fake in the foreground for manual experiments and benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=9999)
+    parser.add_argument("--api-key", default="test-key", help='expected key; "" disables the auth check')
+    args = parser.parse_args()
+    fake = FakeUpstream(api_key=args.api_key or None).start(args.port)
+    print(f"fake upstream listening at {fake.url}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""`POST /message/stream` against the real server in each mode, read incrementally as a browser's fetch would."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from tests.clients import ndjson_events, post_stream, stream_lines
+from tests.conftest import API_KEY
+from tests.fake_upstream import FakeUpstream, controls
+
+NDJSON = "application/x-ndjson"
+
+
+def test_plain_text_is_one_chunk_per_line_with_br_for_newlines(live_server) -> None:
+    parts = ["Hello", " wor", "ld\nsecond", " line\n"]
+    with post_stream(live_server.url, {"prompt": controls(text=parts)}) as response:
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+        assert response.headers["Cache-Control"] == "no-cache"
+        assert response.headers["X-Accel-Buffering"] == "no"
+        lines = list(stream_lines(response))
+    assert lines == ["Hello", " wor", "ld<br />second", " line<br />"]
+    assert "".join(lines).replace("<br />", "\n") == "".join(parts)  # what the seed's streamPost rebuilds
+
+
+def test_ndjson_is_exact_and_ends_with_one_done(live_server) -> None:
+    parts = ["a\n", "naïve ", "日本", "😀", "\"quoted\" \\ back"]
+    with post_stream(live_server.url, {"prompt": controls(text=parts), "stream_id": "nd"}, accept=NDJSON) as response:
+        assert response.headers["Content-Type"] == "application/x-ndjson; charset=utf-8"
+        assert response.headers["X-Stream-Id"] == "nd"
+        events = list(ndjson_events(response))
+    *chunks, done = events
+    assert [c["type"] for c in chunks] == ["chunk"] * len(parts)
+    assert [c["seq"] for c in chunks] == list(range(len(parts)))
+    assert "".join(c["text"] for c in chunks) == "".join(parts)
+    assert done["type"] == "done" and done["stream_id"] == "nd"
+    assert done["finish_reason"] == "stop" and done["chunks"] == len(parts)
+    assert done["usage"]["completion_tokens"] == len(parts)
+
+
+def test_server_sent_events(live_server) -> None:
+    with post_stream(live_server.url, {"prompt": controls(chunks=3, finish_reason="length")},
+                     accept="text/event-stream") as response:
+        assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+        blocks = response.text.strip().split("\n\n")
+    parsed = []
+    for block in blocks:
+        event_line, data_line = block.split("\n")
+        parsed.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+    assert [name for name, _ in parsed] == ["chunk", "chunk", "chunk", "done"]
+    assert "".join(data["text"] for name, data in parsed[:3]) == "w0 w1 w2 "
+    assert parsed[-1][1]["finish_reason"] == "length"
+
+
+def test_chunks_arrive_before_the_upstream_finishes(gate: str, live_server, fake_upstream: FakeUpstream) -> None:
+    completed = fake_upstream.completed
+    payload = {"prompt": controls(chunks=5, gate=gate, hold_after=2)}
+    with post_stream(live_server.url, payload, accept=NDJSON) as response:
+        events = ndjson_events(response)
+        first, second = next(events), next(events)  # held back by the gate: these were not buffered
+        assert (first["text"], second["text"]) == ("w0 ", "w1 ")
+        assert fake_upstream.completed == completed
+        fake_upstream.open_gate(gate)
+        rest = list(events)
+    assert [e["type"] for e in rest] == ["chunk", "chunk", "chunk", "done"]
+
+
+def test_client_going_away_aborts_the_upstream(live_server, fake_upstream: FakeUpstream) -> None:
+    aborted = fake_upstream.aborted
+    response = post_stream(live_server.url, {"prompt": controls(chunks=1000, delay=0.02)}, accept=NDJSON)
+    next(ndjson_events(response))
+    response.close()
+    assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=5)
+    assert fake_upstream.wait_for(lambda f: live_server.streams() == 0, timeout=5)
+
+
+@pytest.mark.parametrize(
+    "ctl, status, code",
+    [
+        ({"fault": "401"}, 502, "upstream_auth"),
+        ({"fault": "429"}, 429, "rate_limited"),
+        ({"fault": "503"}, 502, "upstream_error"),
+        ({"fault": "stall_headers"}, 504, "upstream_timeout"),
+    ],
+)
+def test_upstream_failure_before_streaming_gets_a_status(live_server, ctl, status, code) -> None:
+    response = requests.post(f"{live_server.url}/message/stream", json={"prompt": controls(**ctl)}, timeout=20)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert "SECRET-BODY-DETAIL" not in response.text and API_KEY not in response.text
+    if code == "rate_limited":
+        assert response.headers["Retry-After"] == "0"
+
+
+@pytest.mark.parametrize(
+    "ctl, code",
+    [
+        ({"fault": "drop", "drop_after": 2}, "upstream_unavailable"),
+        ({"fault": "stall", "stall_after": 2}, "upstream_timeout"),
+        ({"fault": "malformed"}, "upstream_error"),
+    ],
+)
+def test_failure_after_streaming_began_ends_with_an_error_line(live_server, ctl, code) -> None:
+    with post_stream(live_server.url, {"prompt": controls(**ctl)}, accept=NDJSON) as response:
+        assert response.status_code == 200
+        events = list(ndjson_events(response))
+    assert events[0]["type"] == "chunk"
+    assert [e["type"] for e in events].count("error") == 1 and events[-1]["type"] == "error"
+    assert events[-1]["code"] == code
+    with post_stream(live_server.url, {"prompt": controls(**ctl)}) as response:
+        lines = list(stream_lines(response))
+    assert lines[-1].startswith(f"[error {code}] ")
+
+
+@pytest.mark.parametrize(
+    "body, headers, status, fragment",
+    [
+        ("{not json", {"Content-Type": "application/json"}, 400, "not valid JSON"),
+        ('{"prompt": "x"}', {"Content-Type": "text/plain"}, 415, "application/json"),
+        ("[1, 2]", {"Content-Type": "application/json"}, 400, "JSON object"),
+        ('{"prompt": null}', {"Content-Type": "application/json"}, 400, "either"),
+        ('{"prompt": "x", "model": "nope"}', {"Content-Type": "application/json"}, 400, "Unknown model"),
+        ('{"prompt": "' + "x" * 1_100_000 + '"}', {"Content-Type": "application/json"}, 413, "large"),
+    ],
+)
+def test_bad_bodies_get_a_coded_400(live_server, fake_upstream, body, headers, status, fragment) -> None:
+    sent = len(fake_upstream.requests)
+    response = requests.post(f"{live_server.url}/message/stream", data=body, headers=headers, timeout=20)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and fragment in error["message"]
+    assert len(fake_upstream.requests) == sent
+
+
+def test_healthz(live_server) -> None:
+    response = requests.get(f"{live_server.url}/healthz", timeout=5)
+    assert response.status_code == 200 and response.json()["status"] == "ok"
+
+
+def test_http_and_socketio_side_by_side(live_server, sio_client) -> None:
+    """Both transports at once on one server, each getting only its own text."""
+    sio_client.start({"prompt": controls(text=["s1 ", "s2 "], delay=0.02), "stream_id": "side"})
+    with post_stream(live_server.url, {"prompt": controls(text=["h1 ", "h2 "], delay=0.02)}, accept=NDJSON) as r:
+        http_text = "".join(e.get("text", "") for e in ndjson_events(r))
+    sio_client.wait_terminal("side")
+    assert http_text == "h1 h2 "
+    assert "".join(t for _, t in sio_client.chunks("side")) == "s1 s2 "
