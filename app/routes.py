@@ -74,9 +74,9 @@ def index() -> Response:
     )
 
 
-@bp.errorhandler(HTTPException)
+@bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
-    """Errors Flask raises itself (body too large, wrong method) in the same JSON shape as ours."""
+    """Errors Flask raises itself (body too large, wrong method, no such path) in the same JSON shape as ours."""
     code = ErrorCode.INVALID_REQUEST if (exc.code or 500) < 500 else ErrorCode.INTERNAL
     message = exc.description or exc.name
     if exc.code == 413:

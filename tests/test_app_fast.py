@@ -1,0 +1,139 @@
+"""Fast checks through Flask's and Flask-SocketIO's test clients (threading mode), with the real fake upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask_socketio import SocketIOTestClient
+
+from app import create_app
+from app.config import Settings
+from app.errors import ErrorCode
+from app.relay import Chunk, Done, Failed, Relay
+from app.schemas import ChatRequest
+from app.upstream import Upstream
+from tests.conftest import API_KEY
+from tests.fake_upstream import FakeUpstream, controls
+
+
+@pytest.fixture
+def settings(fake_upstream: FakeUpstream) -> Settings:
+    return Settings(openai_api_key=API_KEY, openai_base_url=fake_upstream.url, openai_model="fake-model",
+                    async_mode="threading", upstream_max_retries=0, upstream_read_timeout=2, _env_file=None)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def sio(app: Flask) -> Iterator[SocketIOTestClient]:
+    client = app.extensions["socketio"].test_client(app)
+    yield client
+    if client.is_connected():
+        client.disconnect()
+
+
+def received_until_terminal(client: SocketIOTestClient, timeout: float = 10) -> list[dict]:
+    """Collect events until a done or error arrives; the test client offers no wait, so poll its queue."""
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events += client.get_received()
+        if any(e["name"] in ("chatgpt_description_done", "chatgpt_description_error") for e in events):
+            return events
+        time.sleep(0.01)
+    raise AssertionError(f"no terminal event: {events}")
+
+
+def test_ack_then_chunks_then_done(sio: SocketIOTestClient) -> None:
+    ack = sio.emit("chatgpt_description", {"prompt": controls(chunks=3), "stream_id": "t1"}, callback=True)
+    assert ack == {"stream_id": "t1"}
+    events = received_until_terminal(sio)
+    chunks = [e["args"] for e in events if e["name"] == "chatgpt_description_chunk"]
+    assert chunks == [["w0 ", {"stream_id": "t1", "seq": 0}], ["w1 ", {"stream_id": "t1", "seq": 1}],
+                      ["w2 ", {"stream_id": "t1", "seq": 2}]]
+    assert events[-1]["name"] == "chatgpt_description_done"
+    assert events[-1]["args"][0]["finish_reason"] == "stop"
+
+
+def test_invalid_request_ack_and_event(sio: SocketIOTestClient) -> None:
+    ack = sio.emit("chatgpt_description", {"prompt": ["not", "text"]}, callback=True)
+    assert ack["error"]["code"] == "invalid_request"
+    [event] = sio.get_received()
+    assert event["name"] == "chatgpt_description_error"
+    assert event["args"][0] == {"stream_id": None, **ack["error"]}
+
+
+def test_no_payload_at_all(sio: SocketIOTestClient) -> None:
+    assert sio.emit("chatgpt_description", callback=True)["error"]["code"] == "invalid_request"
+    assert sio.emit("chatgpt_description_stop", callback=True)["error"]["code"] == "invalid_request"
+
+
+def test_stop_in_threading_mode_ends_after_the_next_chunk(sio: SocketIOTestClient) -> None:
+    sio.emit("chatgpt_description", {"prompt": controls(chunks=500, delay=0.01), "stream_id": "t2"}, callback=True)
+    assert sio.emit("chatgpt_description_stop", {"stream_id": "t2"}, callback=True) == {"stream_id": "t2"}
+    done = received_until_terminal(sio)[-1]
+    assert done["args"][0]["finish_reason"] == "cancelled"
+
+
+def test_http_error_shapes(app: Flask) -> None:
+    client = app.test_client()
+    response = client.post("/message/stream", data="{", content_type="application/json")
+    assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request"
+    assert client.get("/message/stream").status_code == 405
+    assert client.get("/message/stream").json["error"]["code"] == "invalid_request"
+    assert client.get("/healthz").json == {"status": "ok", "streams": 0}
+
+
+def test_http_stream_through_the_test_client(app: Flask) -> None:
+    response = app.test_client().post("/message/stream", json={"prompt": controls(text=["a\n", "b"])})
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "a<br />\nb\n"
+
+
+def test_unexpected_failure_is_internal_and_still_terminal(settings: Settings) -> None:
+    class Broken(Upstream):
+        def open(self, request: ChatRequest):  # a bug in our code, not an upstream failure
+            raise RuntimeError("boom with sk-secret")
+
+    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Broken(settings))
+    [event] = list(relay.events())
+    assert isinstance(event, Failed) and event.code is ErrorCode.INTERNAL and "boom" not in event.message
+
+
+def test_relay_against_the_fake(settings: Settings) -> None:
+    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": controls(chunks=2)}]), Upstream(settings))
+    events = list(relay.events())
+    assert events[:2] == [Chunk("w0 ", 0), Chunk("w1 ", 1)]
+    assert isinstance(events[2], Done) and events[2].chunks == 2 and relay.finished
+
+
+def test_cancel_before_start_never_calls_the_upstream(settings: Settings, fake_upstream: FakeUpstream) -> None:
+    sent = len(fake_upstream.requests)
+    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Upstream(settings))
+    relay.cancel()
+    assert list(relay.events()) == [Done("cancelled", 0, None)]
+    assert len(fake_upstream.requests) == sent
+
+
+def test_cors_defaults_to_same_origin(app: Flask) -> None:
+    response = app.test_client().options("/message/stream", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert app.extensions["socketio"].server.eio.cors_allowed_origins is None  # engine.io: same origin
+
+
+def test_cors_allowlist(settings: Settings) -> None:
+    settings.cors_allowed_origins = ["https://app.example"]
+    client = create_app(settings).test_client()
+    allowed = client.options("/message/stream", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
+    refused = client.options("/message/stream", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in refused.headers

@@ -1,0 +1,34 @@
+"""Starting the server as a user does: the refusals and messages a misconfigured start gets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import BIN, ROOT
+
+CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ASYNC_MODE"))}
+
+
+def run(command: list[str], **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=ROOT, env={**CLEAN_ENV, "PORT": "0", **env}, capture_output=True,
+                          text=True, timeout=60)
+
+
+@pytest.mark.parametrize("command", [[str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], [sys.executable, "-m", "app"]])
+def test_refuses_to_start_without_an_upstream(command: list[str], tmp_path) -> None:
+    if (ROOT / ".env").exists():
+        pytest.skip("a .env file in the checkout configures an upstream")
+    result = run(command)
+    assert result.returncode != 0
+    assert "OPENAI_API_KEY" in result.stderr and "OPENAI_BASE_URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_gunicorn_points_eventlet_mode_to_python_m_app() -> None:
+    result = run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], ASYNC_MODE="eventlet", OPENAI_API_KEY="k")
+    assert result.returncode != 0
+    assert "python -m app" in result.stderr and "Traceback" not in result.stderr
