@@ -26,7 +26,7 @@ run-eventlet: $(STAMP)
 
 ## dev: like run, restarted by watchdog on every save under app/
 dev: $(STAMP)
-	$(BIN)/watchmedo auto-restart --directory=app --pattern="*.py" --recursive -- $(BIN)/gunicorn -c gunicorn.conf.py
+	$(BIN)/watchmedo auto-restart --directory=app --patterns="**/*.py" --recursive -- $(BIN)/gunicorn -c gunicorn.conf.py
 
 ## test: the whole suite, both async modes, against real servers and a fake upstream on loopback
 test: $(STAMP)
