@@ -10,7 +10,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from app.config import ConfigError, load_settings  # noqa: E402
+from app.config import ConfigError, load_settings
 
 try:
     _settings = load_settings()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 from .errors import ErrorCode, RelayError
@@ -80,7 +80,7 @@ class Relay:
             self._stream.close()
             self._stream = None
 
-    def events(self) -> Iterator[RelayEvent]:
+    def events(self) -> Generator[RelayEvent, None, None]:
         """Yield Chunk events as the model writes, then one terminal event; the upstream is closed before it."""
         self.started = True
         began = time.monotonic()

@@ -26,7 +26,8 @@ def message_stream() -> Response:
     services = current_services()
     body_format = negotiate(request.accept_mimetypes)
     if not request.is_json:
-        return _error(RelayError(ErrorCode.INVALID_REQUEST, "Send a JSON body with Content-Type: application/json."), 415)
+        message = "Send a JSON body with Content-Type: application/json."
+        return _error(RelayError(ErrorCode.INVALID_REQUEST, message), 415)
     try:
         data = request.get_json()
     except BadRequest:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import cast
 
 import openai
-from openai import OpenAI, Stream, Timeout
-from openai.types.chat import ChatCompletionChunk
+from openai import OpenAI, Stream, Timeout, omit
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from .config import Settings
 from .errors import ErrorCode, RelayError
@@ -65,18 +65,14 @@ class Upstream:
 
     def open(self, request: ChatRequest) -> UpstreamStream:
         """Start the completion; failures before the first chunk are retried by the client, then raised."""
-        options: dict[str, Any] = {}
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.max_tokens is not None:
-            options["max_tokens"] = request.max_tokens
         try:
             stream = self._client.chat.completions.create(
                 model=request.model,
-                messages=request.messages,  # type: ignore[arg-type]  # role/content dicts, validated
+                messages=cast(list[ChatCompletionMessageParam], request.messages),  # validated role/content dicts
                 stream=True,
                 stream_options={"include_usage": True},
-                **options,
+                temperature=omit if request.temperature is None else request.temperature,
+                max_tokens=omit if request.max_tokens is None else request.max_tokens,
             )
         except openai.APIError as err:
             raise _relay_error(err) from None
@@ -85,7 +81,9 @@ class Upstream:
 
 def _delta(chunk: ChatCompletionChunk) -> Delta | None:
     """Keep what matters of a chunk; None for chunks that carry nothing (role-only, empty content)."""
-    usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"}) if chunk.usage else None
+    usage = None
+    if chunk.usage is not None:
+        usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
     choice = chunk.choices[0] if chunk.choices else None
     text = (choice.delta.content or "") if choice else ""
     finish_reason = choice.finish_reason if choice else None
@@ -99,15 +97,19 @@ def _relay_error(err: openai.APIError) -> RelayError:
     if isinstance(err, openai.APITimeoutError):
         return RelayError(ErrorCode.UPSTREAM_TIMEOUT, "The model took too long to respond.")
     if isinstance(err, openai.APIConnectionError):
-        return RelayError(ErrorCode.UPSTREAM_UNAVAILABLE, "The model's server could not be reached, or the connection dropped.")
+        return RelayError(
+            ErrorCode.UPSTREAM_UNAVAILABLE, "The model's server could not be reached, or the connection dropped."
+        )
     if isinstance(err, (openai.AuthenticationError, openai.PermissionDeniedError)):
         return RelayError(ErrorCode.UPSTREAM_AUTH, "The server's credentials for the model were refused.")
     if isinstance(err, openai.RateLimitError):
-        return RelayError(ErrorCode.RATE_LIMITED, "The model is rate limited; try again shortly.", retry_after=_retry_after(err))
+        message = "The model is rate limited; try again shortly."
+        return RelayError(ErrorCode.RATE_LIMITED, message, retry_after=_retry_after(err))
     if isinstance(err, openai.NotFoundError):
         return RelayError(ErrorCode.UPSTREAM_ERROR, "The model is not available on the upstream server.")
     if isinstance(err, (openai.BadRequestError, openai.UnprocessableEntityError)):
-        return RelayError(ErrorCode.INVALID_REQUEST, "The model rejected the request (is the conversation too long for it?).")
+        message = "The model rejected the request (is the conversation too long for it?)."
+        return RelayError(ErrorCode.INVALID_REQUEST, message)
     return RelayError(ErrorCode.UPSTREAM_ERROR, "The model's server failed to answer.")
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

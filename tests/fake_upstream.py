@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 _POLL = 0.02  # longest a wait goes without checking for server shutdown or an opened gate
 
@@ -75,10 +77,8 @@ class FakeUpstream:
             conns = list(self._conns)
             self._cond.notify_all()
         for conn in conns:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -141,10 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
         super().finish()
 
     def handle(self) -> None:
-        try:
+        # A client resetting an idle keep-alive connection is normal, not a server error.
+        with contextlib.suppress(ConnectionError):
             super().handle()
-        except ConnectionError:
-            pass  # a client resetting an idle keep-alive connection is normal, not a server error
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep pytest output clean

@@ -53,7 +53,9 @@ def test_exact_text_with_newlines_unicode_and_empty_deltas(sio_client: SioProbe)
     assert len(sio_client.chunks("exact")) == 5  # the empty delta is not relayed
 
 
-def test_first_chunks_arrive_before_the_upstream_finishes(gate: str, sio_client: SioProbe, fake_upstream: FakeUpstream) -> None:
+def test_first_chunks_arrive_before_the_upstream_finishes(
+    gate: str, sio_client: SioProbe, fake_upstream: FakeUpstream
+) -> None:
     completed = fake_upstream.completed
     sio_client.start({"prompt": controls(chunks=6, gate=gate, hold_after=3), "stream_id": "inc"})
     # The fake holds the rest of the stream until the gate opens: these chunks cannot have been batched.
@@ -131,7 +133,7 @@ def test_stop_only_reaches_your_own_streams(gate: str, sio_factory, fake_upstrea
     owner.wait_chunks("guessable", 2)
     assert intruder.stop("guessable")["error"]["code"] == "invalid_request"
     fake_upstream.open_gate(gate)
-    name, done = assert_complete(owner, "guessable", "".join(f"w{i} " for i in range(8)))
+    _, done = assert_complete(owner, "guessable", "".join(f"w{i} " for i in range(8)))
     assert done["finish_reason"] == "stop"
 
 
@@ -166,13 +168,13 @@ def test_reusing_a_running_stream_id_is_refused(gate: str, sio_client: SioProbe,
         ({"prompt": "x", "promt": "typo"}, "promt"),
     ],
 )
-def test_invalid_requests_get_an_error_ack_and_event(sio_client, fake_upstream: FakeUpstream, payload, fragment) -> None:
+def test_invalid_requests_get_an_error_ack_and_event(sio_client, fake_upstream, payload, fragment) -> None:
     sent = len(fake_upstream.requests)
     ack = sio_client.start(payload)
     assert ack["error"]["code"] == "invalid_request"
     assert fragment in ack["error"]["message"]
     sio_client.wait(lambda p: any(n == ERROR for n, _ in p.events))
-    [(name, event)] = sio_client.events
+    [(_, event)] = sio_client.events
     assert event == {"stream_id": None, **ack["error"]}
     assert len(fake_upstream.requests) == sent  # a rejected request never reaches the upstream
 
