@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-eventlet dev test bench clean
+.PHONY: run run-eventlet dev test lint bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ dev: $(STAMP)
 ## test: the whole suite, both async modes, against real servers and a fake upstream on loopback
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## lint: ruff and mypy
+lint: $(STAMP)
+	$(BIN)/ruff check app tests bench gunicorn.conf.py
+	$(BIN)/mypy app --ignore-missing-imports
 
 ## bench: pacing and throughput under load, side by side with the seed design
 bench: $(STAMP)

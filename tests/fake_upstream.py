@@ -39,6 +39,11 @@ class _Stopping(Exception):
     """The fake is shutting down; give up on the current request."""
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server's backlog of 5 drops bursts of new connections; the kernel retries them 1 s later.
+    request_queue_size = 1024
+
+
 class FakeUpstream:
     """Fake OpenAI server on 127.0.0.1 with counters tests can wait on."""
 
@@ -61,7 +66,7 @@ class FakeUpstream:
 
     def start(self, port: int = 0) -> FakeUpstream:
         """Bind 127.0.0.1 (port 0 = any free port) and serve in a daemon thread."""
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
         self._server.fake = self  # type: ignore[attr-defined]
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v1"
