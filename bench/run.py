@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -46,29 +45,14 @@ RELAYS = ["relay-gevent", "relay-eventlet"]
 # Servers
 
 
-def start_seed(env: dict[str, str], log_path: Path, timeout: float = 30) -> Any:
+def start_seed(env: dict[str, str], log_path: Path) -> Any:
     """The seed baseline under gunicorn's gevent worker, started and awaited like tests start the relay."""
-    import requests
-
-    from tests.conftest import BIN, LiveServer, free_port, stop_server
+    from tests.conftest import BIN, free_port, launch
 
     port = free_port()
     command = [str(BIN / "gunicorn"), "-c", "bench/seed_gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                "bench.seed_server:app"]
-    log = log_path.open("w")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer("seed", f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"seed server exited with {process.returncode}:\n{server.log()}")
-        try:
-            requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
-            return server
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    stop_server(server)
-    raise RuntimeError(f"seed server did not come up:\n{server.log()}")
+    return launch("seed", command, port, env, log_path)
 
 
 def start(name: str, env: dict[str, str]) -> Any:

@@ -58,24 +58,30 @@ class LiveServer:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
 
 
-def start_server(mode: str, env: dict[str, str], log_path: Path, timeout: float = 30) -> LiveServer:
-    """Start the server and wait until /healthz answers (or the process dies, which fails at once)."""
+def start_server(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
+    """Start the relay in one async mode, as a user does, on a free loopback port."""
     port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
+    return launch(mode, server_command(mode), port, env, log_path)
+
+
+def launch(name: str, command: list[str], port: int, env: dict[str, str], log_path: Path,
+           timeout: float = 30) -> LiveServer:
+    """Run a server and wait until /healthz answers (or the process dies, which fails at once)."""
     log = log_path.open("w")
-    process = subprocess.Popen(server_command(mode), cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
-    server = LiveServer(mode, f"http://127.0.0.1:{port}", process, log_path)
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    server = LiveServer(name, f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{mode} server exited with {process.returncode}:\n{server.log()}")
+            raise RuntimeError(f"{name} server exited with {process.returncode}:\n{server.log()}")
         try:
             requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
             return server
         except requests.ConnectionError:
             time.sleep(0.05)  # polling a readiness condition; there is no event to wait on
     stop_server(server)
-    raise RuntimeError(f"{mode} server did not come up:\n{server.log()}")
+    raise RuntimeError(f"{name} server did not come up:\n{server.log()}")
 
 
 def stop_server(server: LiveServer) -> None:
