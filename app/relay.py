@@ -114,8 +114,8 @@ class Relay:
             log.exception("stream %s failed", self.stream_id)
             terminal = Failed(ErrorCode.INTERNAL, "The server failed while relaying the reply.", seq)
         finally:
+            self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
             self.close()
-        self.finished = True
         self._log_end(terminal, time.monotonic() - began)
         yield terminal
 
