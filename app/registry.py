@@ -33,8 +33,8 @@ class StreamRegistry:
         streams = self._by_owner.setdefault(owner, {})
         if relay.stream_id in streams:
             raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {relay.stream_id!r} is already running.")
-        entry = streams[relay.stream_id] = ActiveStream(relay)
-        return entry
+        streams[relay.stream_id] = ActiveStream(relay)
+        return streams[relay.stream_id]
 
     def get(self, owner: str, stream_id: str) -> ActiveStream | None:
         return self._by_owner.get(owner, {}).get(stream_id)

@@ -16,6 +16,8 @@ from .upstream import Upstream, UpstreamStream
 
 log = logging.getLogger(__name__)
 
+INTERNAL_FAILURE = "The server failed while relaying the reply."
+
 
 class StreamCancelled(BaseException):
     """Raised inside a stream's task, at its blocking point, to stop it (a BaseException so no retry swallows it)."""
@@ -57,13 +59,16 @@ class Relay:
 
     def __init__(self, request: ChatRequest, upstream: Upstream, pause: Callable[[], None] = lambda: None) -> None:
         self.request = request
-        self.stream_id = request.stream_id
         self._upstream = upstream
         self._pause = pause  # lets other greenlets (the websocket writer) run between chunks
         self._stream: UpstreamStream | None = None
         self.cancelled = False
         self.started = False
         self.finished = False
+
+    @property
+    def stream_id(self) -> str:
+        return self.request.stream_id
 
     def open(self) -> None:
         """Start the upstream request now, so a caller can turn early failures into a status code."""
@@ -112,7 +117,7 @@ class Relay:
             terminal = Failed(err.code, err.message, seq)
         except Exception:
             log.exception("stream %s failed", self.stream_id)
-            terminal = Failed(ErrorCode.INTERNAL, "The server failed while relaying the reply.", seq)
+            terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, seq)
         finally:
             self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
             self.close()

@@ -13,7 +13,7 @@ from flask_socketio import SocketIO, emit
 
 from .errors import ErrorCode, RelayError
 from .registry import StreamRegistry
-from .relay import Chunk, Done, Relay
+from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
 from .schemas import parse_chat_request, requested_stream_id
 from .services import Services
 
@@ -84,7 +84,7 @@ def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, rel
         log.exception("stream %s: emitting failed", relay.stream_id)
         if not relay.finished:
             events.close()  # closes the upstream
-            failure = RelayError(ErrorCode.INTERNAL, "The server failed while relaying the reply.")
-            socketio.emit(ERROR, {"stream_id": relay.stream_id, **failure.to_dict()}, to=sid)
+            failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=0)
+            socketio.emit(ERROR, failure.payload(relay.stream_id), to=sid)
     finally:
         registry.remove(sid, relay.stream_id)
