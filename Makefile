@@ -4,7 +4,26 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-eventlet dev test lint bench clean
+.PHONY: run run-eventlet dev test lint bench clean build page-dev
+
+# The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
+NPM_STAMP     := frontend/node_modules/.installed
+PAGE          := frontend/dist/index.html
+PAGE_SOURCES  := $(shell find frontend/src -type f) frontend/index.html frontend/vite.config.js
+
+$(NPM_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $(NPM_STAMP)
+
+$(PAGE): $(NPM_STAMP) $(PAGE_SOURCES) frontend/package.json frontend/package-lock.json
+	cd frontend && npm run build
+
+## build: build the web page into frontend/dist when it is missing or stale
+build: $(PAGE)
+
+## page-dev: Vite's dev server for the page (hot reload), proxying the relay at RELAY_URL (default :8000)
+page-dev: $(NPM_STAMP)
+	cd frontend && npm run dev
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +32,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet)
-run: $(STAMP)
+run: $(STAMP) $(PAGE)
 ifeq ($(ASYNC_MODE),eventlet)
 	$(BIN)/python -m app
 else
@@ -21,15 +40,16 @@ else
 endif
 
 ## run-eventlet: the seeds' stack, on eventlet's own WSGI server
-run-eventlet: $(STAMP)
+run-eventlet: $(STAMP) $(PAGE)
 	ASYNC_MODE=eventlet $(BIN)/python -m app
 
 ## dev: like run, restarted by watchdog on every save under app/
-dev: $(STAMP)
+dev: $(STAMP) $(PAGE)
 	$(BIN)/watchmedo auto-restart --directory=app --patterns="**/*.py" --recursive -- $(BIN)/gunicorn -c gunicorn.conf.py
 
 ## test: the whole suite, both async modes, against real servers and a fake upstream on loopback
-test: $(STAMP)
+test: $(STAMP) $(PAGE)
+	cd frontend && npm test
 	$(BIN)/python -m pytest
 
 ## lint: ruff and mypy
@@ -42,4 +62,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) frontend/node_modules frontend/dist

@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask_socketio import SocketIO
 
     from .config import load_settings
+    from .page import bp as page_bp
     from .registry import StreamRegistry
     from .routes import bp
     from .services import EXTENSION_KEY, Services
@@ -48,4 +49,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions[EXTENSION_KEY] = services
     register_socket_handlers(socketio, services)
     app.register_blueprint(bp)
+    app.register_blueprint(page_bp)
     return app

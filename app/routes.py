@@ -1,4 +1,4 @@
-"""HTTP transport: `POST /message/stream` (plain text, NDJSON or SSE), `GET /healthz`, and `/`."""
+"""HTTP transport: `POST /message/stream` (plain text, NDJSON or SSE) and `GET /healthz`."""
 
 from __future__ import annotations
 
@@ -64,15 +64,6 @@ def message_stream() -> Response:
 def healthz() -> Response:
     """Liveness, and how many streams are running."""
     return jsonify(status="ok", streams=len(current_services().registry))
-
-
-@bp.get("/")
-def index() -> Response:
-    """Until the web page is built, say what runs here."""
-    return Response(
-        "chat relay: Socket.IO event `chatgpt_description`, HTTP `POST /message/stream`; see docs/protocol.md\n",
-        mimetype="text/plain",
-    )
 
 
 @bp.app_errorhandler(HTTPException)

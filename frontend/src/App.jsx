@@ -1,0 +1,48 @@
+import { useEffect, useState } from "react";
+import { Composer } from "./components/Composer.jsx";
+import { ConnectionStatus } from "./components/ConnectionStatus.jsx";
+import { Conversation } from "./components/Conversation.jsx";
+import { Settings } from "./components/Settings.jsx";
+import { fetchModels } from "./models.js";
+import { useChatStream } from "./useChatStream.js";
+
+export default function App() {
+  const { connection, messages, active, send, stop } = useChatStream();
+  const [models, setModels] = useState([]);
+  const [model, setModel] = useState(null);
+  const [transport, setTransport] = useState("socket");
+
+  useEffect(() => {
+    let live = true;
+    fetchModels().then((found) => {
+      if (!live) return;
+      setModels(found.models);
+      setModel(found.default);
+    });
+    return () => {
+      live = false;
+    };
+  }, []);
+
+  const busy = active !== null;
+  return (
+    <div className="page">
+      <header>
+        <h1>Chat relay</h1>
+        <ConnectionStatus connection={connection} />
+      </header>
+      <Settings
+        models={models}
+        model={model}
+        onModel={setModel}
+        transport={transport}
+        onTransport={setTransport}
+        disabled={busy}
+      />
+      <main>
+        <Conversation messages={messages} active={active} />
+      </main>
+      <Composer busy={busy} onSend={(prompt) => send(prompt, { transport, model })} onStop={stop} />
+    </div>
+  );
+}

@@ -1,0 +1,108 @@
+// The page's state machine, kept pure so it can be tested without a browser or a server.
+// The hook feeds it the transports' events; components only read the state it returns.
+
+export const initialState = {
+  connection: "connecting", // connecting | connected | reconnecting | offline
+  messages: [], // {id, role, content, status, streamId?, transport?, finishReason?, error?}
+  active: null, // the reply being streamed: {streamId, transport, stopping}
+};
+
+/**
+ * Connection transitions. `everConnected` tells a first connection attempt from a reconnection,
+ * so a failing first attempt reads "connecting" and a lost connection reads "reconnecting".
+ */
+function nextConnection(state, action) {
+  switch (action.event) {
+    case "connect":
+      return "connected";
+    case "disconnect":
+    case "connect_error":
+      if (!action.willRetry) return "offline";
+      return action.everConnected ? "reconnecting" : "connecting";
+    case "reconnect_attempt":
+      return "reconnecting";
+    case "reconnect_failed":
+    case "browser_offline":
+      return "offline";
+    default:
+      return state.connection;
+  }
+}
+
+function updateReply(state, streamId, update) {
+  let found = false;
+  const messages = state.messages.map((m) => {
+    if (m.role !== "assistant" || m.streamId !== streamId) return m;
+    found = true;
+    return { ...m, ...update(m) };
+  });
+  return found ? messages : state.messages;
+}
+
+function endActive(state, streamId) {
+  return state.active?.streamId === streamId ? null : state.active;
+}
+
+export function chatReducer(state, action) {
+  switch (action.type) {
+    case "connection": {
+      let next = { ...state, connection: nextConnection(state, action) };
+      // The server cancels a client's streams when it disconnects, and sends nothing more for them.
+      if (action.event === "disconnect" && state.active?.transport === "socket") {
+        const { streamId } = state.active;
+        next = chatReducer(next, { type: "error", streamId, code: "disconnected", message: "" });
+      }
+      return next;
+    }
+    case "send": {
+      if (state.active) return state; // one reply at a time on this page
+      const { streamId, prompt, transport } = action;
+      return {
+        ...state,
+        messages: [
+          ...state.messages,
+          { id: `u-${streamId}`, role: "user", content: prompt, status: "done" },
+          { id: `a-${streamId}`, role: "assistant", content: "", status: "streaming", streamId, transport },
+        ],
+        active: { streamId, transport, stopping: false },
+      };
+    }
+    case "chunk": {
+      if (!action.text) return state;
+      const messages = updateReply(state, action.streamId, (m) =>
+        m.status === "streaming" ? { content: m.content + action.text } : {},
+      );
+      return messages === state.messages ? state : { ...state, messages };
+    }
+    case "stop":
+      if (state.active?.streamId !== action.streamId) return state;
+      return { ...state, active: { ...state.active, stopping: true } };
+    case "done": {
+      const status = action.finishReason === "cancelled" ? "stopped" : "done";
+      const messages = updateReply(state, action.streamId, (m) =>
+        m.status === "streaming" ? { status, finishReason: action.finishReason } : {},
+      );
+      return { ...state, messages, active: endActive(state, action.streamId) };
+    }
+    case "error": {
+      const error = { code: action.code, message: action.message };
+      const messages = updateReply(state, action.streamId, (m) =>
+        m.status === "streaming" ? { status: "error", error } : {},
+      );
+      return { ...state, messages, active: endActive(state, action.streamId) };
+    }
+    default:
+      return state;
+  }
+}
+
+/**
+ * The conversation to send: earlier turns plus the new prompt, as the protocol's `messages`.
+ * Replies that produced no text are left out; a stopped reply's partial text is kept, as the user saw it.
+ */
+export function conversationFor(messages, prompt) {
+  const turns = messages
+    .filter((m) => m.role === "user" || m.content !== "")
+    .map((m) => ({ role: m.role, content: m.content }));
+  return [...turns, { role: "user", content: prompt }];
+}

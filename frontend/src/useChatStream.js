@@ -1,0 +1,175 @@
+// The one hook that owns the connection: every Socket.IO listener, the HTTP stream, stop and throttling.
+import { useCallback, useEffect, useReducer, useRef } from "react";
+import { chatReducer, conversationFor, initialState } from "./chatState.js";
+import { socket } from "./socket.js";
+import { streamPost } from "./streamPost.js";
+
+export const RENDER_INTERVAL_MS = 50; // chunks are gathered and rendered at most this often
+
+// getRandomValues, unlike randomUUID, also works on plain http pages that are not localhost.
+function newStreamId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function useChatStream() {
+  const [state, dispatch] = useReducer(chatReducer, initialState);
+  const pending = useRef(new Map()); // streamId -> text not yet rendered
+  const timer = useRef(null);
+  const aborts = useRef(new Map()); // streamId -> AbortController, for HTTP streams
+  const everConnected = useRef(false);
+  const stateRef = useRef(state);
+  stateRef.current = state;
+
+  const flush = useCallback(() => {
+    clearTimeout(timer.current);
+    timer.current = null;
+    for (const [streamId, text] of pending.current) dispatch({ type: "chunk", streamId, text });
+    pending.current.clear();
+  }, []);
+
+  // Chunks are buffered and rendered together: re-rendering Markdown per token would freeze long replies.
+  const addChunk = useCallback(
+    (streamId, text) => {
+      pending.current.set(streamId, (pending.current.get(streamId) ?? "") + text);
+      timer.current ??= setTimeout(flush, RENDER_INTERVAL_MS);
+    },
+    [flush],
+  );
+
+  // A terminal event renders what is buffered first, so the final text is always complete.
+  const finish = useCallback(
+    (action) => {
+      flush();
+      dispatch(action);
+    },
+    [flush],
+  );
+
+  useEffect(() => {
+    const connection = (event, extra = {}) => dispatch({ type: "connection", event, ...extra });
+    function onConnect() {
+      everConnected.current = true;
+      connection("connect");
+    }
+    function onDisconnect() {
+      flush();
+      connection("disconnect", { willRetry: socket.active, everConnected: true });
+    }
+    function onConnectError() {
+      connection("connect_error", { willRetry: socket.active, everConnected: everConnected.current });
+    }
+    function onReconnectAttempt() {
+      connection("reconnect_attempt");
+    }
+    function onReconnectFailed() {
+      connection("reconnect_failed");
+    }
+    function onBrowserOffline() {
+      connection("browser_offline");
+    }
+    function onBrowserOnline() {
+      if (socket.connected) connection("connect");
+    }
+    function onChunk(text, meta) {
+      addChunk(meta.stream_id, text);
+    }
+    function onDone(done) {
+      finish({ type: "done", streamId: done.stream_id, finishReason: done.finish_reason, usage: done.usage });
+    }
+    function onError(error) {
+      finish({ type: "error", streamId: error.stream_id, code: error.code, message: error.message });
+    }
+
+    socket.on("connect", onConnect);
+    socket.on("disconnect", onDisconnect);
+    socket.on("connect_error", onConnectError);
+    socket.io.on("reconnect_attempt", onReconnectAttempt);
+    socket.io.on("reconnect_failed", onReconnectFailed);
+    socket.on("chatgpt_description_chunk", onChunk);
+    socket.on("chatgpt_description_done", onDone);
+    socket.on("chatgpt_description_error", onError);
+    window.addEventListener("offline", onBrowserOffline);
+    window.addEventListener("online", onBrowserOnline);
+    socket.connect(); // a no-op when already connected
+    if (socket.connected) onConnect();
+
+    return () => {
+      socket.off("connect", onConnect);
+      socket.off("disconnect", onDisconnect);
+      socket.off("connect_error", onConnectError);
+      socket.io.off("reconnect_attempt", onReconnectAttempt);
+      socket.io.off("reconnect_failed", onReconnectFailed);
+      socket.off("chatgpt_description_chunk", onChunk);
+      socket.off("chatgpt_description_done", onDone);
+      socket.off("chatgpt_description_error", onError);
+      window.removeEventListener("offline", onBrowserOffline);
+      window.removeEventListener("online", onBrowserOnline);
+      socket.disconnect();
+      for (const controller of aborts.current.values()) controller.abort();
+      clearTimeout(timer.current);
+      timer.current = null;
+    };
+  }, [addChunk, finish, flush]);
+
+  const sendOverSocket = useCallback(
+    async (request) => {
+      const ack = await socket.timeout(10_000).emitWithAck("chatgpt_description", request).catch(() => ({
+        error: { code: "network", message: "The server did not acknowledge the request." },
+      }));
+      // The server also emits chatgpt_description_error, but with stream_id null when the id is taken,
+      // so the ack is what ends this reply on a refusal.
+      if (ack.error) finish({ type: "error", streamId: request.stream_id, ...ack.error });
+    },
+    [finish],
+  );
+
+  const sendOverHttp = useCallback(
+    async (request) => {
+      const controller = new AbortController();
+      aborts.current.set(request.stream_id, controller);
+      try {
+        await streamPost(request, {
+          signal: controller.signal,
+          onEvent(event) {
+            if (event.type === "chunk") addChunk(request.stream_id, event.text);
+            else if (event.type === "done") finish({ type: "done", streamId: request.stream_id, finishReason: event.finish_reason, usage: event.usage });
+            else if (event.type === "error") finish({ type: "error", streamId: request.stream_id, code: event.code, message: event.message });
+          },
+        });
+      } catch (err) {
+        if (err.name !== "AbortError") throw err;
+        // Aborting the fetch is how HTTP stops: the server closes the upstream when it next writes.
+        finish({ type: "done", streamId: request.stream_id, finishReason: "cancelled", usage: null });
+      } finally {
+        aborts.current.delete(request.stream_id);
+      }
+    },
+    [addChunk, finish],
+  );
+
+  /** Send a prompt as the next turn of the conversation, over "socket" or "http". */
+  const send = useCallback(
+    (prompt, { transport, model }) => {
+      const current = stateRef.current;
+      if (current.active || !prompt.trim()) return;
+      const streamId = newStreamId();
+      const request = { messages: conversationFor(current.messages, prompt), stream_id: streamId };
+      if (model) request.model = model;
+      dispatch({ type: "send", streamId, prompt, transport });
+      if (transport === "http") sendOverHttp(request);
+      else sendOverSocket(request);
+    },
+    [sendOverHttp, sendOverSocket],
+  );
+
+  /** Stop the running reply; its terminal event (finish_reason "cancelled") marks it stopped. */
+  const stop = useCallback(() => {
+    const active = stateRef.current.active;
+    if (!active || active.stopping) return;
+    dispatch({ type: "stop", streamId: active.streamId });
+    if (active.transport === "http") aborts.current.get(active.streamId)?.abort();
+    else socket.emit("chatgpt_description_stop", { stream_id: active.streamId });
+  }, []);
+
+  return { ...state, send, stop };
+}
