@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run run-eventlet dev test lint bench clean build page-dev
+.PHONY: run run-eventlet dev test lint bench clean build page-dev screenshot
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -24,6 +24,10 @@ build: $(PAGE)
 ## page-dev: Vite's dev server for the page (hot reload), proxying the relay at RELAY_URL (default :8000)
 page-dev: $(NPM_STAMP)
 	cd frontend && npm run dev
+
+## screenshot: docs/screenshot.png, the page mid-stream in headless chromium against the fake upstream
+screenshot: $(STAMP) $(PAGE)
+	$(BIN)/python -m tests.page_screenshot
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

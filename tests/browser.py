@@ -1,4 +1,4 @@
-"""Debian's chromium driven by Playwright, and the chat page as a user sees it; used by the e2e tests and the screenshot."""
+"""Debian's chromium driven by Playwright, and the chat page as a user sees it (e2e tests, screenshot)."""
 
 from __future__ import annotations
 

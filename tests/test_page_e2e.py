@@ -129,7 +129,7 @@ def test_upstream_error_shows_its_message(chat: ChatPage, fault: str, message: s
     chat.send(controls(fault=fault, chunks=3))
     error = chat.reply().get_by_test_id("error")
     expect(error).to_contain_text(message)
-    expect(error).to_contain_text("The model failed to answer.")  # the code, in plain words
+    expect(error).to_contain_text("The model failed.")  # the code, in plain words
     expect(error).to_have_attribute("data-code", "upstream_error")
     expect(chat.reply()).to_have_attribute("data-status", "error")
 

@@ -50,7 +50,8 @@ export function chatReducer(state, action) {
       // The server cancels a client's streams when it disconnects, and sends nothing more for them.
       if (action.event === "disconnect" && state.active?.transport === "socket") {
         const { streamId } = state.active;
-        next = chatReducer(next, { type: "error", streamId, code: "disconnected", message: "" });
+        const message = "The reply was cut off; send it again once reconnected.";
+        next = chatReducer(next, { type: "error", streamId, code: "disconnected", message });
       }
       return next;
     }

@@ -1,18 +1,18 @@
 // Error codes (docs/protocol.md, plus two the page itself detects) in plain words.
 
 const HEADLINES = {
-  invalid_request: "The request was not accepted.",
-  upstream_auth: "The server could not sign in to the model.",
-  rate_limited: "The model is busy right now. Try again in a moment.",
-  upstream_timeout: "The model took too long to answer.",
-  upstream_unavailable: "The model could not be reached.",
-  upstream_error: "The model failed to answer.",
-  internal: "Something went wrong on the server.",
-  network: "The connection to the server failed.",
-  disconnected: "The connection dropped, so the reply was cut off.",
+  invalid_request: "Request refused.",
+  upstream_auth: "The model refused the server's credentials.",
+  rate_limited: "The model is busy.",
+  upstream_timeout: "The model timed out.",
+  upstream_unavailable: "The model is unreachable.",
+  upstream_error: "The model failed.",
+  internal: "Server error.",
+  network: "Connection failed.",
+  disconnected: "Connection lost.",
 };
 
-/** A headline for a code; unknown codes still get words rather than a bare identifier. */
+/** A short headline for a code, shown before the server's message; unknown codes still get words. */
 export function describeError(code) {
   return HEADLINES[code] ?? "Something went wrong.";
 }
