@@ -1,0 +1,57 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { streamPost } from "../src/streamPost.js";
+
+afterEach(() => vi.unstubAllGlobals());
+
+function ndjsonResponse(lines) {
+  return new Response(lines.map((l) => JSON.stringify(l) + "\n").join(""), {
+    status: 200,
+    headers: { "Content-Type": "application/x-ndjson; charset=utf-8" },
+  });
+}
+
+async function eventsFor(response, request = { prompt: "hi", stream_id: "s1" }) {
+  const fetch = vi.fn(async () => response);
+  vi.stubGlobal("fetch", fetch);
+  const events = [];
+  await streamPost(request, { signal: new AbortController().signal, onEvent: (e) => events.push(e) });
+  return { events, fetch };
+}
+
+describe("streamPost", () => {
+  it("posts JSON asking for NDJSON and passes the events on", async () => {
+    const done = { type: "done", stream_id: "s1", finish_reason: "stop", chunks: 1, usage: null };
+    const { events, fetch } = await eventsFor(ndjsonResponse([{ type: "chunk", text: "Hi", seq: 0 }, done]));
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe("/message/stream");
+    expect(init.method).toBe("POST");
+    expect(init.headers).toEqual({ "Content-Type": "application/json", Accept: "application/x-ndjson" });
+    expect(JSON.parse(init.body)).toEqual({ prompt: "hi", stream_id: "s1" });
+    expect(events).toEqual([{ type: "chunk", text: "Hi", seq: 0 }, done]);
+  });
+
+  it("turns an error status with a JSON body into one error event", async () => {
+    const body = { error: { code: "rate_limited", message: "Slow down." } };
+    const { events } = await eventsFor(new Response(JSON.stringify(body), { status: 429 }));
+    expect(events).toEqual([{ type: "error", stream_id: "s1", code: "rate_limited", message: "Slow down." }]);
+  });
+
+  it("ends a body that stops without a terminal line with an error", async () => {
+    const { events } = await eventsFor(ndjsonResponse([{ type: "chunk", text: "Hi", seq: 0 }]));
+    expect(events.map((e) => e.type)).toEqual(["chunk", "error"]);
+    expect(events[1].code).toBe("network");
+  });
+
+  it("rejects with AbortError when stopped, delivering no terminal event", async () => {
+    const controller = new AbortController();
+    vi.stubGlobal("fetch", vi.fn(async (_url, { signal }) => {
+      if (signal.aborted) throw new DOMException("aborted", "AbortError");
+      return ndjsonResponse([]);
+    }));
+    controller.abort();
+    const events = [];
+    await expect(streamPost({ prompt: "hi" }, { signal: controller.signal, onEvent: (e) => events.push(e) }))
+      .rejects.toMatchObject({ name: "AbortError" });
+    expect(events).toEqual([]);
+  });
+});
