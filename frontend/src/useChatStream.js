@@ -113,6 +113,12 @@ export function useChatStream() {
 
   const sendOverSocket = useCallback(
     async (request) => {
+      if (!socket.connected) {
+        // socket.io would buffer the emit and start the stream on reconnection, long after this reply gave up.
+        const message = "The page is not connected to the server; try again once it is.";
+        finish({ type: "error", streamId: request.stream_id, code: "network", message });
+        return;
+      }
       const ack = await socket.timeout(10_000).emitWithAck("chatgpt_description", request).catch(() => ({
         error: { code: "network", message: "The server did not acknowledge the request." },
       }));
