@@ -102,6 +102,27 @@ def test_conversation_is_sent_as_messages_with_the_picked_model(chat: ChatPage, 
     ]
 
 
+def test_raw_html_in_a_reply_is_not_rendered(chat: ChatPage) -> None:
+    parts = ["<b>bold?</b> ", "<img src=x onerror=\"window.pwned=1\">", "<script>window.pwned=2</script>", "plain"]
+    chat.send(controls(text=parts))
+    expect(chat.reply()).to_have_attribute("data-status", "done")
+    expect(chat.reply_text()).to_contain_text("plain")
+    assert chat.reply_text().locator("b, img, script").count() == 0
+    assert chat.page.evaluate("() => window.pwned") is None
+
+
+def test_shift_enter_is_a_new_line_and_enter_sends(chat: ChatPage) -> None:
+    chat.prompt.fill("first line")
+    chat.prompt.press("Shift+Enter")
+    chat.prompt.press_sequentially("second line")
+    expect(chat.prompt).to_have_value("first line\nsecond line")
+    expect(chat.page.get_by_test_id("reply")).to_have_count(0)
+    chat.prompt.press("Enter")
+    expect(chat.page.locator(".message.user .bubble")).to_have_text("first line\nsecond line")
+    expect(chat.reply()).to_have_attribute("data-status", "done")
+    expect(chat.prompt).to_have_value("")
+
+
 def test_stop_halts_the_reply_and_aborts_the_upstream(chat: ChatPage, transport: str, page_server: LiveServer,
                                                       fake_upstream: FakeUpstream) -> None:
     aborted = fake_upstream.aborted

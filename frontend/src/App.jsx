@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { Composer } from "./components/Composer.jsx";
 import { ConnectionStatus } from "./components/ConnectionStatus.jsx";
 import { Conversation } from "./components/Conversation.jsx";
-import { Settings } from "./components/Settings.jsx";
+import { ChatOptions } from "./components/ChatOptions.jsx";
 import { fetchModels } from "./models.js";
 import { useChatStream } from "./useChatStream.js";
 
@@ -31,7 +31,7 @@ export default function App() {
         <h1>Chat relay</h1>
         <ConnectionStatus connection={connection} />
       </header>
-      <Settings
+      <ChatOptions
         models={models}
         model={model}
         onModel={setModel}

@@ -1,6 +1,7 @@
 // The one hook that owns the connection: every Socket.IO listener, the HTTP stream, stop and throttling.
 import { useCallback, useEffect, useReducer, useRef } from "react";
 import { chatReducer, conversationFor, initialState } from "./chatState.js";
+import { createChunkBuffer } from "./chunkBuffer.js";
 import { socket } from "./socket.js";
 import { streamPost } from "./streamPost.js";
 
@@ -13,28 +14,16 @@ function newStreamId() {
 
 export function useChatStream() {
   const [state, dispatch] = useReducer(chatReducer, initialState);
-  const pending = useRef(new Map()); // streamId -> text not yet rendered
-  const timer = useRef(null);
   const aborts = useRef(new Map()); // streamId -> AbortController, for HTTP streams
   const everConnected = useRef(false);
   const stateRef = useRef(state);
   stateRef.current = state;
+  // Chunks are gathered and rendered together: re-rendering Markdown per token would freeze long replies.
+  const buffer = useRef(null);
+  buffer.current ??= createChunkBuffer((streamId, text) => dispatch({ type: "chunk", streamId, text }), RENDER_INTERVAL_MS);
 
-  const flush = useCallback(() => {
-    clearTimeout(timer.current);
-    timer.current = null;
-    for (const [streamId, text] of pending.current) dispatch({ type: "chunk", streamId, text });
-    pending.current.clear();
-  }, []);
-
-  // Chunks are buffered and rendered together: re-rendering Markdown per token would freeze long replies.
-  const addChunk = useCallback(
-    (streamId, text) => {
-      pending.current.set(streamId, (pending.current.get(streamId) ?? "") + text);
-      timer.current ??= setTimeout(flush, RENDER_INTERVAL_MS);
-    },
-    [flush],
-  );
+  const flush = useCallback(() => buffer.current.flush(), []);
+  const addChunk = useCallback((streamId, text) => buffer.current.add(streamId, text), []);
 
   // A terminal event renders what is buffered first, so the final text is always complete.
   const finish = useCallback(
@@ -106,8 +95,7 @@ export function useChatStream() {
       window.removeEventListener("online", onBrowserOnline);
       socket.disconnect();
       for (const controller of aborts.current.values()) controller.abort();
-      clearTimeout(timer.current);
-      timer.current = null;
+      buffer.current.cancel();
     };
   }, [addChunk, finish, flush]);
 

@@ -1,5 +1,5 @@
 /** The model picker and the transport toggle. */
-export function Settings({ models, model, onModel, transport, onTransport, disabled }) {
+export function ChatOptions({ models, model, onModel, transport, onTransport, disabled }) {
   return (
     <div className="settings">
       <label>
