@@ -39,7 +39,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         app,
         async_mode=settings.async_mode,
         cors_allowed_origins=origins,
-        max_http_buffer_size=MAX_REQUEST_BYTES,
+        max_http_buffer_size=MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
+        ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
+        ping_timeout=settings.ping_timeout,
     )
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})

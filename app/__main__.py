@@ -41,8 +41,29 @@ def main() -> int:
     print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
     # minimum_chunk_size=0: eventlet's server would otherwise buffer streamed bodies until 4 KB.
     extra = {"minimum_chunk_size": 0} if settings.async_mode == "eventlet" else {}
+    if settings.async_mode == "eventlet":
+        _drain_on_sigterm(app)
     socketio.run(app, host=settings.host, port=settings.port, log_output=True, **extra)
     return 0
+
+
+def _drain_on_sigterm(app) -> None:  # noqa: ANN001
+    """SIGTERM: drain the streams (app/shutdown.py) and stop accepting; eventlet's server then exits.
+
+    SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's
+    server stops listening; it then waits for open connections, which the drain ends.
+    """
+    import eventlet.hubs
+    import greenlet
+
+    from .shutdown import chain_sigterm
+
+    main_greenlet = greenlet.getcurrent()
+
+    def stop_accepting(signum: int, frame: object) -> None:
+        eventlet.hubs.get_hub().schedule_call_global(0, main_greenlet.throw, SystemExit)
+
+    chain_sigterm(app, stop_accepting)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,8 @@ class FakeUpstream:
         self.started = 0
         self.completed = 0
         self.aborted = 0
+        self.in_flight = 0  # chat requests being answered right now; 0 once every one is closed
+        self.abort_times: list[float] = []  # time.monotonic() when each abort was seen, for latency bounds
         self.requests: list[dict] = []
         self.auth_headers: list[str] = []
         self._cond = threading.Condition()
@@ -108,8 +110,8 @@ class FakeUpstream:
     def snapshot(self) -> dict:
         """Counters at one instant, handy for assertions and debugging."""
         with self._cond:
-            return {"started": self.started, "completed": self.completed,
-                    "aborted": self.aborted, "requests": len(self.requests)}
+            return {"started": self.started, "completed": self.completed, "aborted": self.aborted,
+                    "in_flight": self.in_flight, "requests": len(self.requests)}
 
     def _gate(self, name: str) -> threading.Event:
         with self._cond:
@@ -164,6 +166,15 @@ class _Handler(BaseHTTPRequestHandler):
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.fake.models]})
 
     def do_POST(self) -> None:
+        self.fake._bump("in_flight")
+        try:
+            self._post()
+        finally:
+            with self.fake._cond:
+                self.fake.in_flight -= 1
+                self.fake._cond.notify_all()
+
+    def _post(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path.split("?", 1)[0] not in ("/v1/chat/completions", "/chat/completions"):
             return self._send_error(404, f"Unknown path {self.path}")
@@ -188,6 +199,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (_ClientGone, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             if not self.fake._stopping.is_set():
+                with self.fake._cond:
+                    self.fake.abort_times.append(time.monotonic())
                 self.fake._bump("aborted")
         except _Stopping:
             self.close_connection = True
