@@ -49,7 +49,7 @@ control_socket = os.path.join(_run_dir, f"gunicorn-{_settings.port}.ctl")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
-def post_worker_init(worker) -> None:  # noqa: ANN001  # gunicorn's hook signature
+def post_worker_init(worker: object) -> None:
     """On SIGTERM, drain the streams (app/shutdown.py), then let the worker stop accepting as it always does.
 
     The gevent worker's own handler only clears `alive`; its run loop then closes the listener and waits
@@ -58,4 +58,4 @@ def post_worker_init(worker) -> None:  # noqa: ANN001  # gunicorn's hook signatu
     """
     from app.shutdown import chain_sigterm
 
-    chain_sigterm(worker.wsgi, worker.handle_exit)
+    chain_sigterm(worker.wsgi, worker.handle_exit)  # type: ignore[attr-defined]  # a gunicorn Worker

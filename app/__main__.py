@@ -19,6 +19,10 @@ elif _MODE == "gevent":
     monkey.patch_all()
 
 import sys  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 from . import create_app  # noqa: E402
 from .config import ConfigError, load_settings  # noqa: E402
@@ -47,7 +51,7 @@ def main() -> int:
     return 0
 
 
-def _drain_on_sigterm(app) -> None:  # noqa: ANN001
+def _drain_on_sigterm(app: Flask) -> None:
     """SIGTERM: drain the streams (app/shutdown.py) and stop accepting; eventlet's server then exits.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's
