@@ -51,7 +51,7 @@ def main() -> int:
     return 0
 
 
-def _drain_on_sigterm(app: Flask) -> None:
+def _drain_on_sigterm(app: "Flask") -> None:
     """SIGTERM: drain the streams (app/shutdown.py) and stop accepting; eventlet's server then exits.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's
