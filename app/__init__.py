@@ -21,6 +21,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask_cors import CORS
     from flask_socketio import SocketIO
 
+    from .auth import Access
     from .config import load_settings
     from .registry import StreamRegistry
     from .routes import bp
@@ -34,11 +35,12 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    origins = settings.cors_allowed_origins or None  # None: same origin only ([] would turn the check off)
+    origins = settings.cors_allowed_origins
+    access = Access(settings)
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
-        cors_allowed_origins=origins,
+        cors_allowed_origins=access.origin_allowed,  # same origin, or listed ones; never a wildcard
         max_http_buffer_size=MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
         ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
         ping_timeout=settings.ping_timeout,
@@ -46,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})
 
-    services = Services(settings, Upstream(settings), StreamRegistry(), socketio)
+    services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
     app.extensions[EXTENSION_KEY] = services
     register_socket_handlers(socketio, services)
     app.register_blueprint(bp)

@@ -51,13 +51,16 @@ class Access:
     def check_origin(self, environ: Mapping[str, Any]) -> None:
         """Refuse a browser request from a foreign origin; requests without Origin (curl, servers) pass.
 
-        Same rule as engine.io's check on the Socket.IO side: the server's own origin, or one listed
-        in CORS_ALLOWED_ORIGINS.
         """
-        origin = environ.get("HTTP_ORIGIN")
-        if not origin or origin in self._origins or origin in _own_origins(environ):
-            return
-        raise RelayError(ErrorCode.ORIGIN_NOT_ALLOWED, "Requests from this origin are not allowed.")
+        if not self.origin_allowed(environ.get("HTTP_ORIGIN"), environ):
+            raise RelayError(ErrorCode.ORIGIN_NOT_ALLOWED, "Requests from this origin are not allowed.")
+
+    def origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        """The rule for both transports (engine.io calls it for Socket.IO): no Origin, our own, or a listed one.
+
+        The server's own origin stays allowed when others are listed, so its own page keeps working.
+        """
+        return not origin or origin in self._origins or origin in _own_origins(environ)
 
 
 def bearer_token(headers: Any) -> str | None:

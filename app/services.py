@@ -25,12 +25,11 @@ class Services:
     upstream: Upstream
     registry: StreamRegistry
     socketio: SocketIO
-    access: Access = field(init=False)
+    access: Access
     admission: Admission = field(init=False)
     shutdown: Shutdown = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "access", Access(self.settings))
         object.__setattr__(self, "admission", Admission(self.settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(self))
 

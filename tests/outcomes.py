@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import requests
@@ -19,7 +20,7 @@ class Outcome:
     text: str
     terminals: list[dict]  # each with "type": "done" or "error"
     status: int | None = None  # HTTP status; None over Socket.IO
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict)
     visible: str = ""
 
     @property
@@ -48,13 +49,13 @@ def run_http(base_url: str, payload: dict, headers: dict[str, str] | None = None
     """POST and read NDJSON to the end; an error before streaming is a status and a JSON body."""
     with requests.post(f"{base_url}/message/stream", json=payload, stream=True, timeout=timeout,
                        headers={"Accept": "application/x-ndjson", **(headers or {})}) as response:
-        status, head = response.status_code, dict(response.headers)
+        status, head = response.status_code, response.headers  # case-insensitive
         if status != 200:
             body = response.text
-            return Outcome("", [{"type": "error", **json.loads(body)["error"]}], status, head, repr(head) + body)
+            return Outcome("", [{"type": "error", **json.loads(body)["error"]}], status, head, repr(dict(head)) + body)
         events = list(ndjson_events(response))
     chunks = [e for e in events if e["type"] == "chunk"]
     assert [c["seq"] for c in chunks] == list(range(len(chunks)))
     terminals = [e for e in events if e["type"] != "chunk"]
     assert events[-1] in terminals, "the terminal line must be the last one"
-    return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(head) + repr(events))
+    return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(dict(head)) + repr(events))
