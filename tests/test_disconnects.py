@@ -40,7 +40,7 @@ def test_stop_closes_the_upstream_within_bound(sio_client: SioProbe, fake_upstre
     at = time_now()
     sio_client.client.emit("chatgpt_description_stop", {"stream_id": "stopme"})
     assert abort_latency(fake_upstream, seen, at) < BOUND
-    name, done = sio_client.wait_terminal("stopme")
+    _, done = sio_client.wait_terminal("stopme")
     assert done["finish_reason"] == "cancelled"
     assert "cause=stopped" in stream_end(live_server, "stopme")
 
