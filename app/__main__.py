@@ -52,10 +52,11 @@ def main() -> int:
 
 
 def _drain_on_sigterm(app: "Flask") -> None:
-    """SIGTERM: drain the streams (app/shutdown.py) and stop accepting; eventlet's server then exits.
+    """SIGTERM: drain the streams (app/shutdown.py), then stop eventlet's server so `socketio.run` returns.
 
-    SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's
-    server stops listening; it then waits for open connections, which the drain ends.
+    SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
+    stops; it does so only after the drain, because it closes its websockets as it stops. Until then
+    new connections are accepted, but new streams are refused with `server_shutdown`.
     """
     import eventlet.hubs
     import greenlet
@@ -64,10 +65,10 @@ def _drain_on_sigterm(app: "Flask") -> None:
 
     main_greenlet = greenlet.getcurrent()
 
-    def stop_accepting(signum: int, frame: object) -> None:
+    def stop_server() -> None:
         eventlet.hubs.get_hub().schedule_call_global(0, main_greenlet.throw, SystemExit)
 
-    chain_sigterm(app, stop_accepting)
+    chain_sigterm(app, when_drained=stop_server)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ Then the Socket.IO clients are disconnected, so the server's connection pool emp
 well inside gunicorn's graceful_timeout.
 
 Hooked in by gunicorn.conf.py's `post_worker_init` (chaining the gevent worker's own SIGTERM handler,
-which stops accepting connections) and by `python -m app` for eventlet.
+which stops accepting connections at once) and by `python -m app` for eventlet (whose server is stopped
+once drained: stopping it earlier would cut its websockets).
 """
 
 from __future__ import annotations
@@ -39,11 +40,13 @@ class Shutdown:
         self._services = services
         self.began = False
         self.done = False
+        self._when_drained: Callable[[], None] | None = None
 
-    def begin(self) -> None:
+    def begin(self, when_drained: Callable[[], None] | None = None) -> None:
         if self.began:
             return
         self.began = True
+        self._when_drained = when_drained
         self._services.admission.draining = True
         self._services.socketio.start_background_task(self._drain)
 
@@ -65,16 +68,21 @@ class Shutdown:
         log.info("shutdown: %d streams ended early; disconnecting clients", len(cut))
         services.socketio.server.eio.disconnect()  # every client; queued events are sent first
         self.done = True
+        if self._when_drained is not None:
+            self._when_drained()
 
 
-def chain_sigterm(app: Flask, then: SignalHandler) -> None:
-    """On SIGTERM start draining `app`, then run `then` (the server's own handling: stop accepting)."""
+def chain_sigterm(app: Flask, then: SignalHandler | None = None,
+                  when_drained: Callable[[], None] | None = None) -> None:
+    """On SIGTERM start draining `app`, then run `then` (the server's own SIGTERM handling, if it has one);
+    `when_drained` runs once every stream has ended and the clients are disconnected."""
     from .services import EXTENSION_KEY
 
     shutdown: Shutdown = app.extensions[EXTENSION_KEY].shutdown
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        shutdown.begin()
-        then(signum, frame)
+        shutdown.begin(when_drained)
+        if then is not None:
+            then(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
