@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from .auth import Access
     from .config import load_settings
+    from .packets import TolerantPacket
     from .registry import StreamRegistry
     from .routes import bp
     from .services import EXTENSION_KEY, Services
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_http_buffer_size=MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
         ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
         ping_timeout=settings.ping_timeout,
+        serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})

@@ -34,7 +34,7 @@ def message_stream() -> Response:
         return _error(RelayError(ErrorCode.INVALID_REQUEST, message), 415)
     try:
         data = request.get_json()
-    except BadRequest:
+    except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
         return _error(RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
 
     owner = f"http:{uuid.uuid4().hex}"
