@@ -14,7 +14,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit
 from .auth import CLIENT_KEY, socket_token
 from .errors import ErrorCode, RelayError
 from .registry import StreamRegistry
-from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
+from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay, StreamCancelled
 from .schemas import parse_chat_request, requested_stream_id
 from .services import Services
 
@@ -87,11 +87,19 @@ def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, rel
     """The background task: each relay event becomes one emit to this client's room, nowhere else."""
     events = relay.events()
     try:
-        for event in events:
-            if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
-            else:
-                socketio.emit(DONE if isinstance(event, Done) else ERROR, event.payload(relay.stream_id), to=sid)
+        while True:
+            try:
+                for event in events:
+                    if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
+                        socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
+                    else:
+                        payload = event.payload(relay.stream_id)
+                        socketio.emit(DONE if isinstance(event, Done) else ERROR, payload, to=sid)
+                break
+            except StreamCancelled:
+                # The interrupt landed in an emit rather than in the relay: the relay, resumed, sees the
+                # cancel flag and ends the stream with its terminal event.
+                continue
     except Exception:
         log.exception("stream %s: emitting failed", relay.stream_id)
         if not relay.finished:

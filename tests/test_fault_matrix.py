@@ -72,6 +72,7 @@ def test_upstream_fault(live_server: LiveServer, fake_upstream: FakeUpstream, si
 
     tag = f"tag-{uuid.uuid4().hex}"
     stream_id = f"fault-{uuid.uuid4().hex[:12]}"
+    log_from = len(live_server.log())  # this case's own log lines start here
     payload: dict = {"prompt": controls(tag=tag, **ctl), "stream_id": stream_id}
     if model:
         payload["model"] = model
@@ -101,7 +102,7 @@ def test_upstream_fault(live_server: LiveServer, fake_upstream: FakeUpstream, si
     assert len(bystander.terminals("bystander")) == 1
     assert live_server.streams() == 0 or fake_upstream.wait_for(lambda f: live_server.streams() == 0)
 
-    log = live_server.log()
+    log = live_server.log()[log_from:]
     assert_nothing_leaked(outcome.visible + repr(bystander.events), log, tag)
     line = stream_end_line(log, stream_id)
     assert re.search(rf"model=\S+ chunks=\d+ finish_reason=none cause={code} .*duration_ms=\d+", line), line
