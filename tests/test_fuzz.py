@@ -11,6 +11,7 @@ Derandomized, so a run is reproducible; the fake answers valid requests with a s
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -169,3 +170,25 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     assert after["rss_kb"] <= before["rss_kb"] + 40_000, (before, after)
     log = fuzz_server.log()
     assert "Traceback" not in log and "Worker timeout" not in log
+
+
+@pytest.mark.parametrize("packet", [
+    '["chatgpt_description",{"prompt": "x"',  # cut short
+    '["chatgpt_description",{bad json}]',
+    '["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]",  # deeper than the JSON parser goes
+])
+def test_socketio_packets_with_unreadable_json_get_an_error_ack(live_server: LiveServer, packet: str) -> None:
+    """What a hand-written client could send; python-socketio's own client always sends valid JSON."""
+    probe = SioProbe(live_server.url)
+    try:
+        acked = threading.Event()
+        acks: list = []
+        client = probe.client
+        ack_id = client._generate_ack_id("/", lambda *args: (acks.extend(args), acked.set()))
+        client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
+        assert acked.wait(10), "no ack: the client would wait forever"
+        assert acks[0]["error"]["code"] == "invalid_request"
+        assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
+    finally:
+        probe.close()
+    assert "Traceback" not in live_server.log()
