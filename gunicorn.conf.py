@@ -47,3 +47,15 @@ os.makedirs(_run_dir, mode=0o700, exist_ok=True)
 pidfile = os.path.join(_run_dir, f"gunicorn-{_settings.port}.pid")
 control_socket = os.path.join(_run_dir, f"gunicorn-{_settings.port}.ctl")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def post_worker_init(worker: object) -> None:
+    """On SIGTERM, drain the streams (app/shutdown.py), then let the worker stop accepting as it always does.
+
+    The gevent worker's own handler only clears `alive`; its run loop then closes the listener and waits
+    up to graceful_timeout for connections to end. Draining ends every stream with a terminal event
+    within SHUTDOWN_GRACE and disconnects the Socket.IO clients, so the wait ends early.
+    """
+    from app.shutdown import chain_sigterm
+
+    chain_sigterm(worker.wsgi, worker.handle_exit)  # type: ignore[attr-defined]  # a gunicorn Worker

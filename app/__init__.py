@@ -21,8 +21,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask_cors import CORS
     from flask_socketio import SocketIO
 
+    from .auth import Access
     from .config import load_settings
     from .page import bp as page_bp
+    from .packets import TolerantPacket
     from .registry import StreamRegistry
     from .routes import bp
     from .services import EXTENSION_KEY, Services
@@ -35,17 +37,21 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    origins = settings.cors_allowed_origins or None  # None: same origin only ([] would turn the check off)
+    origins = settings.cors_allowed_origins
+    access = Access(settings)
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
-        cors_allowed_origins=origins,
-        max_http_buffer_size=MAX_REQUEST_BYTES,
+        cors_allowed_origins=access.origin_allowed,  # same origin, or listed ones; never a wildcard
+        max_http_buffer_size=MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
+        ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
+        ping_timeout=settings.ping_timeout,
+        serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})
 
-    services = Services(settings, Upstream(settings), StreamRegistry(), socketio)
+    services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
     app.extensions[EXTENSION_KEY] = services
     register_socket_handlers(socketio, services)
     app.register_blueprint(bp)

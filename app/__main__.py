@@ -18,7 +18,12 @@ elif _MODE == "gevent":
 
     monkey.patch_all()
 
+import logging  # noqa: E402
 import sys  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 from . import create_app  # noqa: E402
 from .config import ConfigError, load_settings  # noqa: E402
@@ -40,9 +45,52 @@ def main() -> int:
     upstream = settings.openai_base_url or "OpenAI"
     print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
     # minimum_chunk_size=0: eventlet's server would otherwise buffer streamed bodies until 4 KB.
-    extra = {"minimum_chunk_size": 0} if settings.async_mode == "eventlet" else {}
+    extra: dict[str, object] = {}
+    if settings.async_mode == "eventlet":
+        extra = {"minimum_chunk_size": 0, "log": _EventletLog(logging.getLogger("eventlet.wsgi"))}
+        _drain_on_sigterm(app)
     socketio.run(app, host=settings.host, port=settings.port, log_output=True, **extra)
     return 0
+
+
+class _EventletLog:
+    """eventlet's server logs any error while writing a response, such as a client that hung up, as a whole
+    traceback (and logs nothing else that needs more than a line). Keep it to its last line: no stack traces
+    in the log."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self._logger = logger
+
+    def info(self, msg: str, *args: object) -> None:
+        if msg.startswith("Traceback"):
+            msg, args = "response ended early: %s", (msg.strip().splitlines()[-1],)
+        self._logger.info(msg.rstrip(), *args)
+
+    def debug(self, msg: str, *args: object) -> None:
+        self._logger.debug(msg.rstrip(), *args)
+
+    def error(self, msg: str, *args: object) -> None:
+        self.info(msg, *args)
+
+
+def _drain_on_sigterm(app: "Flask") -> None:
+    """SIGTERM: drain the streams (app/shutdown.py), then stop eventlet's server so `socketio.run` returns.
+
+    SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
+    stops; it does so only after the drain, because it closes its websockets as it stops. Until then
+    new connections are accepted, but new streams are refused with `server_shutdown`.
+    """
+    import eventlet.hubs
+    import greenlet
+
+    from .shutdown import chain_sigterm
+
+    main_greenlet = greenlet.getcurrent()
+
+    def stop_server() -> None:
+        eventlet.hubs.get_hub().schedule_call_global(0, main_greenlet.throw, SystemExit)
+
+    chain_sigterm(app, when_drained=stop_server)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,28 @@ class Settings(BaseSettings):
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
 
-    _split_lists = field_validator("allowed_models", "cors_allowed_origins", mode="before")(_split_csv)
+    # Access, abuse limits, liveness and shutdown (README "Security and limits").
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # empty: no token needed
+    max_streams_per_client: int = Field(4, ge=1)
+    max_streams_total: int = Field(500, ge=1)
+    rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
+    ping_interval: float = Field(25.0, gt=0)  # Socket.IO: a client silent for interval + timeout is gone
+    ping_timeout: float = Field(20.0, gt=0)
+    shutdown_grace: float = Field(20.0, ge=0)  # on SIGTERM; keep it below gunicorn's graceful_timeout (30)
+
+    _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", mode="before")(_split_csv)
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _parsable_rate(cls, rate: str) -> str:
+        if rate.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(rate)
+            except ValueError:
+                raise ValueError("write it like '60/minute' or '10/second;100/hour'") from None
+        return rate.strip()
 
     @field_validator("cors_allowed_origins")
     @classmethod

@@ -15,6 +15,11 @@ class ErrorCode(StrEnum):
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_ERROR = "upstream_error"
     INTERNAL = "internal"
+    # Access, limits and shutdown (docs/protocol.md, "Security and limits").
+    UNAUTHORIZED = "unauthorized"
+    ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+    TOO_MANY_STREAMS = "too_many_streams"
+    SERVER_SHUTDOWN = "server_shutdown"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -25,6 +30,10 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UPSTREAM_UNAVAILABLE: 502,
     ErrorCode.UPSTREAM_ERROR: 502,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.ORIGIN_NOT_ALLOWED: 403,
+    ErrorCode.TOO_MANY_STREAMS: 429,
+    ErrorCode.SERVER_SHUTDOWN: 503,
 }
 
 
@@ -41,5 +50,14 @@ class RelayError(Exception):
     def http_status(self) -> int:
         return HTTP_STATUS[self.code]
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code.value, "message": self.message}
+    def to_dict(self) -> dict[str, object]:
+        """The client-visible error; `retry_after` (seconds) only when the client should wait and retry."""
+        error: dict[str, object] = {"code": self.code.value, "message": self.message}
+        if self.retry_after is not None:
+            error["retry_after"] = retry_after_seconds(self.retry_after)
+        return error
+
+
+def retry_after_seconds(seconds: float) -> int:
+    """Whole seconds, rounded up, as the Retry-After header and the `retry_after` field carry them."""
+    return max(0, int(seconds + 0.999))

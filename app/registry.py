@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from .errors import ErrorCode, RelayError
@@ -11,15 +12,22 @@ from .relay import Relay, StreamCancelled
 @dataclass
 class ActiveStream:
     relay: Relay
-    task: object | None = None  # the background task that runs it, once started
+    task: object | None = None  # the green task that runs it: a Socket.IO background task or an HTTP request
+    client: str = ""  # the identity limits count against (app/limits.py)
 
-    def cancel(self, async_mode: str) -> None:
-        """End the stream as cancelled now, even if its task is blocked waiting for the upstream."""
+    def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
+        """End the stream now, even if its task is blocked waiting for the upstream.
+
+        `cause` goes to the stream_end log line; with `error` the stream ends with that error event
+        instead of `done` with finish_reason cancelled.
+        """
         relay = self.relay
         if relay.cancelled or relay.finished:
             return
-        relay.cancel()
-        if relay.started and self.task is not None:
+        relay.cancel(cause, error)
+        # A relay suspended at a yield sees the flag when it resumes; interrupting it there would land
+        # the exception in the transport's code (an emit, a socket write) instead of the relay's.
+        if relay.started and not relay.suspended and self.task is not None:
             _interrupt(self.task, async_mode)
 
 
@@ -28,13 +36,22 @@ class StreamRegistry:
 
     def __init__(self) -> None:
         self._by_owner: dict[str, dict[str, ActiveStream]] = {}
+        self._per_client: Counter[str] = Counter()
 
-    def add(self, owner: str, relay: Relay) -> ActiveStream:
+    def add(self, owner: str, relay: Relay, client: str = "") -> ActiveStream:
         streams = self._by_owner.setdefault(owner, {})
         if relay.stream_id in streams:
             raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {relay.stream_id!r} is already running.")
-        streams[relay.stream_id] = ActiveStream(relay)
+        streams[relay.stream_id] = ActiveStream(relay, client=client)
+        self._per_client[client] += 1
         return streams[relay.stream_id]
+
+    def count(self, client: str) -> int:
+        """Streams running for one client identity, across all its connections and requests."""
+        return self._per_client[client]
+
+    def all(self) -> list[ActiveStream]:
+        return [entry for streams in self._by_owner.values() for entry in streams.values()]
 
     def get(self, owner: str, stream_id: str) -> ActiveStream | None:
         return self._by_owner.get(owner, {}).get(stream_id)
@@ -45,7 +62,11 @@ class StreamRegistry:
     def remove(self, owner: str, stream_id: str) -> None:
         streams = self._by_owner.get(owner)
         if streams is not None:
-            streams.pop(stream_id, None)
+            entry = streams.pop(stream_id, None)
+            if entry is not None:
+                self._per_client[entry.client] -= 1
+                if self._per_client[entry.client] <= 0:
+                    del self._per_client[entry.client]
             if not streams:
                 del self._by_owner[owner]
 
@@ -63,4 +84,7 @@ def _interrupt(task: object, async_mode: str) -> None:
     if async_mode == "gevent":
         task.kill(StreamCancelled, block=False)  # type: ignore[attr-defined]  # a gevent Greenlet
     elif async_mode == "eventlet":
-        task.g.kill(StreamCancelled)  # type: ignore[attr-defined]  # engineio wraps the GreenThread
+        import eventlet.greenthread
+
+        # engineio wraps its GreenThread in `.g`; an HTTP request's task is the bare green thread.
+        eventlet.greenthread.kill(getattr(task, "g", task), StreamCancelled)

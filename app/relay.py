@@ -63,8 +63,12 @@ class Relay:
         self._pause = pause  # lets other greenlets (the websocket writer) run between chunks
         self._stream: UpstreamStream | None = None
         self.cancelled = False
+        self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown
+        self.cancel_error: RelayError | None = None  # end with this error instead of `done` cancelled
         self.started = False
+        self.suspended = False  # parked at a yield: the transport, not the relay, is running
         self.finished = False
+        self._began: float | None = None
 
     @property
     def stream_id(self) -> str:
@@ -72,12 +76,16 @@ class Relay:
 
     def open(self) -> None:
         """Start the upstream request now, so a caller can turn early failures into a status code."""
+        self.started = True
+        self._began = self._began or time.monotonic()
         if self._stream is None and not self.cancelled:
             self._stream = self._upstream.open(self.request)
 
-    def cancel(self) -> None:
-        """Ask the stream to end as cancelled; a running task must also be interrupted to wake it."""
+    def cancel(self, cause: str = "stopped", error: RelayError | None = None) -> None:
+        """Ask the stream to end as cancelled (or with `error`); a running task must also be interrupted to wake it."""
         self.cancelled = True
+        self.cancel_cause = cause
+        self.cancel_error = error
 
     def close(self) -> None:
         """Drop the upstream connection; safe to call more than once."""
@@ -88,14 +96,16 @@ class Relay:
     def events(self) -> Generator[RelayEvent, None, None]:
         """Yield Chunk events as the model writes, then one terminal event; the upstream is closed before it."""
         self.started = True
-        began = time.monotonic()
+        began = self._began = self._began or time.monotonic()
         seq, finish_reason, usage = 0, None, None
         terminal: Done | Failed
         try:
             self.open()
             for delta in self._stream or ():
                 if delta.text:
+                    self.suspended = True
                     yield Chunk(delta.text, seq)
+                    self.suspended = False
                     seq += 1
                     self._pause()
                 finish_reason = delta.finish_reason or finish_reason
@@ -103,15 +113,16 @@ class Relay:
                 if self.cancelled:
                     break
             if self.cancelled:
-                terminal = Done("cancelled", seq, usage)
+                terminal = self._cancelled(seq, usage)
             elif finish_reason is None:
                 terminal = Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", seq)
             else:
                 terminal = Done(finish_reason, seq, usage)
         except StreamCancelled:
-            terminal = Done("cancelled", seq, usage)
+            terminal = self._cancelled(seq, usage)
         except GeneratorExit:  # the HTTP client went away: nobody is left to tell
-            self._log_end(Done("client_gone", seq, usage), time.monotonic() - began)
+            self.cancel_cause = self.cancel_cause or "client_gone"
+            self._log_end(Done("cancelled", seq, usage), time.monotonic() - began, finish_reason)
             raise
         except RelayError as err:
             terminal = Failed(err.code, err.message, seq)
@@ -121,13 +132,35 @@ class Relay:
         finally:
             self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
             self.close()
-        self._log_end(terminal, time.monotonic() - began)
+        self._log_end(terminal, time.monotonic() - began, finish_reason)
+        self.suspended = True
         yield terminal
 
-    def _log_end(self, terminal: Done | Failed, duration: float) -> None:
-        """One structured line per stream, without prompt or reply text."""
-        outcome = terminal.finish_reason if isinstance(terminal, Done) else terminal.code.value
+    def end_early(self, err: RelayError) -> None:
+        """For a stream whose events will never be read (HTTP answers with a status): close it, log its end."""
+        self.finished = True
+        self.close()
+        self._log_end(Failed(err.code, err.message, 0), time.monotonic() - (self._began or time.monotonic()), None)
+
+    def _cancelled(self, seq: int, usage: dict[str, int] | None) -> Done | Failed:
+        if self.cancel_error is not None:
+            return Failed(self.cancel_error.code, self.cancel_error.message, seq)
+        return Done("cancelled", seq, usage)
+
+    def _log_end(self, terminal: Done | Failed, duration: float, upstream_finish: str | None) -> None:
+        """One structured line per stream, without prompt or reply text.
+
+        finish_reason is what the client got (`none` for an error); cause says why the stream ended:
+        completed, stopped, client_gone, server_shutdown, or the error code.
+        """
+        if isinstance(terminal, Done):
+            finish = terminal.finish_reason
+            cause = self.cancel_cause if finish == "cancelled" else "completed"
+        else:
+            finish = "none"
+            cause = self.cancel_cause if self.cancelled else terminal.code.value
         log.info(
-            "stream_end stream_id=%s model=%s chunks=%d outcome=%s duration_ms=%d",
-            self.stream_id, self.request.model, terminal.chunks, outcome, duration * 1000,
+            "stream_end stream_id=%s model=%s chunks=%d finish_reason=%s cause=%s upstream_finish=%s duration_ms=%d",
+            self.stream_id, self.request.model, terminal.chunks, finish, cause or "stopped",
+            upstream_finish or "none", duration * 1000,
         )

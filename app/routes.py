@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from .errors import ErrorCode, RelayError
+from .auth import requires_access
+from .disconnect import watch_client
+from .errors import ErrorCode, RelayError, retry_after_seconds
 from .formats import negotiate
+from .relay import StreamCancelled
 from .schemas import parse_chat_request
 from .services import current_services
 
@@ -21,6 +24,7 @@ STREAM_HEADERS = {
 
 
 @bp.post("/message/stream")
+@requires_access
 def message_stream() -> Response:
     """Stream one reply; errors before the first chunk get a status and a JSON body, later ones a last line."""
     services = current_services()
@@ -30,20 +34,28 @@ def message_stream() -> Response:
         return _error(RelayError(ErrorCode.INVALID_REQUEST, message), 415)
     try:
         data = request.get_json()
-    except BadRequest:
+    except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
         return _error(RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
 
     owner = f"http:{uuid.uuid4().hex}"
     try:
         relay = services.new_relay(parse_chat_request(data, services.settings))
-        services.registry.add(owner, relay)
+        services.admission.admit(g.client)
+        entry = services.registry.add(owner, relay, g.client)
     except RelayError as err:
         return _error(err)
+    # This request's green thread runs the relay: a hang-up or a shutdown interrupts it where it waits.
+    entry.task = _current_task(services.settings.async_mode)
+    watch_client(request.environ, entry, services.settings.async_mode, services.socketio.sleep,
+                 services.socketio.start_background_task)
     try:
         relay.open()
-    except RelayError as err:
+    except (RelayError, StreamCancelled) as exc:
+        failure = exc if isinstance(exc, RelayError) else relay.cancel_error or RelayError(
+            ErrorCode.INVALID_REQUEST, "The request was cancelled.")
+        relay.end_early(failure)
         services.registry.remove(owner, relay.stream_id)
-        return _error(err)
+        return _error(failure)
 
     def finish() -> None:  # runs when the response closes, streamed to the end or not
         relay.close()
@@ -66,6 +78,12 @@ def healthz() -> Response:
     return jsonify(status="ok", streams=len(current_services().registry))
 
 
+@bp.app_errorhandler(RelayError)
+def relay_error(err: RelayError) -> Response:
+    """Refusals raised before a view runs (app/auth.py) in the same JSON shape."""
+    return _error(err)
+
+
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
     """Errors Flask raises itself (body too large, wrong method, no such path) in the same JSON shape as ours."""
@@ -80,5 +98,20 @@ def _error(err: RelayError, status: int | None = None) -> Response:
     response = jsonify(error=err.to_dict())
     response.status_code = status or err.http_status
     if err.retry_after is not None:
-        response.headers["Retry-After"] = str(int(err.retry_after + 0.999))
+        response.headers["Retry-After"] = str(retry_after_seconds(err.retry_after))
+    if err.code is ErrorCode.UNAUTHORIZED:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="chat relay"'
     return response
+
+
+def _current_task(async_mode: str) -> object | None:
+    """The green thread serving this request, so a cancel can interrupt it where it waits."""
+    if async_mode == "gevent":
+        import gevent
+
+        return gevent.getcurrent()
+    if async_mode == "eventlet":
+        import eventlet.greenthread
+
+        return eventlet.greenthread.getcurrent()
+    return None  # OS threads cannot be interrupted; they see the cancel after the next chunk

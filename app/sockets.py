@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 
 from flask import request
-from flask_socketio import SocketIO, emit
+from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
+from .auth import CLIENT_KEY, socket_token
 from .errors import ErrorCode, RelayError
 from .registry import StreamRegistry
-from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
+from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay, StreamCancelled
 from .schemas import parse_chat_request, requested_stream_id
 from .services import Services
 
@@ -29,13 +30,24 @@ STOP = "chatgpt_description_stop"
 def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
     """Attach the protocol's handlers to this app's SocketIO server."""
 
+    @socketio.on("connect")
+    def admit_client(auth: object = None) -> None:
+        """Refuse a connection without a valid token (when AUTH_TOKENS is set), with a coded reason."""
+        try:
+            client = services.access.identify(socket_token(auth), request.remote_addr)
+        except RelayError as err:
+            raise ConnectionRefusedError(err.message, err.to_dict()) from None
+        request.environ[CLIENT_KEY] = client  # the connection's environ lives as long as the connection
+
     @socketio.on(REQUEST)
     def start_stream(data: object = None) -> dict[str, object]:
         """Validate, start the stream in the background, and ack with its stream_id or an error."""
         sid: str = request.sid  # type: ignore[attr-defined]
+        client: str = request.environ[CLIENT_KEY]
         try:
             relay = services.new_relay(parse_chat_request(data, services.settings))
-            entry = services.registry.add(sid, relay)
+            services.admission.admit(client)
+            entry = services.registry.add(sid, relay, client)
         except RelayError as err:
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
             # the stream_id only if no stream of that id is running, which it would seem to end.
@@ -55,14 +67,14 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
         if entry is None:
             err = RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
             return {"error": err.to_dict()}
-        entry.cancel(services.settings.async_mode)
+        entry.cancel(services.settings.async_mode, "stopped")
         return {"stream_id": stream_id}
 
     @socketio.on("disconnect")
     def cancel_client_streams(reason: object = None) -> None:
         """Nobody is listening any more: stop paying for tokens."""
         for entry in services.registry.owned_by(request.sid):  # type: ignore[attr-defined]
-            entry.cancel(services.settings.async_mode)
+            entry.cancel(services.settings.async_mode, "client_gone")
 
     @socketio.on_error_default
     def unexpected_error(exc: Exception) -> dict[str, object]:
@@ -75,11 +87,19 @@ def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, rel
     """The background task: each relay event becomes one emit to this client's room, nowhere else."""
     events = relay.events()
     try:
-        for event in events:
-            if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
-            else:
-                socketio.emit(DONE if isinstance(event, Done) else ERROR, event.payload(relay.stream_id), to=sid)
+        while True:
+            try:
+                for event in events:
+                    if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
+                        socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
+                    else:
+                        payload = event.payload(relay.stream_id)
+                        socketio.emit(DONE if isinstance(event, Done) else ERROR, payload, to=sid)
+                break
+            except StreamCancelled:
+                # The interrupt landed in an emit rather than in the relay: the relay, resumed, sees the
+                # cancel flag and ends the stream with its terminal event.
+                continue
     except Exception:
         log.exception("stream %s: emitting failed", relay.stream_id)
         if not relay.finished:

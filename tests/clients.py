@@ -18,8 +18,10 @@ ERROR = "chatgpt_description_error"
 class SioProbe:
     """A connected socketio.Client that records what arrives, with waits on conditions instead of sleeps."""
 
-    def __init__(self, url: str, **connect: Any) -> None:
-        self.client = socketio.Client(reconnection=False)
+    def __init__(self, url: str, origin: str | None = None, **connect: Any) -> None:
+        # websocket-client sends the server's own origin unless told another (a header would be a second one).
+        extra = {"websocket_extra_options": {"origin": origin}} if origin else {}
+        self.client = socketio.Client(reconnection=False, **extra)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
         self._cond = threading.Condition()
         self.client.on(CHUNK, self._on_chunk)

@@ -54,6 +54,9 @@ class FakeUpstream:
         self.started = 0
         self.completed = 0
         self.aborted = 0
+        self.in_flight = 0  # chat requests being answered right now; 0 once every one is closed
+        self.active: list[dict] = []  # their bodies
+        self.abort_times: list[float] = []  # time.monotonic() when each abort was seen, for latency bounds
         self.requests: list[dict] = []
         self.auth_headers: list[str] = []
         self._cond = threading.Condition()
@@ -96,6 +99,11 @@ class FakeUpstream:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def in_flight_with(self, text: str) -> int:
+        """Requests being answered now whose messages contain `text` (a test's tag)."""
+        with self._cond:
+            return sum(1 for body in self.active if text in str(body.get("messages")))
+
     def wait_for(self, predicate: Callable[[FakeUpstream], bool], timeout: float = 10) -> bool:
         """Block until predicate(self) holds, so tests never sleep and guess."""
         with self._cond:
@@ -108,8 +116,8 @@ class FakeUpstream:
     def snapshot(self) -> dict:
         """Counters at one instant, handy for assertions and debugging."""
         with self._cond:
-            return {"started": self.started, "completed": self.completed,
-                    "aborted": self.aborted, "requests": len(self.requests)}
+            return {"started": self.started, "completed": self.completed, "aborted": self.aborted,
+                    "in_flight": self.in_flight, "requests": len(self.requests)}
 
     def _gate(self, name: str) -> threading.Event:
         with self._cond:
@@ -123,6 +131,7 @@ class FakeUpstream:
     def _record(self, body: dict, auth: str) -> int:
         with self._cond:
             self.requests.append(body)
+            self.active.append(body)
             self.auth_headers.append(auth)
             self._cond.notify_all()
             return next(self._ids)
@@ -164,7 +173,21 @@ class _Handler(BaseHTTPRequestHandler):
                 {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.fake.models]})
 
     def do_POST(self) -> None:
+        self.fake._bump("in_flight")
+        self._body: object = None
+        try:
+            self._post()
+        finally:
+            with self.fake._cond:
+                self.fake.in_flight -= 1
+                if self._body in self.fake.active:
+                    self.fake.active.remove(self._body)
+                self.fake._cond.notify_all()
+
+    def _post(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with contextlib.suppress(ValueError):
+            self._body = json.loads(raw)
         if self.path.split("?", 1)[0] not in ("/v1/chat/completions", "/chat/completions"):
             return self._send_error(404, f"Unknown path {self.path}")
         try:
@@ -188,6 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (_ClientGone, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
             if not self.fake._stopping.is_set():
+                with self.fake._cond:
+                    self.fake.abort_times.append(time.monotonic())
                 self.fake._bump("aborted")
         except _Stopping:
             self.close_connection = True
@@ -218,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.fake._bump("started")
         self._event(chunk({"role": "assistant", "content": ""}))
         for sent in range(len(pieces) + 1):
-            if self._checkpoint(ctl, sent, len(pieces)):
+            if self._checkpoint(ctl, sent, len(pieces), base):
                 self.fake._bump("completed")
                 return
             if sent < len(pieces):
@@ -236,10 +261,15 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"")
         self.fake._bump("completed")
 
-    def _checkpoint(self, ctl: dict, sent: int, total: int) -> bool:
+    def _checkpoint(self, ctl: dict, sent: int, total: int, base: dict) -> bool:
         """Apply gates and mid-stream faults once `sent` content chunks are out; True means the stream has ended."""
         if "gate" in ctl and sent == min(int(ctl.get("hold_after", 0)), total):
-            self._wait(None, until=self.fake._gate(str(ctl["gate"])).is_set)
+            gate = self.fake._gate(str(ctl["gate"]))
+            beat = ctl.get("heartbeat")  # seconds: send empty deltas while held, as a live model server may
+            while not gate.is_set():
+                self._wait(float(beat) if beat else None, until=gate.is_set)
+                if not gate.is_set():
+                    self._event({**base, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}]})
         fault = ctl.get("fault")
         at = {"stall": ctl.get("stall_after", 1), "drop": ctl.get("drop_after", 2),
               "malformed": 1, "error_event": 1}.get(fault)

@@ -125,7 +125,9 @@ def test_cors_defaults_to_same_origin(app: Flask) -> None:
     response = app.test_client().options("/message/stream", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in response.headers
-    assert app.extensions["socketio"].server.eio.cors_allowed_origins is None  # engine.io: same origin
+    allowed = app.extensions["socketio"].server.eio.cors_allowed_origins  # engine.io asks the same rule
+    environ = {"wsgi.url_scheme": "http", "HTTP_HOST": "relay.example:8000"}
+    assert allowed("http://relay.example:8000", environ) and not allowed("https://evil.example", environ)
 
 
 def test_cors_allowlist(settings: Settings) -> None:

@@ -46,7 +46,7 @@ def test_default_stream(fake: FakeUpstream) -> None:
     assert finishes[-1] == "stop"
     assert usage.completion_tokens == 5 and usage.total_tokens == usage.prompt_tokens + 5
     assert fake.wait_for(lambda f: f.completed == 1, timeout=2)
-    assert fake.snapshot() == {"started": 1, "completed": 1, "aborted": 0, "requests": 1}
+    assert fake.snapshot() == {"started": 1, "completed": 1, "aborted": 0, "in_flight": 0, "requests": 1}
     assert fake.auth_headers == ["Bearer test-key"]
 
 

@@ -1,0 +1,103 @@
+"""Who may use the relay: bearer tokens (AUTH_TOKENS), allowed origins, and the identity that limits count against.
+
+`/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, TypeVar
+
+from .config import Settings
+from .errors import ErrorCode, RelayError
+
+CLIENT_KEY = "chat_relay.client"  # where a Socket.IO connection's identity is kept, in its environ
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Access:
+    """Checks tokens and origins; built once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Digests, so every comparison is over 32 bytes whatever the lengths; the tokens are not kept.
+        self._digests = [_digest(token.get_secret_value()) for token in settings.auth_tokens]
+        self._origins = list(settings.cors_allowed_origins)
+
+    @property
+    def tokens_required(self) -> bool:
+        return bool(self._digests)
+
+    def identify(self, token: object, remote_addr: str | None) -> str:
+        """The client identity for limits: the token's fingerprint, or the remote address without auth.
+
+        Raises `unauthorized` when tokens are required and this one is missing or wrong.
+        """
+        if not self.tokens_required:
+            return f"addr:{remote_addr or 'unknown'}"
+        if not isinstance(token, str) or not token:
+            raise RelayError(ErrorCode.UNAUTHORIZED, "A token is required: send it as a Bearer token.")
+        digest = _digest(token)
+        valid = False
+        for known in self._digests:  # no early exit: the time taken does not say which token matched
+            valid |= hmac.compare_digest(digest, known)
+        if not valid:
+            raise RelayError(ErrorCode.UNAUTHORIZED, "The token is not valid.")
+        return f"token:{digest.hex()[:16]}"
+
+    def check_origin(self, environ: Mapping[str, Any]) -> None:
+        """Refuse a browser request from a foreign origin; requests without Origin (curl, servers) pass.
+
+        """
+        if not self.origin_allowed(environ.get("HTTP_ORIGIN"), environ):
+            raise RelayError(ErrorCode.ORIGIN_NOT_ALLOWED, "Requests from this origin are not allowed.")
+
+    def origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        """The rule for both transports (engine.io calls it for Socket.IO): no Origin, our own, or a listed one.
+
+        The server's own origin stays allowed when others are listed, so its own page keeps working.
+        """
+        return not origin or origin in self._origins or origin in _own_origins(environ)
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def socket_token(auth: object) -> object:
+    """The token of a Socket.IO connect's `auth={"token": ...}`."""
+    return auth.get("token") if isinstance(auth, dict) else None
+
+
+def requires_access(view: F) -> F:
+    """For HTTP views: check the origin and the bearer token, and note the client's identity in `g.client`.
+
+    A refusal is raised as a RelayError, which the HTTP error handler turns into a coded JSON response.
+    """
+    from flask import g, request
+
+    from .services import current_services
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        access = current_services().access
+        access.check_origin(request.environ)
+        g.client = access.identify(bearer_token(request.headers), request.remote_addr)
+        return view(*args, **kwargs)
+
+    return checked  # type: ignore[return-value]
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def _own_origins(environ: Mapping[str, Any]) -> list[str]:
+    scheme = (environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme") or "http").split(",")[0]
+    hosts = [environ.get("HTTP_HOST"), environ.get("HTTP_X_FORWARDED_HOST")]
+    return [f"{scheme.strip()}://{host.split(',')[0].strip()}" for host in hosts if host]

@@ -1,0 +1,70 @@
+"""Notice an HTTP client that hangs up while its stream waits on the upstream, and cancel that stream at once.
+
+A WSGI app learns that a client has gone only when it next writes, which with a stalled upstream can be
+never; meanwhile the upstream keeps generating tokens that are paid for. So a small green task watches
+the client's socket for the end-of-file a hang-up leaves there. (Socket.IO needs none of this: its
+disconnect handler and ping timeout cover it.)
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+from .registry import ActiveStream
+
+_TICK = 0.05  # eventlet polls: at worst this long before a hang-up is seen
+
+
+def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
+    """The request's connection: gunicorn's workers put it in the environ, eventlet's server in its input."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        sock = getattr(environ.get("eventlet.input"), "_sock", None)
+    return sock
+
+
+def watch_client(environ: Mapping[str, Any], entry: ActiveStream, async_mode: str, sleep: Any,
+                 start: Any) -> None:
+    """Cancel `entry` (cause client_gone) as soon as the client closes its connection; no-op elsewhere."""
+    sock = client_socket(environ)
+    if sock is not None and async_mode in ("gevent", "eventlet"):
+        start(_watch, sock, entry, async_mode, sleep)
+
+
+def _watch(sock: socket.socket, entry: ActiveStream, async_mode: str, sleep: Any) -> None:
+    relay = entry.relay
+    while not relay.finished:
+        try:
+            readable = _readable(sock, async_mode, sleep)
+        except (OSError, ValueError):  # the server closed the socket: the response is over
+            return
+        if relay.finished:
+            return
+        if readable:
+            try:
+                data = sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data == b"":
+                entry.cancel(async_mode, "client_gone")
+            # Bytes instead (a pipelined request) say nothing of a hang-up; the next write will tell.
+            return
+
+
+def _readable(sock: socket.socket, async_mode: str, sleep: Any) -> bool:
+    if async_mode == "gevent":
+        ready, _, _ = select.select([sock], [], [], 1.0)  # gevent's cooperative select: wakes at once
+        return bool(ready)
+    # eventlet allows one reader per socket, and its server reads the next request from this one as
+    # soon as the response ends: poll without registering, through the unpatched select.
+    import eventlet.patcher
+
+    sleep(_TICK)
+    original_select = eventlet.patcher.original("select").select
+    ready, _, _ = original_select([sock.fileno()], [], [], 0)
+    return bool(ready)

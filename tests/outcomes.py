@@ -1,0 +1,61 @@
+"""Run one request to its end over either transport and describe what the client saw, the same way for both."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import requests
+
+from tests.clients import DONE, ERROR, SioProbe, ndjson_events
+
+TRANSPORTS = ["socketio", "http"]
+
+
+@dataclass
+class Outcome:
+    """What one client saw of one request: text, terminal events, and everything visible, for leak checks."""
+
+    text: str
+    terminals: list[dict]  # each with "type": "done" or "error"
+    status: int | None = None  # HTTP status; None over Socket.IO
+    headers: Mapping[str, str] = field(default_factory=dict)
+    visible: str = ""
+
+    @property
+    def terminal(self) -> dict:
+        assert len(self.terminals) == 1, f"expected exactly one terminal event, got {self.terminals}"
+        return self.terminals[0]
+
+
+def run_socketio(probe: SioProbe, payload: dict, timeout: float = 20) -> Outcome:
+    """Start a stream, wait for its terminal event, then a round trip so any stray second terminal shows."""
+    stream_id = payload["stream_id"]
+    ack = probe.start(payload)
+    if "error" in ack:
+        probe.wait(lambda p: any(n == ERROR for n, _ in p.events), timeout)
+        probe.settle()
+        return Outcome("", [{"type": "error", **ack["error"]}], visible=repr(ack) + repr(probe.events))
+    probe.wait_terminal(stream_id, timeout)
+    probe.settle()
+    chunks = probe.chunks(stream_id)
+    assert [seq for seq, _ in chunks] == list(range(len(chunks))), "seq must count from 0 without gaps"
+    terminals = [{"type": "done" if name == DONE else "error", **p} for name, p in probe.terminals(stream_id)]
+    return Outcome("".join(t for _, t in chunks), terminals, visible=repr(ack) + repr(probe.events))
+
+
+def run_http(base_url: str, payload: dict, headers: dict[str, str] | None = None, timeout: float = 20) -> Outcome:
+    """POST and read NDJSON to the end; an error before streaming is a status and a JSON body."""
+    with requests.post(f"{base_url}/message/stream", json=payload, stream=True, timeout=timeout,
+                       headers={"Accept": "application/x-ndjson", **(headers or {})}) as response:
+        status, head = response.status_code, response.headers  # case-insensitive
+        if status != 200:
+            body = response.text
+            return Outcome("", [{"type": "error", **json.loads(body)["error"]}], status, head, repr(dict(head)) + body)
+        events = list(ndjson_events(response))
+    chunks = [e for e in events if e["type"] == "chunk"]
+    assert [c["seq"] for c in chunks] == list(range(len(chunks)))
+    terminals = [e for e in events if e["type"] != "chunk"]
+    assert events[-1] in terminals, "the terminal line must be the last one"
+    return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(dict(head)) + repr(events))

@@ -1,0 +1,194 @@
+"""Property-based fuzzing of requests over Socket.IO and HTTP against the real gunicorn+gevent server.
+
+Over 10,000 generated payloads in all: wrong types, missing and unknown fields, huge and deeply nested
+values, lone surrogates, invalid UTF-8, non-object JSON and invalid JSON. Each gets an `invalid_request`
+or a stream that ends with exactly one terminal event. Afterwards the server runs no streams, and its
+worker has not grown in memory, threads or open files beyond a tolerance.
+
+Derandomized, so a run is reproducible; the fake answers valid requests with a short reply.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.clients import DONE, ERROR, SioProbe
+from tests.conftest import LiveServer, start_server, stop_server, upstream_env
+from tests.fake_upstream import FakeUpstream
+
+SOCKETIO_EXAMPLES = 6000
+HTTP_EXAMPLES = 4500
+FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
+                suppress_health_check=list(HealthCheck))
+
+# -- payloads ---------------------------------------------------------------------------------------------
+
+lone_surrogates = st.integers(0xD800, 0xDFFF).map(chr)
+odd_text = st.lists(st.characters() | lone_surrogates, max_size=40).map("".join)
+json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | odd_text
+json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4)
+                          | st.dictionaries(odd_text, kids, max_size=4), max_leaves=12)
+messages = st.lists(st.fixed_dictionaries({}, optional={
+    "role": st.sampled_from(["user", "assistant", "system", "wizard", ""]) | json_value,
+    "content": odd_text | json_value}), max_size=4) | json_value
+stream_ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z") | odd_text | json_value
+near_valid = st.fixed_dictionaries({}, optional={
+    "prompt": odd_text | json_value,
+    "messages": messages,
+    "model": st.sampled_from(["fake-model", "fake-model-2", "gpt-unknown"]) | json_value,
+    "temperature": st.floats() | st.integers(-5, 5) | json_value,
+    "max_tokens": st.integers(-10, 10_000) | json_value,
+    "stream_id": stream_ids,
+    "promt": json_value,
+})
+huge = st.sampled_from([
+    {"prompt": "x" * 40_000},
+    {"prompt": "😀" * 60_000},  # 720 kB on the wire: oversized packets are test_limits.py's
+    {"messages": [{"role": "user", "content": "hi"}] * 5_000},
+    {"prompt": "x", "stream_id": "s" * 10_000},
+    {"prompt": ["x"] * 50_000},
+])
+
+
+def nested(depth: int) -> object:
+    value: object = "deep"
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+deep = st.integers(1, 400).map(lambda d: {"prompt": nested(d)}) | st.integers(1, 400).map(nested)
+payloads = near_valid | json_value | huge | deep | st.binary(max_size=64)
+
+
+def raw_bodies() -> st.SearchStrategy[bytes]:
+    """HTTP bodies: JSON of any shape, JSON cut short, invalid UTF-8, nesting past the parser's limit, noise."""
+    as_json = (near_valid | json_value | huge).map(lambda v: json.dumps(v).encode())
+    surrogates = odd_text.map(lambda t: json.dumps({"prompt": t}, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+    truncated = st.tuples(near_valid.map(json.dumps), st.integers(0, 200)).map(lambda p: p[0][: p[1]].encode())
+    too_deep = st.integers(500, 50_000).map(lambda d: b"[" * d + b"]" * d)
+    invalid_utf8 = st.binary(min_size=1, max_size=64).map(lambda b: b'{"prompt": "' + b + b'"}')
+    return as_json | surrogates | truncated | too_deep | invalid_utf8 | st.binary(max_size=256)
+
+
+# -- the server and its worker -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def fuzz_server(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
+    server = start_server("gevent", upstream_env(fake_upstream), tmp_path_factory.mktemp("fuzz") / "server.log")
+    yield server
+    stop_server(server)
+
+
+def worker_pid(server: LiveServer) -> int:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    assert len(children) == 1, children  # one gevent worker
+    return int(children[0])
+
+
+def usage(pid: int) -> dict[str, int]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {"rss_kb": int(status["VmRSS"].split()[0]), "threads": int(status["Threads"]),
+            "fds": len(list(Path(f"/proc/{pid}/fd").iterdir()))}
+
+
+# -- the checks ---------------------------------------------------------------------------------------------
+
+def check_socketio(probe: SioProbe, payload: object) -> None:
+    with probe._cond:
+        probe.events.clear()
+    ack = probe.start(payload)
+    if "error" in ack:
+        assert ack["error"]["code"] == "invalid_request" and ack["error"]["message"], ack
+        probe.wait(lambda p: any(n == ERROR for n, _ in p.events))
+        return
+    stream_id = ack["stream_id"]
+    probe.wait_terminal(stream_id)
+    probe.settle()
+    [(name, terminal)] = probe.terminals(stream_id)
+    assert name == DONE and terminal["finish_reason"] == "stop", terminal
+
+
+def check_http(session: requests.Session, url: str, body: bytes) -> None:
+    response = session.post(f"{url}/message/stream", data=body, timeout=20,
+                            headers={"Content-Type": "application/json", "Accept": "application/x-ndjson"})
+    if response.status_code != 200:
+        assert response.status_code in (400, 413), (response.status_code, response.text[:300])
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request" and error["message"]
+        return
+    lines = [json.loads(line) for line in response.text.splitlines() if line]
+    terminals = [line for line in lines if line["type"] != "chunk"]
+    assert terminals == [lines[-1]] and lines[-1]["type"] == "done", lines[-3:]
+
+
+def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveServer, fake_upstream) -> None:
+    probe = SioProbe(fuzz_server.url)
+    session = requests.Session()
+    pid = worker_pid(fuzz_server)
+    counts = {"socketio": 0, "http": 0}
+
+    # A warm-up, so that imports and caches are loaded before the baseline is taken.
+    for payload in ({"prompt": "warm"}, {"prompt": 1}, nested(300)):
+        check_socketio(probe, payload)
+        check_http(session, fuzz_server.url, json.dumps(payload).encode())
+    before = usage(pid)
+
+    @settings(FUZZ, max_examples=SOCKETIO_EXAMPLES)
+    @given(payloads)
+    def over_socketio(payload: object) -> None:
+        counts["socketio"] += 1
+        check_socketio(probe, payload)
+
+    @settings(FUZZ, max_examples=HTTP_EXAMPLES)
+    @given(raw_bodies())
+    def over_http(body: bytes) -> None:
+        counts["http"] += 1
+        check_http(session, fuzz_server.url, body)
+
+    try:
+        over_socketio()
+        over_http()
+    finally:
+        probe.close()
+        session.close()
+    assert sum(counts.values()) >= 10_000, counts
+
+    assert fake_upstream.wait_for(lambda f: fuzz_server.streams() == 0 and f.in_flight == 0)
+    after = usage(pid)
+    assert fuzz_server.process.poll() is None and worker_pid(fuzz_server) == pid, "the worker died"
+    assert after["threads"] <= before["threads"] + 2, (before, after)
+    assert after["fds"] <= before["fds"] + 5, (before, after)
+    assert after["rss_kb"] <= before["rss_kb"] + 40_000, (before, after)
+    log = fuzz_server.log()
+    assert "Traceback" not in log and "Worker timeout" not in log
+
+
+@pytest.mark.parametrize("packet", [
+    '["chatgpt_description",{"prompt": "x"',  # cut short
+    '["chatgpt_description",{bad json}]',
+    '["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]",  # deeper than the JSON parser goes
+])
+def test_socketio_packets_with_unreadable_json_get_an_error_ack(live_server: LiveServer, packet: str) -> None:
+    """What a hand-written client could send; python-socketio's own client always sends valid JSON."""
+    probe = SioProbe(live_server.url)
+    try:
+        acked = threading.Event()
+        acks: list = []
+        client = probe.client
+        ack_id = client._generate_ack_id("/", lambda *args: (acks.extend(args), acked.set()))
+        client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
+        assert acked.wait(10), "no ack: the client would wait forever"
+        assert acks[0]["error"]["code"] == "invalid_request"
+        assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
+    finally:
+        probe.close()
+    assert "Traceback" not in live_server.log()
