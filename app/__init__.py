@@ -23,8 +23,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from .auth import Access
     from .config import load_settings
-    from .page import bp as page_bp
     from .packets import TolerantPacket
+    from .page import bp as page_bp
     from .registry import StreamRegistry
     from .routes import bp
     from .services import EXTENSION_KEY, Services
