@@ -20,6 +20,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask
     from flask_cors import CORS
     from flask_socketio import SocketIO
+    from werkzeug.middleware.proxy_fix import ProxyFix
 
     from .auth import Access
     from .config import load_settings
@@ -48,6 +49,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
+    if settings.trusted_proxies:
+        # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})
 

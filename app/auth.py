@@ -98,6 +98,6 @@ def _digest(token: str) -> bytes:
 
 
 def _own_origins(environ: Mapping[str, Any]) -> list[str]:
-    scheme = (environ.get("HTTP_X_FORWARDED_PROTO") or environ.get("wsgi.url_scheme") or "http").split(",")[0]
-    hosts = [environ.get("HTTP_HOST"), environ.get("HTTP_X_FORWARDED_HOST")]
-    return [f"{scheme.strip()}://{host.split(',')[0].strip()}" for host in hosts if host]
+    # Forwarded headers count only through ProxyFix (TRUSTED_PROXIES), which rewrites these two.
+    host = environ.get("HTTP_HOST")
+    return [f"{environ.get('wsgi.url_scheme') or 'http'}://{host}"] if host else []

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     ping_interval: float = Field(25.0, gt=0)  # Socket.IO: a client silent for interval + timeout is gone
     ping_timeout: float = Field(20.0, gt=0)
     shutdown_grace: float = Field(20.0, ge=0)  # on SIGTERM; keep it below gunicorn's graceful_timeout (30)
+    # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
+    # ignored: a client could forge them, and limits would count every user behind nginx as one address.
+    trusted_proxies: int = Field(0, ge=0, le=5)
 
     _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", mode="before")(_split_csv)
 

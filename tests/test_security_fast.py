@@ -36,7 +36,7 @@ def test_bearer_token(header: str, token: str | None) -> None:
     assert bearer_token({"Authorization": header}) == token
 
 
-def test_origin_rule_follows_the_host_and_forwarded_headers() -> None:
+def test_origin_rule_follows_the_host_and_ignores_forged_forwarded_headers() -> None:
     access = Access(settings(cors_allowed_origins="https://app.example"))
     environ = {"wsgi.url_scheme": "http", "HTTP_HOST": "127.0.0.1:8000"}
     assert access.origin_allowed(None, environ)
@@ -44,7 +44,7 @@ def test_origin_rule_follows_the_host_and_forwarded_headers() -> None:
     assert access.origin_allowed("https://app.example", environ)
     assert not access.origin_allowed("https://evil.example", environ)
     proxied = {**environ, "HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "relay.example"}
-    assert access.origin_allowed("https://relay.example", proxied)
+    assert not access.origin_allowed("https://relay.example", proxied)  # only ProxyFix may rewrite the host
 
 
 def test_tokens_and_rate_settings() -> None:
