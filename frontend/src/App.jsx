@@ -3,11 +3,13 @@ import { Composer } from "./components/Composer.jsx";
 import { ConnectionStatus } from "./components/ConnectionStatus.jsx";
 import { Conversation } from "./components/Conversation.jsx";
 import { ChatOptions } from "./components/ChatOptions.jsx";
+import { TokenForm } from "./components/TokenForm.jsx";
+import { describeError } from "./errors.js";
 import { fetchModels } from "./models.js";
 import { useChatStream } from "./useChatStream.js";
 
 export default function App() {
-  const { connection, messages, active, send, stop } = useChatStream();
+  const { connection, messages, active, access, refusal, send, stop, submitToken } = useChatStream();
   const [models, setModels] = useState([]);
   const [model, setModel] = useState(null);
   const [transport, setTransport] = useState("socket");
@@ -39,10 +41,21 @@ export default function App() {
         onTransport={setTransport}
         disabled={busy}
       />
+      {access ? <TokenForm error={access.error} checking={access.checking} onSubmit={submitToken} /> : null}
+      {refusal ? (
+        <p className="refusal error" role="alert" data-testid="refusal" data-code={refusal.code}>
+          <strong>{describeError(refusal.code)}</strong> {refusal.message}
+        </p>
+      ) : null}
       <main>
         <Conversation messages={messages} active={active} />
       </main>
-      <Composer busy={busy} onSend={(prompt) => send(prompt, { transport, model })} onStop={stop} />
+      <Composer
+        busy={busy}
+        locked={access !== null}
+        onSend={(prompt) => send(prompt, { transport, model })}
+        onStop={stop}
+      />
     </div>
   );
 }

@@ -2,10 +2,14 @@
 // The hook feeds it the transports' events; components only read the state it returns.
 
 export const initialState = {
-  connection: "connecting", // connecting | connected | reconnecting | offline
+  connection: "connecting", // connecting | connected | reconnecting | offline | token_needed
   messages: [], // {id, role, content, status, streamId?, transport?, finishReason?, error?}
   active: null, // the reply being streamed: {streamId, transport, stopping}
+  access: null, // while the server wants a token: {error: string | null, checking: boolean}
+  refusal: null, // the server refused the connection for good, for a reason other than the token: {code, message}
 };
+
+export const TOKEN_NOT_VALID = "The token is not valid.";
 
 /**
  * Connection transitions. `everConnected` tells a first connection attempt from a reconnection,
@@ -15,6 +19,11 @@ function nextConnection(state, action) {
   switch (action.event) {
     case "connect":
       return "connected";
+    case "refused":
+      // socket.io-client does not retry a connection the server refused, so nothing will happen until the user acts.
+      return action.code === "unauthorized" ? "token_needed" : "offline";
+    case "token_submitted":
+      return "connecting";
     case "disconnect":
     case "connect_error":
       if (!action.willRetry) return "offline";
@@ -26,6 +35,34 @@ function nextConnection(state, action) {
       return "offline";
     default:
       return state.connection;
+  }
+}
+
+/** The token prompt: shown on an `unauthorized` refusal, checking after a submit, gone once connected. */
+function nextAccess(state, action) {
+  switch (action.event) {
+    case "connect":
+      return null;
+    case "refused":
+      if (action.code !== "unauthorized") return state.access;
+      // Without a token the page just asks for one; a token that was sent and refused was wrong (or revoked).
+      return { error: action.hadToken ? TOKEN_NOT_VALID : null, checking: false };
+    case "token_submitted":
+      return { error: null, checking: true };
+    default:
+      return state.access;
+  }
+}
+
+function nextRefusal(state, action) {
+  switch (action.event) {
+    case "refused":
+      return action.code === "unauthorized" ? null : { code: action.code, message: action.message };
+    case "connect":
+    case "token_submitted":
+      return null;
+    default:
+      return state.refusal;
   }
 }
 
@@ -46,7 +83,12 @@ function endActive(state, streamId) {
 export function chatReducer(state, action) {
   switch (action.type) {
     case "connection": {
-      let next = { ...state, connection: nextConnection(state, action) };
+      let next = {
+        ...state,
+        connection: nextConnection(state, action),
+        access: nextAccess(state, action),
+        refusal: nextRefusal(state, action),
+      };
       // The server cancels a client's streams when it disconnects, and sends nothing more for them.
       if (action.event === "disconnect" && state.active?.transport === "socket") {
         const { streamId } = state.active;
@@ -87,6 +129,7 @@ export function chatReducer(state, action) {
     }
     case "error": {
       const error = { code: action.code, message: action.message };
+      if (action.retryAfter != null) error.retryAfter = action.retryAfter;
       const messages = updateReply(state, action.streamId, (m) =>
         m.status === "streaming" ? { status: "error", error } : {},
       );

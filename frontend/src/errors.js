@@ -1,13 +1,17 @@
-// Error codes (docs/protocol.md, plus two the page itself detects) in plain words.
+// Error codes (every one in docs/protocol.md's table, plus two the page itself detects) in plain words.
 
 const HEADLINES = {
   invalid_request: "Request refused.",
   upstream_auth: "The model refused the server's credentials.",
-  rate_limited: "The model is busy.",
+  rate_limited: "Too many requests.", // the model's rate limit, or this server's own per client
   upstream_timeout: "The model timed out.",
   upstream_unavailable: "The model is unreachable.",
   upstream_error: "The model failed.",
   internal: "Server error.",
+  unauthorized: "This server needs an access token.",
+  origin_not_allowed: "This page's address is not allowed to use the server.",
+  too_many_streams: "Too many replies at once.",
+  server_shutdown: "The server is shutting down.",
   network: "Connection failed.",
   disconnected: "Connection lost.",
 };
@@ -15,6 +19,14 @@ const HEADLINES = {
 /** A short headline for a code, shown before the server's message; unknown codes still get words. */
 export function describeError(code) {
   return HEADLINES[code] ?? "Something went wrong.";
+}
+
+/** When to try again, from a `rate_limited` error's `retry_after` (whole seconds), or null without one. */
+export function describeRetry(retryAfter) {
+  if (retryAfter == null || !Number.isFinite(retryAfter) || retryAfter < 0) return null;
+  if (retryAfter <= 1) return "Try again in a second.";
+  if (retryAfter < 120) return `Try again in ${Math.ceil(retryAfter)} seconds.`;
+  return `Try again in ${Math.ceil(retryAfter / 60)} minutes.`;
 }
 
 const CUT = {

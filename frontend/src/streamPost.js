@@ -6,13 +6,16 @@ const NDJSON = "application/x-ndjson";
 /**
  * Stream one reply over HTTP. onEvent gets the protocol's events ({type: "chunk" | "done" | "error"});
  * exactly one terminal event is delivered unless the signal aborts, which rejects with an AbortError.
+ * A token, when given, goes as `Authorization: Bearer <token>` (servers with AUTH_TOKENS need one).
  */
-export async function streamPost(request, { signal, onEvent }) {
+export async function streamPost(request, { signal, onEvent, token = null }) {
+  const headers = { "Content-Type": "application/json", Accept: NDJSON };
+  if (token) headers.Authorization = `Bearer ${token}`;
   let response;
   try {
     response = await fetch("/message/stream", {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: NDJSON },
+      headers,
       body: JSON.stringify(request),
       signal,
     });
@@ -24,8 +27,12 @@ export async function streamPost(request, { signal, onEvent }) {
   if (!response.ok) {
     // Before anything streams, errors come as a status and a JSON body {"error": {code, message}}.
     const body = await response.json().catch(() => null);
-    const error = body?.error ?? { code: "internal", message: `The server answered ${response.status}.` };
-    onEvent({ type: "error", stream_id: request.stream_id, code: error.code, message: error.message });
+    // A 401 without the relay's body (a proxy's, say) still means a token is needed.
+    const fallbackCode = response.status === 401 ? "unauthorized" : "internal";
+    const error = body?.error ?? { code: fallbackCode, message: `The server answered ${response.status}.` };
+    const event = { type: "error", stream_id: request.stream_id, code: error.code, message: error.message };
+    if (error.retry_after != null) event.retry_after = error.retry_after; // rate_limited: seconds to wait
+    onEvent(event);
     return;
   }
   let ended = false;

@@ -1,5 +1,7 @@
-// The one hook that owns the connection: every Socket.IO listener, the HTTP stream, stop and throttling.
+// The one hook that owns the connection: every Socket.IO listener, the HTTP stream, stop, throttling,
+// and the access token (asked for when the server refuses the page without one).
 import { useCallback, useEffect, useReducer, useRef } from "react";
+import { clearToken, getToken, setToken } from "./accessToken.js";
 import { chatReducer, conversationFor, initialState } from "./chatState.js";
 import { createChunkBuffer } from "./chunkBuffer.js";
 import { socket } from "./socket.js";
@@ -34,6 +36,13 @@ export function useChatStream() {
     [flush],
   );
 
+  // A refusal with a code ends the connection for good (socket.io-client does not retry it): say why, and for
+  // `unauthorized` forget the refused token and ask for one.
+  const refused = useCallback((code, message, hadToken) => {
+    if (code === "unauthorized") clearToken();
+    dispatch({ type: "connection", event: "refused", code, message, hadToken });
+  }, []);
+
   useEffect(() => {
     const connection = (event, extra = {}) => dispatch({ type: "connection", event, ...extra });
     function onConnect() {
@@ -44,8 +53,12 @@ export function useChatStream() {
       flush();
       connection("disconnect", { willRetry: socket.active, everConnected: true });
     }
-    function onConnectError() {
-      connection("connect_error", { willRetry: socket.active, everConnected: everConnected.current });
+    function onConnectError(err) {
+      // The server's own refusal (ConnectionRefusedError) carries {code, message} in err.data; a network
+      // failure or a refused handshake carries none, and the manager retries it.
+      const code = err?.data?.code;
+      if (code && !socket.active) refused(code, err.data.message, getToken() !== null);
+      else connection("connect_error", { willRetry: socket.active, everConnected: everConnected.current });
     }
     function onReconnectAttempt() {
       connection("reconnect_attempt");
@@ -66,7 +79,7 @@ export function useChatStream() {
       finish({ type: "done", streamId: done.stream_id, finishReason: done.finish_reason, usage: done.usage });
     }
     function onError(error) {
-      finish({ type: "error", streamId: error.stream_id, code: error.code, message: error.message });
+      finish({ type: "error", streamId: error.stream_id, code: error.code, message: error.message, retryAfter: error.retry_after });
     }
 
     socket.on("connect", onConnect);
@@ -97,7 +110,7 @@ export function useChatStream() {
       for (const controller of aborts.current.values()) controller.abort();
       buffer.current.cancel();
     };
-  }, [addChunk, finish, flush]);
+  }, [addChunk, finish, flush, refused]);
 
   const sendOverSocket = useCallback(
     async (request) => {
@@ -112,7 +125,10 @@ export function useChatStream() {
       }));
       // The server also emits chatgpt_description_error, but with stream_id null when the id is taken,
       // so the ack is what ends this reply on a refusal.
-      if (ack.error) finish({ type: "error", streamId: request.stream_id, ...ack.error });
+      if (ack.error) {
+        const { code, message, retry_after: retryAfter } = ack.error;
+        finish({ type: "error", streamId: request.stream_id, code, message, retryAfter });
+      }
     },
     [finish],
   );
@@ -121,13 +137,19 @@ export function useChatStream() {
     async (request) => {
       const controller = new AbortController();
       aborts.current.set(request.stream_id, controller);
+      const token = getToken();
       try {
         await streamPost(request, {
           signal: controller.signal,
+          token,
           onEvent(event) {
-            if (event.type === "chunk") addChunk(request.stream_id, event.text);
-            else if (event.type === "done") finish({ type: "done", streamId: request.stream_id, finishReason: event.finish_reason, usage: event.usage });
-            else if (event.type === "error") finish({ type: "error", streamId: request.stream_id, code: event.code, message: event.message });
+            const streamId = request.stream_id;
+            if (event.type === "chunk") addChunk(streamId, event.text);
+            else if (event.type === "done") finish({ type: "done", streamId, finishReason: event.finish_reason, usage: event.usage });
+            else if (event.type === "error") {
+              finish({ type: "error", streamId, code: event.code, message: event.message, retryAfter: event.retry_after });
+              if (event.code === "unauthorized") refused(event.code, event.message, token !== null);
+            }
           },
         });
       } catch (err) {
@@ -138,7 +160,7 @@ export function useChatStream() {
         aborts.current.delete(request.stream_id);
       }
     },
-    [addChunk, finish],
+    [addChunk, finish, refused],
   );
 
   /** Send a prompt as the next turn of the conversation, over "socket" or "http". */
@@ -165,5 +187,18 @@ export function useChatStream() {
     else socket.emit("chatgpt_description_stop", { stream_id: active.streamId });
   }, []);
 
-  return { ...state, send, stop };
+  /**
+   * Use this access token from now on: kept for this tab (sessionStorage), sent by the Socket.IO auth callback
+   * at every (re)connection and as the HTTP streams' Bearer header. The connection is restarted to check it.
+   */
+  const submitToken = useCallback((token) => {
+    const trimmed = token.trim();
+    if (!trimmed) return;
+    setToken(trimmed);
+    if (socket.connected) socket.disconnect(); // an HTTP 401 can come while the socket is still connected
+    dispatch({ type: "connection", event: "token_submitted" });
+    socket.connect();
+  }, []);
+
+  return { ...state, send, stop, submitToken };
 }

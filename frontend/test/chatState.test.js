@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { chatReducer, conversationFor, initialState } from "../src/chatState.js";
+import { chatReducer, conversationFor, initialState, TOKEN_NOT_VALID } from "../src/chatState.js";
 
 function run(actions, state = initialState) {
   return actions.reduce(chatReducer, state);
@@ -127,5 +127,64 @@ describe("conversationFor", () => {
       { role: "user", content: "second" },
       { role: "user", content: "third" },
     ]);
+  });
+});
+
+describe("access token", () => {
+  const conn = (event, extra = {}) => ({ type: "connection", event, ...extra });
+  const refusedUnauthorized = (hadToken) => conn("refused", { code: "unauthorized", message: "x", hadToken });
+
+  it("asks for a token when the connection is refused without one, then connects with it", () => {
+    let state = run([refusedUnauthorized(false)]);
+    expect(state.connection).toBe("token_needed");
+    expect(state.access).toEqual({ error: null, checking: false });
+
+    state = chatReducer(state, conn("token_submitted"));
+    expect(state.connection).toBe("connecting");
+    expect(state.access).toEqual({ error: null, checking: true });
+
+    state = chatReducer(state, conn("connect"));
+    expect(state.connection).toBe("connected");
+    expect(state.access).toBeNull();
+  });
+
+  it("says a refused token is not valid and asks again; the right one then connects", () => {
+    let state = run([refusedUnauthorized(false), conn("token_submitted"), refusedUnauthorized(true)]);
+    expect(state.connection).toBe("token_needed");
+    expect(state.access).toEqual({ error: TOKEN_NOT_VALID, checking: false });
+    expect(TOKEN_NOT_VALID).toBe("The token is not valid.");
+
+    state = chatReducer(state, conn("token_submitted"));
+    expect(state.access.error).toBeNull(); // the old complaint goes while the new token is checked
+    state = chatReducer(state, conn("connect"));
+    expect(state).toMatchObject({ connection: "connected", access: null, refusal: null });
+  });
+
+  it("asks for a token when an HTTP stream gets 401, keeping the reply's error", () => {
+    const state = run([
+      conn("connect"),
+      send("s1", "hi", "http"),
+      { type: "error", streamId: "s1", code: "unauthorized", message: "The token is not valid." },
+      refusedUnauthorized(true),
+    ]);
+    expect(reply(state)).toMatchObject({ status: "error", error: { code: "unauthorized" } });
+    expect(state.connection).toBe("token_needed");
+    expect(state.access.error).toBe(TOKEN_NOT_VALID);
+  });
+
+  it("shows another refusal's reason and stays offline, with no token prompt", () => {
+    const state = run([conn("refused", { code: "server_shutdown", message: "Going down." })]);
+    expect(state).toMatchObject({ connection: "offline", access: null, refusal: { code: "server_shutdown", message: "Going down." } });
+    expect(chatReducer(state, conn("connect")).refusal).toBeNull();
+  });
+
+  it("leaves the token prompt alone on unrelated connection events", () => {
+    const state = run([refusedUnauthorized(false), conn("browser_offline")]);
+    expect(state.access).toEqual({ error: null, checking: false });
+  });
+
+  it("keeps retry_after with a rate_limited error", () => {
+    const state = run([send("s1"), { type: "error", streamId: "s1", code: "rate_limited", message: "Too many.", retryAfter: 42 }]);
+    expect(reply(state).error).toEqual({ code: "rate_limited", message: "Too many.", retryAfter: 42 });
   });
 });

@@ -10,11 +10,11 @@ function ndjsonResponse(lines) {
   });
 }
 
-async function eventsFor(response, request = { prompt: "hi", stream_id: "s1" }) {
+async function eventsFor(response, request = { prompt: "hi", stream_id: "s1" }, options = {}) {
   const fetch = vi.fn(async () => response);
   vi.stubGlobal("fetch", fetch);
   const events = [];
-  await streamPost(request, { signal: new AbortController().signal, onEvent: (e) => events.push(e) });
+  await streamPost(request, { signal: new AbortController().signal, onEvent: (e) => events.push(e), ...options });
   return { events, fetch };
 }
 
@@ -34,6 +34,35 @@ describe("streamPost", () => {
     const body = { error: { code: "rate_limited", message: "Slow down." } };
     const { events } = await eventsFor(new Response(JSON.stringify(body), { status: 429 }));
     expect(events).toEqual([{ type: "error", stream_id: "s1", code: "rate_limited", message: "Slow down." }]);
+  });
+
+  it("sends the token as a Bearer Authorization header", async () => {
+    const done = { type: "done", stream_id: "s1", finish_reason: "stop", chunks: 0, usage: null };
+    const { fetch } = await eventsFor(ndjsonResponse([done]), undefined, { token: "tok-secret 1" });
+    expect(fetch.mock.calls[0][1].headers).toEqual({
+      "Content-Type": "application/json",
+      Accept: "application/x-ndjson",
+      Authorization: "Bearer tok-secret 1",
+    });
+  });
+
+  it("sends no Authorization header without a token", async () => {
+    const { fetch } = await eventsFor(ndjsonResponse([{ type: "done" }]), undefined, { token: null });
+    expect(fetch.mock.calls[0][1].headers).not.toHaveProperty("Authorization");
+  });
+
+  it("passes a 401's unauthorized code on, also when the body is not the relay's", async () => {
+    const body = { error: { code: "unauthorized", message: "The token is not valid." } };
+    const relay = await eventsFor(new Response(JSON.stringify(body), { status: 401 }));
+    expect(relay.events).toEqual([{ type: "error", stream_id: "s1", code: "unauthorized", message: "The token is not valid." }]);
+    const proxy = await eventsFor(new Response("<html>401</html>", { status: 401 }));
+    expect(proxy.events).toMatchObject([{ type: "error", code: "unauthorized" }]);
+  });
+
+  it("keeps retry_after on a rate_limited refusal", async () => {
+    const body = { error: { code: "rate_limited", message: "Too many requests.", retry_after: 17 } };
+    const { events } = await eventsFor(new Response(JSON.stringify(body), { status: 429, headers: { "Retry-After": "17" } }));
+    expect(events).toEqual([{ type: "error", stream_id: "s1", code: "rate_limited", message: "Too many requests.", retry_after: 17 }]);
   });
 
   it("ends a body that stops without a terminal line with an error", async () => {

@@ -1,11 +1,14 @@
 import { useState } from "react";
 
-/** The prompt box: Enter sends, Shift+Enter starts a new line, Esc stops the running reply. */
-export function Composer({ busy, onSend, onStop }) {
+/**
+ * The prompt box: Enter sends, Shift+Enter starts a new line, Esc stops the running reply.
+ * While `locked` (the server wants a token first) the prompt can be written but not sent.
+ */
+export function Composer({ busy, locked = false, onSend, onStop }) {
   const [prompt, setPrompt] = useState("");
 
   function submit() {
-    if (busy || !prompt.trim()) return;
+    if (busy || locked || !prompt.trim()) return;
     onSend(prompt);
     setPrompt("");
   }
@@ -40,7 +43,7 @@ export function Composer({ busy, onSend, onStop }) {
       {busy ? (
         <button type="button" className="stop" onClick={onStop}>Stop</button>
       ) : (
-        <button type="submit" disabled={!prompt.trim()}>Send</button>
+        <button type="submit" disabled={locked || !prompt.trim()}>Send</button>
       )}
     </form>
   );

@@ -3,6 +3,7 @@ const LABELS = {
   connected: "Connected",
   reconnecting: "Reconnecting…",
   offline: "Offline",
+  token_needed: "Token needed",
 };
 
 /** The Socket.IO connection state, as a coloured dot and a word. */

@@ -1,6 +1,6 @@
 import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
-import { describeError, describeFinish } from "../errors.js";
+import { describeError, describeFinish, describeRetry } from "../errors.js";
 
 // react-markdown renders to React elements and ignores raw HTML unless a plugin enables it,
 // so model output cannot inject markup or scripts.
@@ -20,10 +20,12 @@ function ReplyNote({ message, stopping }) {
   }
   if (message.status === "stopped") return <p className="note stopped" data-testid="stopped">Stopped.</p>;
   if (message.status === "error") {
+    const retry = describeRetry(message.error.retryAfter);
     return (
       <p className="note error" role="alert" data-testid="error" data-code={message.error.code}>
         <strong>{describeError(message.error.code)}</strong>
-        {message.error.message ? ` ${message.error.message}` : ""} <code>{message.error.code}</code>
+        {message.error.message ? ` ${message.error.message}` : ""}
+        {retry ? ` ${retry}` : ""} <code>{message.error.code}</code>
       </p>
     );
   }
