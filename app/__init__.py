@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .services import EXTENSION_KEY, Services
     from .sockets import register_socket_handlers
     from .upstream import Upstream
+    from .websocket_guard import ClosedWebsocketGuard
 
     settings = settings or load_settings()
     settings.require_upstream()
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
+    app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
         hops = settings.trusted_proxies

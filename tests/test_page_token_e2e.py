@@ -32,6 +32,7 @@ def token_server(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[Live
     assert "POST /message/stream" in log, "no requests logged, so the leak check would prove nothing"
     for secret in [*SECRETS, API_KEY]:
         assert secret not in log, "a token or the API key reached the server log"
+    assert "Traceback" not in log  # refused connects close the websocket probe: that is no error
 
 
 @pytest.fixture
