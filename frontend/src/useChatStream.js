@@ -82,28 +82,25 @@ export function useChatStream() {
       finish({ type: "error", streamId: error.stream_id, code: error.code, message: error.message, retryAfter: error.retry_after });
     }
 
-    socket.on("connect", onConnect);
-    socket.on("disconnect", onDisconnect);
-    socket.on("connect_error", onConnectError);
-    socket.io.on("reconnect_attempt", onReconnectAttempt);
-    socket.io.on("reconnect_failed", onReconnectFailed);
-    socket.on("chatgpt_description_chunk", onChunk);
-    socket.on("chatgpt_description_done", onDone);
-    socket.on("chatgpt_description_error", onError);
+    // Every listener this hook owns, each removed with off(event, handler) on cleanup.
+    const listeners = [
+      [socket, "connect", onConnect],
+      [socket, "disconnect", onDisconnect],
+      [socket, "connect_error", onConnectError],
+      [socket.io, "reconnect_attempt", onReconnectAttempt],
+      [socket.io, "reconnect_failed", onReconnectFailed],
+      [socket, "chatgpt_description_chunk", onChunk],
+      [socket, "chatgpt_description_done", onDone],
+      [socket, "chatgpt_description_error", onError],
+    ];
+    for (const [emitter, event, handler] of listeners) emitter.on(event, handler);
     window.addEventListener("offline", onBrowserOffline);
     window.addEventListener("online", onBrowserOnline);
     socket.connect(); // a no-op when already connected
     if (socket.connected) onConnect();
 
     return () => {
-      socket.off("connect", onConnect);
-      socket.off("disconnect", onDisconnect);
-      socket.off("connect_error", onConnectError);
-      socket.io.off("reconnect_attempt", onReconnectAttempt);
-      socket.io.off("reconnect_failed", onReconnectFailed);
-      socket.off("chatgpt_description_chunk", onChunk);
-      socket.off("chatgpt_description_done", onDone);
-      socket.off("chatgpt_description_error", onError);
+      for (const [emitter, event, handler] of listeners) emitter.off(event, handler);
       window.removeEventListener("offline", onBrowserOffline);
       window.removeEventListener("online", onBrowserOnline);
       socket.disconnect();
