@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ class SioProbe:
     def __init__(self, url: str, **connect: Any) -> None:
         self.client = socketio.Client(reconnection=False)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() of each event, in step with `events`
         self._cond = threading.Condition()
         self.client.on(CHUNK, self._on_chunk)
         self.client.on(DONE, lambda data: self._record(DONE, data))
@@ -33,6 +35,7 @@ class SioProbe:
     def _record(self, name: str, payload: Any) -> None:
         with self._cond:
             self.events.append((name, payload))
+            self.arrivals.append(time.monotonic())
             self._cond.notify_all()
 
     def start(self, payload: Any, timeout: float = 10) -> dict:

@@ -78,7 +78,7 @@ def launch(name: str, command: list[str], port: int, env: dict[str, str], log_pa
         try:
             requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
             return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting on a loaded box
             time.sleep(0.05)  # polling a readiness condition; there is no event to wait on
     stop_server(server)
     raise RuntimeError(f"{name} server did not come up:\n{server.log()}")
