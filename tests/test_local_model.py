@@ -99,7 +99,7 @@ def test_http_ndjson_streams_a_real_reply_incrementally(relay: LiveServer, proxy
     done_before = proxy.snapshot()["streams_done"]
     arrivals: list[tuple[float, dict]] = []
     with post_stream(relay.url, {"prompt": "Say something about tea.", "max_tokens": 48},
-                     accept="application/x-ndjson", timeout=GENEROUS) as response:
+                     accept="application/x-ndjson") as response:
         assert response.status_code == 200
         for event in ndjson_events(response):
             arrivals.append((time.monotonic(), event))
@@ -128,53 +128,73 @@ def test_max_tokens_is_honoured(relay: LiveServer) -> None:
         probe.close()
 
     with post_stream(relay.url, {"prompt": "Count from 1 to 100.", "max_tokens": 3},
-                     accept="application/x-ndjson", timeout=GENEROUS) as response:
+                     accept="application/x-ndjson") as response:
         events = list(ndjson_events(response))
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "length"
 
 
-def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy, model_server) -> None:
+def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
+                                          model_server: local_model.LocalModelServer) -> None:
     probe = SioProbe(relay.url)
+    seen = model_disconnects(model_server)
     try:
         aborted = proxy.snapshot()["aborted"]
         ack = probe.start({"prompt": STORY, "max_tokens": 400})
         stream_id = ack["stream_id"]
         probe.wait_chunks(stream_id, 3, timeout=GENEROUS)
-        assert probe.stop(stream_id)["ok"] is True
+        assert probe.stop(stream_id) == {"stream_id": stream_id}
         name, terminal = probe.wait_terminal(stream_id, timeout=30)
         assert (name, terminal["finish_reason"]) == (DONE, "cancelled")
         assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
         assert len(probe.terminals(stream_id)) == 1
     finally:
         probe.close()
+    wait_for_model_disconnect(model_server, seen)
     assert_model_is_free(relay)
 
 
-def test_disconnect_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy) -> None:
+def test_disconnect_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
+                                                model_server: local_model.LocalModelServer) -> None:
+    seen = model_disconnects(model_server)
     probe = SioProbe(relay.url)
     aborted = proxy.snapshot()["aborted"]
     ack = probe.start({"prompt": STORY, "max_tokens": 400})
     probe.wait_chunks(ack["stream_id"], 3, timeout=GENEROUS)
     probe.close()
     assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
+    wait_for_model_disconnect(model_server, seen)
     assert_model_is_free(relay)
 
 
-def test_http_abort_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy) -> None:
+def test_http_abort_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
+                                                model_server: local_model.LocalModelServer) -> None:
+    seen = model_disconnects(model_server)
     aborted = proxy.snapshot()["aborted"]
-    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400}, accept="application/x-ndjson",
-                           timeout=GENEROUS)
+    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400}, accept="application/x-ndjson")
     events = ndjson_events(response)
     assert [next(events)["type"] for _ in range(3)] == ["chunk"] * 3
     response.close()
     assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
+    wait_for_model_disconnect(model_server, seen)
     assert_model_is_free(relay)
+
+
+def model_disconnects(server: local_model.LocalModelServer) -> int:
+    """How many streams the model server itself says it stopped because the client went away."""
+    return server.log_path.read_text(errors="replace").count("Disconnected from client")
+
+
+def wait_for_model_disconnect(server: local_model.LocalModelServer, seen: int, timeout: float = 60) -> None:
+    """The model server noticed the closed request and stopped generating (it logs it, unbuffered)."""
+    deadline = time.monotonic() + timeout
+    while model_disconnects(server) <= seen:
+        assert time.monotonic() < deadline, processes.log_tail(server.log_path)
+        time.sleep(0.1)  # polling the server's log: it offers no other signal
 
 
 def assert_model_is_free(relay: LiveServer) -> None:
     """The model stopped writing the cut reply: a new short request is answered, not queued behind 400 tokens."""
-    with post_stream(relay.url, {"prompt": "Hi", "max_tokens": 2}, accept="application/x-ndjson",
-                     timeout=GENEROUS) as response:
+    with post_stream(relay.url, {"prompt": "Hi", "max_tokens": 2}, accept="application/x-ndjson") as response:
         events = list(ndjson_events(response))
     assert events[-1]["type"] == "done", events
 
@@ -251,7 +271,7 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
             assert "Assembling" not in text and model_file.stat().st_mtime_ns == mtime  # reused, not rebuilt
 
         with post_stream(f"http://127.0.0.1:{port}", {"prompt": "Say hello.", "max_tokens": 16},
-                         accept="application/x-ndjson", timeout=GENEROUS) as response:
+                         accept="application/x-ndjson") as response:
             events = list(ndjson_events(response))
         assert events[-1]["type"] == "done" and any(e["type"] == "chunk" for e in events), events
 
