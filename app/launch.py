@@ -177,7 +177,8 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
             if process is not None and process.poll() is not None:
                 print(f"error: the {name} exited with status {process.returncode}.", file=sys.stderr)
         if model is not None and model.process.poll() is not None:
-            print(processes.log_tail(model.log_path), file=sys.stderr)
+            print(f"Its last words: {processes.log_tail(model.log_path, lines=1)!r}; its log: {model.log_path}",
+                  file=sys.stderr)
     if relay is not None or model is not None:
         print("Stopping...", flush=True)
     if relay is not None:

@@ -152,6 +152,7 @@ class LocalModelServer:
     process: subprocess.Popen
     port: int
     log_path: Path
+    model: Path
 
     @property
     def base_url(self) -> str:
@@ -175,7 +176,7 @@ def start(settings: Settings, say: Callable[[str], None] = print, timeout: float
     log_path.write_text("")  # this run's log only
     say(f"Starting the local model {ALIAS} on {HOST}:{settings.local_model_port} (log: {log_path})...")
     server = LocalModelServer(processes.spawn(server_command(model, settings), _server_env(), log_path),
-                              settings.local_model_port, log_path)
+                              settings.local_model_port, log_path, model)
     try:
         wait_until_answering(server, timeout)
     except BaseException:  # a failure, or Ctrl-C while waiting: leave nothing running
@@ -192,6 +193,16 @@ def _server_env() -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1"}  # its log shows each line as it happens
 
 
+def _exit_explained(server: LocalModelServer) -> str:
+    """Why the server died, in one line and what to do; the full log stays in its file."""
+    if "Failed to load model" in processes.log_tail(server.log_path, lines=5):
+        return (f"llama.cpp could not load the model file {server.model}: it is damaged, or not a model this "
+                "llama.cpp supports. Set LOCAL_MODEL_PATH to another GGUF file, or unset it to use the packaged "
+                f"Gemma 3 270M. Its log: {server.log_path}")
+    return (f"The local model server exited (status {server.process.returncode}) before answering: "
+            f"{processes.log_tail(server.log_path, lines=1)!r}. Its log: {server.log_path}")
+
+
 def wait_until_answering(server: LocalModelServer, timeout: float) -> None:
     """Block until the model streams a non-empty reply: an open port alone says nothing about the model."""
     settings = Settings(openai_base_url=server.base_url, openai_model=ALIAS, upstream_max_retries=0,
@@ -203,10 +214,7 @@ def wait_until_answering(server: LocalModelServer, timeout: float) -> None:
     last_error = "no answer yet"
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
-            raise LocalModelError(
-                f"The local model server exited (status {server.process.returncode}) before answering. "
-                f"The end of its log ({server.log_path}):\n{processes.log_tail(server.log_path)}\n"
-                "If it could not load the model file, delete the file so it is assembled again.")
+            raise LocalModelError(_exit_explained(server))
         try:
             stream = upstream.open(probe)
             try:

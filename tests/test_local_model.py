@@ -244,26 +244,39 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, tmp_path: Path) -> None:
-    """`make run` with no key: the model starts, the relay answers with it, and a signal leaves no process."""
-    require_local_model()
-    port, model_port = free_port(), free_port()
+def launcher_env(**extra: str) -> dict[str, str]:
+    """A user's shell with no upstream configured, and free ports."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ASYNC_MODE", "LOCAL_MODEL_"))}
-    env.update(PORT=str(port), LOCAL_MODEL_PORT=str(model_port), PYTHONUNBUFFERED="1")
-    model_file = local_model.cache_dir() / "gemma-3-270m-q4_k_m.gguf"
-    mtime = model_file.stat().st_mtime_ns if model_file.exists() else None
-    # Its own session, like a shell's job: the signal goes to the whole group, as the terminal's Ctrl-C does.
+    return {**env, "PORT": str(free_port()), "LOCAL_MODEL_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def start_launcher(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+    """`python -m app.launch` in its own session, like a shell's job, read until it says it is ready."""
     launcher = subprocess.Popen([sys.executable, "-m", "app.launch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []
+    assert launcher.stdout is not None
+    for line in launcher.stdout:
+        output.append(line)
+        if line.startswith("Ready."):
+            break
+    if not any(line.startswith("Ready.") for line in output):
+        launcher.kill()
+        launcher.wait()
+        pytest.fail("the launcher did not get ready:\n" + "".join(output))
+    return launcher, output
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals) -> None:
+    """`make run` with no key: the model starts, the relay answers with it, and a signal leaves no process."""
+    require_local_model()
+    env = launcher_env()
+    port, model_port = int(env["PORT"]), int(env["LOCAL_MODEL_PORT"])
+    model_file = local_model.cache_dir() / "gemma-3-270m-q4_k_m.gguf"
+    mtime = model_file.stat().st_mtime_ns if model_file.exists() else None
+    launcher, output = start_launcher(env)
     try:
-        assert launcher.stdout is not None
-        for line in launcher.stdout:
-            output.append(line)
-            if line.startswith("Ready."):
-                break
-        assert any(line.startswith("Ready.") for line in output), "".join(output)
         text = "".join(output)
         assert f"http://127.0.0.1:{port}/" in text
         assert f"local model {local_model.ALIAS}" in text and f"127.0.0.1:{model_port}" in text
@@ -277,7 +290,7 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
 
         family = _descendants(launcher.pid)
         assert len(family) >= 3, family  # the model server, gunicorn's master and its worker
-        os.killpg(launcher.pid, sig)
+        os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
         rest, _ = launcher.communicate(timeout=60)
         output.append(rest)
         assert launcher.returncode == 0, "".join(output)
@@ -302,3 +315,34 @@ def test_assert_helpers_see_processes() -> None:
         child.wait()
     assert not _alive(child.pid)
 
+
+
+def test_launcher_stops_the_relay_when_the_model_dies() -> None:
+    """If the model server dies, the relay is stopped too and the launcher says so, instead of serving errors."""
+    require_local_model()
+    launcher, output = start_launcher(launcher_env())
+    try:
+        family = _descendants(launcher.pid)
+        model_pid = next(pid for pid in family
+                         if b"llama_cpp.server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(model_pid, signal.SIGKILL)
+        rest, _ = launcher.communicate(timeout=60)
+        output.append(rest)
+        assert launcher.returncode == 1, "".join(output)
+        assert "the local model server exited" in rest
+        assert not [pid for pid in family if _alive(pid)], "".join(output)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+
+
+def test_a_model_file_llama_cannot_load_is_explained(tmp_path: Path) -> None:
+    require_local_model()
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + os.urandom(100_000))  # the right magic bytes, then noise
+    result = subprocess.run([sys.executable, "-m", "app.launch"], cwd=ROOT, env=launcher_env(LOCAL_MODEL_PATH=str(bad)),
+                            capture_output=True, text=True, timeout=GENEROUS)
+    assert result.returncode != 0
+    assert "could not load the model file" in result.stderr and "LOCAL_MODEL_PATH" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
