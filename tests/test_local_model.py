@@ -267,11 +267,13 @@ def start_launcher(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
     return launcher, output
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals) -> None:
+@pytest.mark.parametrize(("sig", "mode"), [(signal.SIGINT, "gevent"), (signal.SIGTERM, "gevent"),
+                                           (signal.SIGINT, "eventlet")],
+                         ids=["ctrl-c-gevent", "sigterm-gevent", "ctrl-c-eventlet"])
+def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, mode: str) -> None:
     """`make run` with no key: the model starts, the relay answers with it, and a signal leaves no process."""
     require_local_model()
-    env = launcher_env()
+    env = launcher_env(ASYNC_MODE=mode)
     port, model_port = int(env["PORT"]), int(env["LOCAL_MODEL_PORT"])
     model_file = local_model.cache_dir() / "gemma-3-270m-q4_k_m.gguf"
     mtime = model_file.stat().st_mtime_ns if model_file.exists() else None
@@ -289,7 +291,7 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals) 
         assert events[-1]["type"] == "done" and any(e["type"] == "chunk" for e in events), events
 
         family = _descendants(launcher.pid)
-        assert len(family) >= 3, family  # the model server, gunicorn's master and its worker
+        assert len(family) >= (3 if mode == "gevent" else 2), family  # the model, gunicorn's master and worker
         os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
         rest, _ = launcher.communicate(timeout=60)
         output.append(rest)
