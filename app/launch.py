@@ -131,7 +131,7 @@ def serve_with_local_model(settings: Settings) -> int:
         signal.signal(signum, _raise_stop)
     model: local_model.LocalModelServer | None = None
     relay: subprocess.Popen | None = None
-    reason = signal.SIGINT
+    stopped_by: signal.Signals | None = None  # stays None on a failure: not a request to stop
     try:
         model = local_model.start(settings, say=lambda line: print(line, flush=True))
         env = {**os.environ, "OPENAI_BASE_URL": model.base_url, "OPENAI_MODEL": local_model.ALIAS}
@@ -158,21 +158,22 @@ def serve_with_local_model(settings: Settings) -> int:
         while True:
             signal.pause()
     except _Stop as stop:
-        reason = signal.Signals(stop.signum)
+        if stop.signum != signal.SIGCHLD:
+            stopped_by = signal.Signals(stop.signum)
     except (ConfigError, local_model.LocalModelError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        reason = signal.SIGCHLD  # a failure, not a request to stop
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_IGN if signum != signal.SIGCHLD else signal.SIG_DFL)
-        _stop_children(relay, model, reason)
-    return 0 if reason in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP) else 1
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _stop_children(relay, model, stopped_by)
+    return 0 if stopped_by is not None else 1
 
 
 def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModelServer | None,
-                   reason: signal.Signals) -> None:
+                   stopped_by: signal.Signals | None) -> None:
     """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish."""
-    if reason == signal.SIGCHLD:
+    if stopped_by is None:
         for name, process in (("relay", relay), ("local model server", model.process if model else None)):
             if process is not None and process.poll() is not None:
                 print(f"error: the {name} exited with status {process.returncode}.", file=sys.stderr)
@@ -182,7 +183,7 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
     if relay is not None or model is not None:
         print("Stopping...", flush=True)
     if relay is not None:
-        graceful = reason == signal.SIGTERM
+        graceful = stopped_by == signal.SIGTERM
         processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
     if model is not None:
         processes.stop(model.process, signal.SIGTERM, timeout=10)

