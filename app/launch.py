@@ -191,13 +191,17 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
         print("Stopped.", flush=True)
 
 
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
 def check_build_tools(path: str | None = None) -> int:
     """Before pip compiles llama.cpp: name the missing compiler or cmake instead of letting pip fail at length."""
     missing = local_model.missing_build_tools(path)
     if not missing:
         return 0
     print(f"error: the local model needs llama-cpp-python, which compiles llama.cpp from source, and this machine "
-          f"lacks {' and '.join(missing)}. {local_model.BUILD_TOOLS_HINT}. Or set OPENAI_API_KEY (or "
+          f"lacks {_listed(missing)}. {local_model.BUILD_TOOLS_HINT}. Or set OPENAI_API_KEY (or "
           "OPENAI_BASE_URL) to use another upstream, which needs no compiling.", file=sys.stderr)
     return 1
 
