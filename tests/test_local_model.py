@@ -26,6 +26,7 @@ from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, sto
 from tests.tcp_proxy import TcpProxy
 
 STORY = "Write a long story about a dragon who learns to bake bread."  # long enough to stop mid-way
+# Requests use temperature 0: the same reply every run, so a test cannot pass or fail by luck.
 GENEROUS = 180  # seconds: a small model, but 2 shared cores and maybe a cold start
 
 
@@ -73,7 +74,7 @@ def test_socketio_streams_a_real_reply_incrementally(relay: LiveServer, proxy: T
     probe = SioProbe(relay.url)
     try:
         done_before = proxy.snapshot()["streams_done"]
-        ack = probe.start({"prompt": "Name three colours of the sea, in one sentence.", "max_tokens": 48})
+        ack = probe.start({"prompt": "Name three colours of the sea.", "max_tokens": 48, "temperature": 0})
         stream_id = ack["stream_id"]
         name, terminal = probe.wait_terminal(stream_id, timeout=GENEROUS)
         assert proxy.wait_for(lambda p: p.streams_done > done_before)
@@ -98,7 +99,7 @@ def test_socketio_streams_a_real_reply_incrementally(relay: LiveServer, proxy: T
 def test_http_ndjson_streams_a_real_reply_incrementally(relay: LiveServer, proxy: TcpProxy) -> None:
     done_before = proxy.snapshot()["streams_done"]
     arrivals: list[tuple[float, dict]] = []
-    with post_stream(relay.url, {"prompt": "Say something about tea.", "max_tokens": 48},
+    with post_stream(relay.url, {"prompt": "Say something about tea.", "max_tokens": 48, "temperature": 0},
                      accept="application/x-ndjson") as response:
         assert response.status_code == 200
         for event in ndjson_events(response):
@@ -117,7 +118,7 @@ def test_http_ndjson_streams_a_real_reply_incrementally(relay: LiveServer, proxy
 def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     probe = SioProbe(relay.url)
     try:
-        ack = probe.start({"prompt": "Count from 1 to 100, separated by commas.", "max_tokens": 5})
+        ack = probe.start({"prompt": "Count from 1 to 100, separated by commas.", "max_tokens": 5, "temperature": 0})
         name, terminal = probe.wait_terminal(ack["stream_id"], timeout=GENEROUS)
         assert name == DONE, terminal
         assert terminal["finish_reason"] == "length"
@@ -127,7 +128,7 @@ def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     finally:
         probe.close()
 
-    with post_stream(relay.url, {"prompt": "Count from 1 to 100.", "max_tokens": 3},
+    with post_stream(relay.url, {"prompt": "Count from 1 to 100.", "max_tokens": 3, "temperature": 0},
                      accept="application/x-ndjson") as response:
         events = list(ndjson_events(response))
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "length"
@@ -139,7 +140,7 @@ def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
     seen = model_disconnects(model_server)
     try:
         aborted = proxy.snapshot()["aborted"]
-        ack = probe.start({"prompt": STORY, "max_tokens": 400})
+        ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
         stream_id = ack["stream_id"]
         probe.wait_chunks(stream_id, 3, timeout=GENEROUS)
         assert probe.stop(stream_id) == {"stream_id": stream_id}
@@ -158,7 +159,7 @@ def test_disconnect_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
     seen = model_disconnects(model_server)
     probe = SioProbe(relay.url)
     aborted = proxy.snapshot()["aborted"]
-    ack = probe.start({"prompt": STORY, "max_tokens": 400})
+    ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
     probe.wait_chunks(ack["stream_id"], 3, timeout=GENEROUS)
     probe.close()
     assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
@@ -170,7 +171,8 @@ def test_http_abort_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
                                                 model_server: local_model.LocalModelServer) -> None:
     seen = model_disconnects(model_server)
     aborted = proxy.snapshot()["aborted"]
-    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400}, accept="application/x-ndjson")
+    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400, "temperature": 0},
+                           accept="application/x-ndjson")
     events = ndjson_events(response)
     assert [next(events)["type"] for _ in range(3)] == ["chunk"] * 3
     response.close()
