@@ -134,6 +134,21 @@ def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "length"
 
 
+def test_concurrent_streams_wait_their_turn_and_end_whole(relay: LiveServer) -> None:
+    """The model server answers one request at a time; a second one must queue, not cut the first short."""
+    probes = [SioProbe(relay.url) for _ in range(2)]
+    try:
+        acks = [p.start({"prompt": f"Story number {i}:", "max_tokens": 40, "temperature": 0})
+                for i, p in enumerate(probes)]
+        for probe, ack in zip(probes, acks, strict=True):
+            name, terminal = probe.wait_terminal(ack["stream_id"], timeout=GENEROUS)
+            assert name == DONE and terminal["finish_reason"] in ("stop", "length"), terminal
+            assert probe.chunks(ack["stream_id"])
+    finally:
+        for probe in probes:
+            probe.close()
+
+
 def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
                                           model_server: local_model.LocalModelServer) -> None:
     probe = SioProbe(relay.url)
