@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet dev test lint bench clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -35,24 +36,31 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet)
+## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet).
+## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/launch.py).
 run: $(STAMP) $(PAGE)
-ifeq ($(ASYNC_MODE),eventlet)
-	$(BIN)/python -m app
-else
-	$(BIN)/gunicorn -c gunicorn.conf.py
-endif
+	@if $(BIN)/python -m app.launch --wants-local; then $(MAKE) --no-print-directory local; fi
+	$(BIN)/python -m app.launch
 
 ## run-eventlet: the seeds' stack, on eventlet's own WSGI server
-run-eventlet: $(STAMP) $(PAGE)
-	ASYNC_MODE=eventlet $(BIN)/python -m app
+run-eventlet:
+	ASYNC_MODE=eventlet $(MAKE) --no-print-directory run
+
+## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
+local: $(LOCAL_STAMP)
+
+$(LOCAL_STAMP): requirements-local.txt $(STAMP)
+	@$(BIN)/python -m app.launch --check-build-tools
+	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
+	$(BIN)/pip install -r requirements-local.txt
+	touch $(LOCAL_STAMP)
 
 ## dev: like run, restarted by watchdog on every save under app/
 dev: $(STAMP) $(PAGE)
 	$(BIN)/watchmedo auto-restart --directory=app --patterns="**/*.py" --recursive -- $(BIN)/gunicorn -c gunicorn.conf.py
 
-## test: the whole suite, both async modes, against real servers and a fake upstream on loopback
-test: $(STAMP) $(PAGE)
+## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback
+test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
 	$(BIN)/python -m pytest
 

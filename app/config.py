@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(32_000, ge=1)  # all message contents together
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
+    default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
+
+    # The local stand-in model, which `make run` starts when no upstream is configured (app/local_model.py).
+    local_model_port: int = Field(8001, ge=1, le=65535)
+    local_model_path: str | None = None  # another GGUF file to serve instead of the packaged Gemma 3 270M
+    local_model_chat_format: str = "gemma"  # llama-cpp-python's name for the file's chat markup
 
     # Access, abuse limits, liveness and shutdown (README "Security and limits").
     auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # empty: no token needed
@@ -89,13 +95,19 @@ class Settings(BaseSettings):
             self.allowed_models = [self.openai_model, *self.allowed_models]
         return self
 
+    @property
+    def uses_local_model(self) -> bool:
+        """No key and no base URL: the launcher serves the local model and points the relay at it."""
+        return self.openai_api_key is None and not self.openai_base_url
+
     def require_upstream(self) -> None:
         """Refuse to run with nowhere to send requests, naming the settings that fix it."""
         if self.openai_api_key is None and not self.openai_base_url:
             raise ConfigError(
                 "No upstream is configured. Set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL "
                 "to use another OpenAI-compatible server (Ollama, vLLM, llama.cpp), in the "
-                "environment or in a .env file."
+                "environment or in a .env file. Or start it with `make run`, which serves a small local "
+                "model when neither is set."
             )
 
 

@@ -90,7 +90,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         model=model,
         messages=messages,
         temperature=raw.temperature,
-        max_tokens=raw.max_tokens,
+        max_tokens=raw.max_tokens if raw.max_tokens is not None else settings.default_max_tokens,
     )
 
 

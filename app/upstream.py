@@ -78,6 +78,13 @@ class Upstream:
             raise _relay_error(err) from None
         return UpstreamStream(stream)
 
+    def models(self) -> list[str]:
+        """The model ids the upstream lists; the launcher calls it once to check the base URL and the key."""
+        try:
+            return [model.id for model in self._client.models.list()]
+        except openai.APIError as err:
+            raise _relay_error(err) from None
+
 
 def _delta(chunk: ChatCompletionChunk) -> Delta | None:
     """Keep what matters of a chunk; None for chunks that carry nothing (role-only, empty content)."""

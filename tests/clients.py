@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ class SioProbe:
         extra = {"websocket_extra_options": {"origin": origin}} if origin else {}
         self.client = socketio.Client(reconnection=False, **extra)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
+        self.arrivals: list[float] = []  # time.monotonic() of each event, in step with `events`
         self._cond = threading.Condition()
         self.client.on(CHUNK, self._on_chunk)
         self.client.on(DONE, lambda data: self._record(DONE, data))
@@ -35,6 +37,7 @@ class SioProbe:
     def _record(self, name: str, payload: Any) -> None:
         with self._cond:
             self.events.append((name, payload))
+            self.arrivals.append(time.monotonic())
             self._cond.notify_all()
 
     def start(self, payload: Any, timeout: float = 10) -> dict:

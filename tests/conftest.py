@@ -72,16 +72,19 @@ def launch(name: str, command: list[str], port: int, env: dict[str, str], log_pa
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(name, f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} server exited with {process.returncode}:\n{server.log()}")
-        try:
-            requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
-            return server
-        except requests.RequestException:  # refused, or too slow to answer on a loaded machine
-            time.sleep(0.05)  # polling a readiness condition; there is no event to wait on
-    stop_server(server)
-    raise RuntimeError(f"{name} server did not come up:\n{server.log()}")
+    try:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} server exited with {process.returncode}:\n{server.log()}")
+            try:
+                requests.get(f"{server.url}/healthz", timeout=1).raise_for_status()
+                return server
+            except requests.RequestException:  # refused, or too slow to answer on a loaded machine
+                time.sleep(0.05)  # polling a readiness condition; there is no event to wait on
+        raise RuntimeError(f"{name} server did not come up:\n{server.log()}")
+    except BaseException:  # never leave a server running behind a failed start
+        stop_server(server)
+        raise
 
 
 def stop_server(server: LiveServer) -> None:

@@ -34,6 +34,12 @@ def test_optional_fields_pass(settings: Settings) -> None:
     assert (request.model, request.temperature, request.max_tokens) == ("m2", 1.0, 50)
 
 
+def test_default_max_tokens_applies_when_the_request_names_none(settings: Settings) -> None:
+    settings.default_max_tokens = 20
+    assert parse_chat_request({"prompt": "x"}, settings).max_tokens == 20
+    assert parse_chat_request({"prompt": "x", "max_tokens": 40}, settings).max_tokens == 40
+
+
 @pytest.mark.parametrize(
     "payload",
     [

@@ -1,0 +1,233 @@
+"""`python -m app.launch`, what `make run` runs: serve with the configured upstream, or with the local model.
+
+- OPENAI_API_KEY or OPENAI_BASE_URL set: check once that the upstream answers and takes the key, then become
+  the server (gunicorn with gunicorn.conf.py, or `python -m app` for ASYNC_MODE=eventlet).
+- Neither set: start the local model (app/local_model.py), then the relay pointed at it, and supervise both
+  until Ctrl-C or SIGTERM, which stop both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+
+from . import local_model, processes
+from .config import ConfigError, Settings, load_settings
+from .errors import ErrorCode, RelayError
+from .upstream import Upstream
+
+ROOT = Path(__file__).resolve().parent.parent
+OPENAI_URL = "https://api.openai.com/v1"
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the relay is local, whatever HTTP_PROXY says
+
+
+def relay_command(settings: Settings) -> list[str]:
+    """The relay as it runs in production, in the configured async mode."""
+    if settings.async_mode == "eventlet":
+        return [sys.executable, "-m", "app"]
+    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+
+
+def page_url(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    return f"http://{host}:{settings.port}/"
+
+
+def check_port(settings: Settings) -> None:
+    problem = processes.port_problem(settings.host, settings.port)
+    if problem:
+        raise ConfigError(f"The relay's port {settings.host}:{settings.port} is taken ({problem}). Stop whatever "
+                          "listens there (another `make run`?), or set PORT to a free port.")
+
+
+def check_upstream(settings: Settings) -> str | None:
+    """Ask the upstream for its models: a wrong URL or key fails here, with what to set, not on the first chat.
+
+    Returns a warning to print when the upstream answers but does not list OPENAI_MODEL.
+    """
+    where = settings.openai_base_url or OPENAI_URL
+    try:
+        models = Upstream(settings).models()
+    except RelayError as err:
+        if err.code == ErrorCode.RATE_LIMITED:
+            return f"warning: {where} is rate limiting this key right now; starting anyway."
+        raise ConfigError(_explain(err.code, where, settings)) from None
+    if settings.openai_model not in models:
+        listed = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
+        return (f"warning: {where} does not list OPENAI_MODEL={settings.openai_model} (it lists: {listed or 'none'}); "
+                "requests for it will fail. Set OPENAI_MODEL to one of its models.")
+    return None
+
+
+def _explain(code: ErrorCode, where: str, settings: Settings) -> str:
+    local_hint = "Unset OPENAI_API_KEY and OPENAI_BASE_URL to use the local model instead."
+    if code == ErrorCode.UPSTREAM_AUTH:
+        if settings.openai_api_key is None:
+            return f"{where} wants an API key: set OPENAI_API_KEY (in the environment or in .env)."
+        return (f"{where} refused the key: set OPENAI_API_KEY to a valid key for it (in the environment or in "
+                f".env). {local_hint}")
+    if code in (ErrorCode.UPSTREAM_UNAVAILABLE, ErrorCode.UPSTREAM_TIMEOUT):
+        if settings.openai_base_url:
+            return (f"Cannot reach the upstream at OPENAI_BASE_URL={where}. Is that server running? Set "
+                    "OPENAI_BASE_URL to its address, for example http://127.0.0.1:11434/v1 for Ollama. "
+                    f"{local_hint}")
+        return (f"Cannot reach OpenAI at {where}: check the network (or HTTPS_PROXY), or set OPENAI_BASE_URL "
+                f"to another OpenAI-compatible server. {local_hint}")
+    return (f"{where} does not answer like an OpenAI-compatible API (listing its models failed). Check "
+            "OPENAI_BASE_URL: it is the API's root and usually ends in /v1.")
+
+
+def serve_with_upstream(settings: Settings) -> int:
+    """Check the configured upstream, then replace this process with the server."""
+    check_port(settings)
+    warning = check_upstream(settings)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(f"Upstream: {settings.openai_base_url or OPENAI_URL}, model {settings.openai_model}. "
+          f"Page: {page_url(settings)}", flush=True)
+    command = relay_command(settings)
+    os.execv(command[0], command)  # the server gets the terminal's Ctrl-C directly; nothing left to supervise
+
+
+class _Stop(Exception):
+    """A signal (Ctrl-C, SIGTERM) or a child's exit ends supervision."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signum)
+
+
+def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float = 60) -> None:
+    """Block until the relay's /healthz answers, failing at once if it exits."""
+    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '') else settings.host}:{settings.port}/healthz"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if relay.poll() is not None:
+            raise ConfigError(f"The relay exited (status {relay.returncode}) while starting; its output is above.")
+        try:
+            with _NO_PROXY.open(url, timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)  # polling a readiness condition; the server offers no event to wait on
+    raise ConfigError(f"The relay did not answer on {url} within {timeout:.0f} s; its output is above.")
+
+
+def serve_with_local_model(settings: Settings) -> int:
+    """Start the local model, then the relay pointed at it; stop both on Ctrl-C, SIGTERM, or either one's exit."""
+    check_port(settings)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _raise_stop)
+    model: local_model.LocalModelServer | None = None
+    relay: subprocess.Popen | None = None
+    stopped_by: signal.Signals | None = None  # stays None on a failure: not a request to stop
+    try:
+        model = local_model.start(settings, say=lambda line: print(line, flush=True))
+        env = {**os.environ, "OPENAI_BASE_URL": model.base_url, "OPENAI_MODEL": local_model.ALIAS}
+        if settings.default_max_tokens is None:
+            # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
+            env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
+        relay = processes.spawn(relay_command(settings), env)
+        wait_for_relay(relay, settings)
+        children = (model.process, relay)
+
+        def on_child_exit(signum: int, frame: FrameType | None) -> None:
+            if any(child.poll() is not None for child in children):
+                raise _Stop(signum)
+
+        signal.signal(signal.SIGCHLD, on_child_exit)
+        print(
+            f"\nReady. Open {page_url(settings)}  (HTTP streams: POST {page_url(settings)}message/stream)\n"
+            f"Upstream: the local model {local_model.ALIAS} (llama-cpp-python at {model.base_url}), a small "
+            "stand-in: its answers are poor, but real and streamed token by token.\n"
+            "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n",
+            flush=True,
+        )
+        on_child_exit(signal.SIGCHLD, None)  # one may have exited before the handler was in place
+        while True:
+            signal.pause()
+    except _Stop as stop:
+        if stop.signum != signal.SIGCHLD:
+            stopped_by = signal.Signals(stop.signum)
+    except (ConfigError, local_model.LocalModelError) as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _stop_children(relay, model, stopped_by)
+    return 0 if stopped_by is not None else 1
+
+
+def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModelServer | None,
+                   stopped_by: signal.Signals | None) -> None:
+    """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish."""
+    if stopped_by is None:
+        for name, process in (("relay", relay), ("local model server", model.process if model else None)):
+            if process is not None and process.poll() is not None:
+                print(f"error: the {name} exited with status {process.returncode}.", file=sys.stderr)
+        if model is not None and model.process.poll() is not None:
+            print(f"Its last words: {processes.log_tail(model.log_path, lines=1)!r}; its log: {model.log_path}",
+                  file=sys.stderr)
+    if relay is not None or model is not None:
+        print("Stopping...", flush=True)
+    if relay is not None:
+        graceful = stopped_by == signal.SIGTERM
+        processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
+    if model is not None:
+        processes.stop(model.process, signal.SIGTERM, timeout=10)
+    if relay is not None or model is not None:
+        print("Stopped.", flush=True)
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def check_build_tools(path: str | None = None) -> int:
+    """Before pip compiles llama.cpp: name the missing compiler or cmake instead of letting pip fail at length."""
+    missing = local_model.missing_build_tools(path)
+    if not missing:
+        return 0
+    print(f"error: the local model needs llama-cpp-python, which compiles llama.cpp from source, and this machine "
+          f"lacks {_listed(missing)}. {local_model.BUILD_TOOLS_HINT}. Or set OPENAI_API_KEY (or "
+          "OPENAI_BASE_URL) to use another upstream, which needs no compiling.", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m app.launch", description=__doc__.split("\n")[0])
+    parser.add_argument("--wants-local", action="store_true",
+                        help="exit 0 if the local model would be used (no key, no base URL), 1 otherwise")
+    parser.add_argument("--check-build-tools", action="store_true",
+                        help="exit 1, saying what to install, if llama-cpp-python cannot compile here")
+    args = parser.parse_args(argv)
+    if args.check_build_tools:
+        return check_build_tools()
+    try:
+        settings = load_settings()
+        if args.wants_local:
+            return 0 if settings.uses_local_model else 1
+        if settings.async_mode == "threading":
+            raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
+        if settings.uses_local_model:
+            return serve_with_local_model(settings)
+        return serve_with_upstream(settings)
+    except (ConfigError, local_model.LocalModelError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
