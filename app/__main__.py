@@ -1,7 +1,8 @@
 """`python -m app`: serve on the async mode's own WSGI server; the way to run ASYNC_MODE=eventlet.
 
 gunicorn 26 and later have no eventlet worker, so eventlet mode is served by eventlet's production
-server through `socketio.run`. Monkey-patching must come first, before openai or anything networked.
+server (started as `socketio.run` would, with its debug mode off). Monkey-patching must come first,
+before openai or anything networked.
 """
 
 import os
@@ -44,13 +45,32 @@ def main() -> int:
     socketio = app.extensions["socketio"]
     upstream = settings.openai_base_url or "OpenAI"
     print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
-    # minimum_chunk_size=0: eventlet's server would otherwise buffer streamed bodies until 4 KB.
-    extra: dict[str, object] = {}
     if settings.async_mode == "eventlet":
-        extra = {"minimum_chunk_size": 0, "log": _EventletLog(logging.getLogger("eventlet.wsgi"))}
         _drain_on_sigterm(app)
-    socketio.run(app, host=settings.host, port=settings.port, log_output=True, **extra)
+        _serve_eventlet(app, settings.host, settings.port)
+    else:
+        socketio.run(app, host=settings.host, port=settings.port, log_output=True)
     return 0
+
+
+def _serve_eventlet(app: "Flask", host: str, port: int) -> None:
+    """eventlet's production server, as `socketio.run` starts it, but with its debug mode off.
+
+    `socketio.run` keeps `debug` for itself, so eventlet's server would run with its own default,
+    debug=True, and answer an unhandled error with the traceback in the body.
+    """
+    import eventlet.green.socket
+    import eventlet.wsgi
+
+    family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
+    eventlet.wsgi.server(
+        eventlet.listen(address, family),
+        app,
+        log=_EventletLog(logging.getLogger("eventlet.wsgi")),
+        log_output=True,
+        debug=False,
+        minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
+    )
 
 
 class _EventletLog:
@@ -74,7 +94,7 @@ class _EventletLog:
 
 
 def _drain_on_sigterm(app: "Flask") -> None:
-    """SIGTERM: drain the streams (app/shutdown.py), then stop eventlet's server so `socketio.run` returns.
+    """SIGTERM: drain the streams (app/shutdown.py), then stop eventlet's server so `_serve_eventlet` returns.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
     stops; it does so only after the drain, because it closes its websockets as it stops. Until then
