@@ -100,6 +100,7 @@ def _drain_on_sigterm(app: "Flask") -> None:
     stops; it does so only after the drain, because it closes its websockets as it stops. Until then
     new connections are accepted, but new streams are refused with `server_shutdown`.
     """
+    import eventlet
     import eventlet.hubs
     import greenlet
 
@@ -110,6 +111,13 @@ def _drain_on_sigterm(app: "Flask") -> None:
     def stop_server() -> None:
         eventlet.hubs.get_hub().schedule_call_global(0, main_greenlet.throw, SystemExit)
 
+    def keep_the_hub_awake() -> None:
+        # The handler runs inside the hub's wait for I/O, and the drain it starts runs only once that wait
+        # ends: on an idle server, up to a minute later. A short timer keeps every wait short.
+        while True:
+            eventlet.sleep(0.5)
+
+    eventlet.spawn(keep_the_hub_awake)
     chain_sigterm(app, when_drained=stop_server)
 
 

@@ -28,7 +28,7 @@ class ActiveStream:
         # A relay suspended at a yield sees the flag when it resumes; interrupting it there would land
         # the exception in the transport's code (an emit, a socket write) instead of the relay's.
         if relay.started and not relay.suspended and self.task is not None:
-            _interrupt(self.task, async_mode)
+            _interrupt(self.task, relay, async_mode)
 
 
 class StreamRegistry:
@@ -74,7 +74,7 @@ class StreamRegistry:
         return sum(len(streams) for streams in self._by_owner.values())
 
 
-def _interrupt(task: object, async_mode: str) -> None:
+def _interrupt(task: object, relay: Relay, async_mode: str) -> None:
     """Raise StreamCancelled in a green task where it waits; its `finally` then closes the upstream.
 
     Closing the upstream socket from here is not enough: under eventlet the reader never wakes, and
@@ -82,9 +82,19 @@ def _interrupt(task: object, async_mode: str) -> None:
     threading mode, used by fast tests) cannot be interrupted; they see the flag after the next chunk.
     """
     if async_mode == "gevent":
-        task.kill(StreamCancelled, block=False)  # type: ignore[attr-defined]  # a gevent Greenlet
+        from gevent import get_hub
+
+        def deliver() -> None:
+            # gevent delivers on a later loop turn. By then the relay may have seen the flag and ended on
+            # its own, and an HTTP request's green task may be serving the next request on its keep-alive
+            # connection: look again, and throw only into a relay that is still running.
+            if not (relay.finished or relay.suspended or task.dead):  # type: ignore[attr-defined]
+                task.throw(StreamCancelled)  # type: ignore[attr-defined]  # a greenlet
+
+        get_hub().loop.run_callback(deliver)
     elif async_mode == "eventlet":
         import eventlet.greenthread
 
-        # engineio wraps its GreenThread in `.g`; an HTTP request's task is the bare green thread.
+        # eventlet throws at once. engineio wraps its GreenThread in `.g`; an HTTP request's task is the
+        # bare green thread.
         eventlet.greenthread.kill(getattr(task, "g", task), StreamCancelled)

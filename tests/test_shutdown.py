@@ -7,7 +7,9 @@ eventlet's `python -m app` gets it directly.
 
 from __future__ import annotations
 
+import json
 import signal
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -81,3 +83,62 @@ def test_sigterm_drains_then_exits(doomed: LiveServer, fake_upstream: FakeUpstre
     assert "Traceback" not in log
     short.close()
     long.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_sigterm_on_an_idle_server_exits_at_once(mode: str, fake_upstream: FakeUpstream, tmp_path) -> None:
+    """Process managers wait a few seconds, then kill: an idle server must not sleep through the signal."""
+    server = start_server(mode, {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": str(GRACE)}, tmp_path / "log")
+    time.sleep(2)  # not a wait for anything: this is the idleness under test (no timers left pending)
+    signalled = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    try:
+        assert server.process.wait(timeout=15) == 0
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+    assert time.monotonic() - signalled < 10, "an idle server took too long to act on SIGTERM"
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_fast_streams_cut_by_sigterm_end_cleanly_on_keep_alive(mode: str, fake_upstream: FakeUpstream,
+                                                              tmp_path) -> None:
+    """Streams at full speed, cut with no grace: each connection gets its terminal line, then the end of the
+    chunked body, and nothing after it (a late interrupt once wrote a stray 500 onto the connection)."""
+    server = start_server(mode, {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "0"}, tmp_path / "log")
+    port = int(server.url.rsplit(":", 1)[1])
+    body = json.dumps({"prompt": controls(chunks=200_000)}).encode()
+    request = (f"POST /message/stream HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+               f"Accept: application/x-ndjson\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    received = [bytearray() for _ in range(3)]
+    streaming = threading.Barrier(len(received) + 1)
+
+    def read(into: bytearray) -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as conn:  # keep-alive: HTTP/1.1
+            conn.sendall(request)
+            while b'"type":"chunk"' not in into:
+                into += conn.recv(65536)
+            streaming.wait()
+            while data := conn.recv(65536):
+                into += data
+
+    readers = [threading.Thread(target=read, args=(into,)) for into in received]
+    try:
+        for reader in readers:
+            reader.start()
+        streaming.wait(timeout=20)
+        server.process.send_signal(signal.SIGTERM)
+        for reader in readers:
+            reader.join(30)
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+    for data in received:
+        last = data.rstrip(b"\r\n0").rsplit(b"\r\n", 1)[-1]  # the last chunk of the chunked body
+        assert json.loads(last)["code"] == "server_shutdown", bytes(data[-300:])
+        assert data.endswith(b"\r\n0\r\n\r\n"), bytes(data[-300:])
+        assert b"HTTP/1.1 500" not in data
+    log = server.log()
+    assert log.count("cause=server_shutdown") == len(received)
+    assert "Traceback" not in log and "StreamCancelled" not in log
