@@ -36,6 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     settings.require_upstream()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The HTTP client logs every upstream request with its full URL, user:password@ included; the
+    # stream_end line already says what happened to each stream.
+    for name in ("httpx", "httpx2", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES

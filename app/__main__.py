@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 from . import create_app  # noqa: E402
 from .config import ConfigError, load_settings  # noqa: E402
+from .upstream import shown_url  # noqa: E402
 
 
 def main() -> int:
@@ -43,7 +44,7 @@ def main() -> int:
         return 2
     app = create_app(settings)
     socketio = app.extensions["socketio"]
-    upstream = settings.openai_base_url or "OpenAI"
+    upstream = shown_url(settings.openai_base_url) if settings.openai_base_url else "OpenAI"
     print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
     if settings.async_mode == "eventlet":
         _drain_on_sigterm(app)

@@ -22,7 +22,7 @@ from types import FrameType
 from . import local_model, processes
 from .config import ConfigError, Settings, load_settings
 from .errors import ErrorCode, RelayError
-from .upstream import Upstream
+from .upstream import Upstream, shown_url
 
 ROOT = Path(__file__).resolve().parent.parent
 OPENAI_URL = "https://api.openai.com/v1"
@@ -53,7 +53,7 @@ def check_upstream(settings: Settings) -> str | None:
 
     Returns a warning to print when the upstream answers but does not list OPENAI_MODEL.
     """
-    where = settings.openai_base_url or OPENAI_URL
+    where = shown_url(settings.openai_base_url or OPENAI_URL)
     try:
         models = Upstream(settings).models()
     except RelayError as err:
@@ -91,7 +91,7 @@ def serve_with_upstream(settings: Settings) -> int:
     warning = check_upstream(settings)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    print(f"Upstream: {settings.openai_base_url or OPENAI_URL}, model {settings.openai_model}. "
+    print(f"Upstream: {shown_url(settings.openai_base_url or OPENAI_URL)}, model {settings.openai_model}. "
           f"Page: {page_url(settings)}", flush=True)
     command = relay_command(settings)
     os.execv(command[0], command)  # the server gets the terminal's Ctrl-C directly; nothing left to supervise

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
+from .bugs import log_bug
 from .errors import ErrorCode, RelayError
 from .schemas import ChatRequest
 from .upstream import Upstream, UpstreamStream
@@ -45,10 +46,15 @@ class Failed:
     code: ErrorCode
     message: str
     chunks: int
+    retry_after: float | None = None  # the upstream's Retry-After, for rate_limited
+
+    @classmethod
+    def from_error(cls, err: RelayError, chunks: int) -> Failed:
+        return cls(err.code, err.message, chunks, err.retry_after)
 
     def payload(self, stream_id: str) -> dict[str, object]:
         """The error event's body, the same on every transport."""
-        return {"stream_id": stream_id, "code": self.code.value, "message": self.message}
+        return {"stream_id": stream_id, **RelayError(self.code, self.message, retry_after=self.retry_after).to_dict()}
 
 
 RelayEvent = Chunk | Done | Failed
@@ -125,9 +131,9 @@ class Relay:
             self._log_end(Done("cancelled", seq, usage), time.monotonic() - began, finish_reason)
             raise
         except RelayError as err:
-            terminal = Failed(err.code, err.message, seq)
+            terminal = Failed.from_error(err, seq)
         except Exception:
-            log.exception("stream %s failed", self.stream_id)
+            log_bug(log, f"stream {self.stream_id} failed")
             terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, seq)
         finally:
             self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
@@ -140,11 +146,11 @@ class Relay:
         """For a stream whose events will never be read (HTTP answers with a status): close it, log its end."""
         self.finished = True
         self.close()
-        self._log_end(Failed(err.code, err.message, 0), time.monotonic() - (self._began or time.monotonic()), None)
+        self._log_end(Failed.from_error(err, 0), time.monotonic() - (self._began or time.monotonic()), None)
 
     def _cancelled(self, seq: int, usage: dict[str, int] | None) -> Done | Failed:
         if self.cancel_error is not None:
-            return Failed(self.cancel_error.code, self.cancel_error.message, seq)
+            return Failed.from_error(self.cancel_error, seq)
         return Done("cancelled", seq, usage)
 
     def _log_end(self, terminal: Done | Failed, duration: float, upstream_finish: str | None) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from .auth import requires_access
+from .bugs import log_bug
 from .disconnect import watch_client
 from .errors import ErrorCode, RelayError, retry_after_seconds
 from .formats import negotiate
 from .relay import StreamCancelled
 from .schemas import parse_chat_request
 from .services import current_services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("http", __name__)
 
@@ -92,6 +96,13 @@ def http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
         message = f"The request is too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes."
     return _error(RelayError(code, message), exc.code)
+
+
+@bp.app_errorhandler(Exception)
+def unexpected_error(exc: Exception) -> Response:
+    """The backstop for a bug in a view: one log line, and the client gets only the code."""
+    log_bug(log, f"{request.method} {request.path} failed", exc)
+    return _error(RelayError(ErrorCode.INTERNAL, "The server failed to handle the request."))
 
 
 def _error(err: RelayError, status: int | None = None) -> Response:

@@ -12,6 +12,7 @@ from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
 from .auth import CLIENT_KEY, socket_token
+from .bugs import log_bug
 from .errors import ErrorCode, RelayError
 from .registry import StreamRegistry
 from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay, StreamCancelled
@@ -79,7 +80,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
     @socketio.on_error_default
     def unexpected_error(exc: Exception) -> dict[str, object]:
         """The backstop: log the details, tell the client only the code."""
-        log.exception("socket.io handler failed", exc_info=exc)
+        log_bug(log, "socket.io handler failed", exc)
         return {"error": RelayError(ErrorCode.INTERNAL, "The server failed to handle the request.").to_dict()}
 
 
@@ -101,7 +102,7 @@ def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, rel
                 # cancel flag and ends the stream with its terminal event.
                 continue
     except Exception:
-        log.exception("stream %s: emitting failed", relay.stream_id)
+        log_bug(log, f"stream {relay.stream_id}: emitting failed")
         if not relay.finished:
             events.close()  # closes the upstream
             failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from openai import OpenAI, Stream, Timeout, omit
@@ -125,3 +126,9 @@ def _retry_after(err: openai.RateLimitError) -> float | None:
         return max(0.0, float(err.response.headers.get("retry-after", "")))
     except ValueError:
         return None
+
+
+def shown_url(url: str) -> str:
+    """A base URL as it may be printed or logged: without the `user:password@` it can carry."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))

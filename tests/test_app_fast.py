@@ -139,3 +139,21 @@ def test_cors_allowlist(settings: Settings) -> None:
     refused = client.options("/message/stream", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in refused.headers
+
+
+def test_a_bug_in_a_view_is_one_coded_error_and_one_log_line(app: Flask, caplog) -> None:
+    secret = "prompt text that must not reach the log"
+
+    def broken() -> None:
+        raise KeyError(secret)
+
+    app.add_url_rule("/broken", view_func=broken)
+    with caplog.at_level("INFO"):
+        response = app.test_client().get("/broken")
+    assert response.status_code == 500
+    assert response.get_json() == {"error": {"code": "internal", "message": "The server failed to handle the request."}}
+    lines = [r for r in caplog.records if r.name == "app.routes"]
+    assert [r.getMessage() for r in lines] == [
+        "GET /broken failed: KeyError at test_app_fast.py:" + str(broken.__code__.co_firstlineno + 1)
+        + " (LOG_LEVEL=DEBUG logs the traceback)"]
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= 20) and secret not in caplog.text

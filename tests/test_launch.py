@@ -104,6 +104,13 @@ def test_unreachable_base_url() -> None:
     assert_clear_failure(result, "Cannot reach", "OPENAI_BASE_URL", str(closed))
 
 
+def test_credentials_in_the_base_url_are_never_printed() -> None:
+    closed = free_port()
+    result = run(OPENAI_BASE_URL=f"http://relay:s3cret-pw@127.0.0.1:{closed}/v1", UPSTREAM_MAX_RETRIES="0")
+    assert_clear_failure(result, "Cannot reach", f"http://127.0.0.1:{closed}/v1")
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
 def test_wrong_key(fake: FakeUpstream) -> None:
     result = run(OPENAI_BASE_URL=fake.url, OPENAI_API_KEY=WRONG_KEY, OPENAI_MODEL="fake-model")
     assert_clear_failure(result, "refused the key", "OPENAI_API_KEY")

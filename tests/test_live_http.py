@@ -118,3 +118,20 @@ def test_http_and_socketio_side_by_side(live_server, sio_client) -> None:
     sio_client.wait_terminal("side")
     assert http_text == "h1 h2 "
     assert "".join(t for _, t in sio_client.chunks("side")) == "s1 s2 "
+
+
+def test_credentials_in_the_base_url_stay_out_of_the_log(fake_upstream: FakeUpstream, tmp_path) -> None:
+    from tests.conftest import start_server, stop_server, upstream_env
+    from tests.outcomes import run_http
+
+    env = upstream_env(fake_upstream)
+    env["OPENAI_BASE_URL"] = env["OPENAI_BASE_URL"].replace("http://", "http://relay:s3cret-pw@")
+    server = start_server("gevent", env, tmp_path / "server.log")
+    try:
+        sent = len(fake_upstream.requests)
+        outcome = run_http(server.url, {"prompt": controls(chunks=2)})
+        assert len(outcome.terminals) == 1 and len(fake_upstream.requests) > sent  # the upstream was asked
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert "stream_end" in log and "s3cret-pw" not in log
