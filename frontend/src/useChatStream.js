@@ -117,9 +117,11 @@ export function useChatStream() {
         finish({ type: "error", streamId: request.stream_id, code: "network", message });
         return;
       }
-      const ack = await socket.timeout(10_000).emitWithAck("chatgpt_description", request).catch(() => ({
-        error: { code: "network", message: "The server did not acknowledge the request." },
-      }));
+      const ack = await socket.timeout(10_000).emitWithAck("chatgpt_description", request).catch(() => {
+        // The stream may still start late: stop it, so it neither runs unseen nor holds one of our slots.
+        socket.emit("chatgpt_description_stop", { stream_id: request.stream_id });
+        return { error: { code: "network", message: "The server did not acknowledge the request." } };
+      });
       // The server also emits chatgpt_description_error, but with stream_id null when the id is taken,
       // so the ack is what ends this reply on a refusal.
       if (ack.error) {
