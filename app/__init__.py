@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from .auth import Access
     from .config import load_settings
+    from .hosts import SocketIOHostGuard
     from .packets import TolerantPacket
     from .page import bp as page_bp
     from .registry import StreamRegistry
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
     app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
+    # Socket.IO only for ALLOWED_HOSTS (DNS rebinding); inside ProxyFix, so the forwarded Host is the one checked.
+    app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host)  # type: ignore[method-assign]
     if settings.trusted_proxies:
         # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
         hops = settings.trusted_proxies

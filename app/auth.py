@@ -1,18 +1,23 @@
-"""Who may use the relay: bearer tokens (AUTH_TOKENS), allowed origins, and the identity that limits count against.
+"""Who may use the relay: bearer tokens (AUTH_TOKENS), allowed hosts and origins, and the identity limits count.
 
-`/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set.
+`/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set, and
+a Host header in ALLOWED_HOSTS (app/hosts.py) always.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Callable, Mapping
 from functools import wraps
 from typing import Any, TypeVar
 
 from .config import Settings
 from .errors import ErrorCode, RelayError
+from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts, host_name
+
+log = logging.getLogger(__name__)
 
 CLIENT_KEY = "chat_relay.client"  # where a Socket.IO connection's identity is kept, in its environ
 
@@ -20,12 +25,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Access:
-    """Checks tokens and origins; built once from the settings."""
+    """Checks tokens, hosts and origins; built once from the settings."""
 
     def __init__(self, settings: Settings) -> None:
         # Digests, so every comparison is over 32 bytes whatever the lengths; the tokens are not kept.
         self._digests = [_digest(token.get_secret_value()) for token in settings.auth_tokens]
         self._origins = list(settings.cors_allowed_origins)
+        self._hosts = allowed_hosts(settings.allowed_hosts, settings.host)
 
     @property
     def tokens_required(self) -> bool:
@@ -48,19 +54,35 @@ class Access:
             raise RelayError(ErrorCode.UNAUTHORIZED, "The token is not valid.")
         return f"token:{digest.hex()[:16]}"
 
-    def check_origin(self, environ: Mapping[str, Any]) -> None:
-        """Refuse a browser request from a foreign origin; requests without Origin (curl, servers) pass.
+    def host_allowed(self, environ: Mapping[str, Any]) -> bool:
+        """Whether the Host header (the forwarded one, through ProxyFix) names this server: in ALLOWED_HOSTS."""
+        return host_name(environ.get("HTTP_HOST")) in self._hosts
 
+    def check_host(self, environ: Mapping[str, Any]) -> None:
+        """Refuse a request for a host name not in ALLOWED_HOSTS, with or without an Origin (DNS rebinding).
+
+        A rebinding page's same-origin GET (engine.io's polling handshake) carries no Origin, so the Host is
+        checked on its own; curl to 127.0.0.1 or localhost still passes.
         """
+        if not self.host_allowed(environ):
+            log.warning("refused a request for host %r: add its name to ALLOWED_HOSTS if it is this server's",
+                        str(environ.get("HTTP_HOST"))[:100])
+            raise RelayError(ErrorCode.HOST_NOT_ALLOWED, HOST_NOT_ALLOWED_MESSAGE)
+
+    def check_origin(self, environ: Mapping[str, Any]) -> None:
+        """Refuse a browser request from a foreign origin; requests without Origin (curl, servers) pass."""
         if not self.origin_allowed(environ.get("HTTP_ORIGIN"), environ):
             raise RelayError(ErrorCode.ORIGIN_NOT_ALLOWED, "Requests from this origin are not allowed.")
 
     def origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
         """The rule for both transports (engine.io calls it for Socket.IO): no Origin, our own, or a listed one.
 
-        The server's own origin stays allowed when others are listed, so its own page keeps working.
+        The server's own origin stays allowed when others are listed, so its own page keeps working. It is
+        our own only under an allowed host name: a rebound attacker.example would otherwise match itself.
         """
-        return not origin or origin in self._origins or origin in _own_origins(environ)
+        if not origin or origin in self._origins:
+            return True
+        return self.host_allowed(environ) and origin in _own_origins(environ)
 
 
 def bearer_token(headers: Any) -> str | None:
@@ -75,7 +97,7 @@ def socket_token(auth: object) -> object:
 
 
 def requires_access(view: F) -> F:
-    """For HTTP views: check the origin and the bearer token, and note the client's identity in `g.client`.
+    """For HTTP views: check the host, the origin and the bearer token, and note the client's identity in `g.client`.
 
     A refusal is raised as a RelayError, which the HTTP error handler turns into a coded JSON response.
     """
@@ -86,6 +108,7 @@ def requires_access(view: F) -> F:
     @wraps(view)
     def checked(*args: Any, **kwargs: Any) -> Any:
         access = current_services().access
+        access.check_host(request.environ)
         access.check_origin(request.environ)
         g.client = access.identify(bearer_token(request.headers), request.remote_addr)
         return view(*args, **kwargs)

@@ -65,8 +65,12 @@ class Settings(BaseSettings):
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
     trusted_proxies: int = Field(0, ge=0, le=5)
+    # Host names (no port) that streams and Socket.IO answer to, besides the loopback names and HOST (app/hosts.py).
+    # Behind a proxy, the public name (chat.example.com); on 0.0.0.0, the names or addresses clients use.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", mode="before")(_split_csv)
+    _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", "allowed_hosts",
+                                  mode="before")(_split_csv)
 
     @field_validator("rate_limit")
     @classmethod
@@ -86,6 +90,13 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("'*' is not allowed: list the origins that may connect")
         return origins
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        from .hosts import allowed_host_entry
+
+        return [allowed_host_entry(host) for host in hosts]
 
     @model_validator(mode="after")
     def _default_model_is_allowed(self) -> Settings:

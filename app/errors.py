@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     TOO_MANY_STREAMS = "too_many_streams"
     SERVER_SHUTDOWN = "server_shutdown"
+    HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/hosts.py)
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -34,6 +35,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.ORIGIN_NOT_ALLOWED: 403,
     ErrorCode.TOO_MANY_STREAMS: 429,
     ErrorCode.SERVER_SHUTDOWN: 503,
+    ErrorCode.HOST_NOT_ALLOWED: 400,  # as Django answers a disallowed host
 }
 
 

@@ -19,9 +19,10 @@ ERROR = "chatgpt_description_error"
 class SioProbe:
     """A connected socketio.Client that records what arrives, with waits on conditions instead of sleeps."""
 
-    def __init__(self, url: str, origin: str | None = None, **connect: Any) -> None:
-        # websocket-client sends the server's own origin unless told another (a header would be a second one).
-        extra = {"websocket_extra_options": {"origin": origin}} if origin else {}
+    def __init__(self, url: str, origin: str | None = None, host: str | None = None, **connect: Any) -> None:
+        # websocket-client sends the server's own origin and host unless told others (a header would be a second one).
+        options = {key: value for key, value in (("origin", origin), ("host", host)) if value}
+        extra = {"websocket_extra_options": options} if options else {}
         self.client = socketio.Client(reconnection=False, **extra)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
         self.arrivals: list[float] = []  # time.monotonic() of each event, in step with `events`

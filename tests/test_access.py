@@ -1,13 +1,14 @@
 """Access against the real server: tokens (AUTH_TOKENS), origins, and stream ownership.
 
 Two servers per async mode: the suite's default one (no tokens, same origin only) and a secured one
-(tokens, and an origin allowlist).
+(tokens, an origin allowlist, and a host name in ALLOWED_HOSTS).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -21,11 +22,13 @@ from tests.outcomes import run_http, run_socketio
 TOKENS = ["tok-alpha-1f9e2d7c", "tok-beta-83b0a4e6"]
 APP_ORIGIN = "https://app.example"
 EVIL_ORIGIN = "https://evil.example"
+PUBLIC_HOST = "relay.example"  # the secured server's ALLOWED_HOSTS
 
 
 @pytest.fixture(scope="module", params=MODES)
 def secured(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
-    env = {**upstream_env(fake_upstream), "AUTH_TOKENS": ",".join(TOKENS), "CORS_ALLOWED_ORIGINS": APP_ORIGIN}
+    env = {**upstream_env(fake_upstream), "AUTH_TOKENS": ",".join(TOKENS), "CORS_ALLOWED_ORIGINS": APP_ORIGIN,
+           "ALLOWED_HOSTS": PUBLIC_HOST}
     server = start_server(request.param, env, tmp_path_factory.mktemp(f"secured-{request.param}") / "server.log")
     yield server
     stop_server(server)
@@ -33,9 +36,10 @@ def secured(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_pat
         assert token not in server.log(), "a client token reached the log"
 
 
-def refused_connect(url: str, origin: str | None = None, **connect) -> tuple[Exception, list]:
+def refused_connect(url: str, origin: str | None = None, host: str | None = None, **connect) -> tuple[Exception, list]:
     """Connect, expecting a refusal; returns the exception and what `connect_error` received."""
-    client = socketio.Client(reconnection=False, websocket_extra_options={"origin": origin} if origin else {})
+    options = {key: value for key, value in (("origin", origin), ("host", host)) if value}
+    client = socketio.Client(reconnection=False, websocket_extra_options=options)
     reasons: list = []
     got = threading.Event()
     client.on("connect_error", lambda data=None: (reasons.append(data), got.set()))
@@ -102,14 +106,52 @@ def test_foreign_origin_is_refused_by_default(live_server: LiveServer, fake_upst
     assert len(fake_upstream.requests) == sent
 
 
-def test_same_origin_is_allowed_by_default(live_server: LiveServer) -> None:
-    own = live_server.url  # http://127.0.0.1:<port>, the Host the browser would send too
-    probe = SioProbe(live_server.url, origin=own)
+@pytest.mark.parametrize("name", ["127.0.0.1", "localhost"])
+def test_same_origin_is_allowed_by_default(live_server: LiveServer, name: str) -> None:
+    host = f"{name}:{urlsplit(live_server.url).port}"  # what a browser at http://<name>:<port>/ sends
+    own = f"http://{host}"
+    probe = SioProbe(live_server.url, origin=own, host=host)
     try:
         assert run_socketio(probe, {"prompt": controls(chunks=1), "stream_id": "own"}).text == "w0 "
     finally:
         probe.close()
-    assert run_http(live_server.url, {"prompt": controls(chunks=1)}, headers={"Origin": own}).text == "w0 "
+    outcome = run_http(live_server.url, {"prompt": controls(chunks=1)}, headers={"Host": host, "Origin": own})
+    assert outcome.text == "w0 "
+
+
+# DNS rebinding: attacker.example resolves to 127.0.0.1, so the browser sends its Host and Origin to the relay.
+
+def test_dns_rebinding_is_refused(live_server: LiveServer, fake_upstream) -> None:
+    rebound = f"attacker.example:{urlsplit(live_server.url).port}"
+    sent = len(fake_upstream.requests)
+    _, reasons = refused_connect(live_server.url, origin=f"http://{rebound}", host=rebound)
+    assert reasons == ["Connection error"]  # the handshake got a 400: no Socket.IO reason
+    # engine.io's polling handshake is a same-origin GET, which browsers send without an Origin.
+    polling = requests.get(f"{live_server.url}/socket.io/?EIO=4&transport=polling", headers={"Host": rebound},
+                           timeout=10)
+    assert (polling.status_code, polling.json()["error"]["code"]) == (400, "host_not_allowed")
+    for headers in ({"Host": rebound, "Origin": f"http://{rebound}"}, {"Host": rebound}):
+        outcome = run_http(live_server.url, {"prompt": controls(chunks=1)}, headers=headers)
+        assert (outcome.status, outcome.terminal["code"]) == (400, "host_not_allowed"), headers
+    assert len(fake_upstream.requests) == sent
+    assert requests.get(f"{live_server.url}/healthz", headers={"Host": rebound}, timeout=5).status_code == 200
+    assert "refused a request for host 'attacker.example:" in live_server.log()
+
+
+def test_a_host_in_allowed_hosts_is_our_own(secured: LiveServer) -> None:
+    host = f"{PUBLIC_HOST}:{urlsplit(secured.url).port}"
+    token = TOKENS[0]
+    probe = SioProbe(secured.url, origin=f"http://{host}", host=host, auth={"token": token})
+    try:
+        assert run_socketio(probe, {"prompt": controls(chunks=1), "stream_id": "public"}).text == "w0 "
+    finally:
+        probe.close()
+    headers = {"Host": host, "Origin": f"http://{host}", "Authorization": f"Bearer {token}"}
+    assert run_http(secured.url, {"prompt": controls(chunks=1)}, headers=headers).text == "w0 "
+    rebound = f"attacker.example:{urlsplit(secured.url).port}"  # a listed name admits that name only
+    refused_connect(secured.url, origin=f"http://{rebound}", host=rebound, auth={"token": token})
+    refused = run_http(secured.url, {"prompt": "x"}, headers={**headers, "Host": rebound})
+    assert (refused.status, refused.terminal["code"]) == (400, "host_not_allowed")
 
 
 def test_allowlisted_origin_works_and_others_are_refused(secured: LiveServer) -> None:

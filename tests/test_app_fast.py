@@ -126,8 +126,10 @@ def test_cors_defaults_to_same_origin(app: Flask) -> None:
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "Access-Control-Allow-Origin" not in response.headers
     allowed = app.extensions["socketio"].server.eio.cors_allowed_origins  # engine.io asks the same rule
-    environ = {"wsgi.url_scheme": "http", "HTTP_HOST": "relay.example:8000"}
-    assert allowed("http://relay.example:8000", environ) and not allowed("https://evil.example", environ)
+    environ = {"wsgi.url_scheme": "http", "HTTP_HOST": "127.0.0.1:8000"}
+    assert allowed("http://127.0.0.1:8000", environ) and not allowed("https://evil.example", environ)
+    rebound = {"wsgi.url_scheme": "http", "HTTP_HOST": "relay.example:8000"}  # not in ALLOWED_HOSTS
+    assert not allowed("http://relay.example:8000", rebound)
 
 
 def test_cors_allowlist(settings: Settings) -> None:
@@ -157,3 +159,17 @@ def test_a_bug_in_a_view_is_one_coded_error_and_one_log_line(app: Flask, caplog)
         "GET /broken failed: KeyError at test_app_fast.py:" + str(broken.__code__.co_firstlineno + 1)
         + " (LOG_LEVEL=DEBUG logs the traceback)"]
     assert not any(r.exc_info for r in caplog.records if r.levelno >= 20) and secret not in caplog.text
+
+
+def test_a_host_not_allowed_gets_no_stream_and_no_socketio_handshake(app: Flask, fake_upstream: FakeUpstream) -> None:
+    sent = len(fake_upstream.requests)
+    rebound = app.test_client()  # a page on attacker.example, rebound to this server's address
+    handshake = rebound.get("/socket.io/?EIO=4&transport=polling", base_url="http://attacker.example:8714")
+    assert (handshake.status_code, handshake.json["error"]["code"]) == (400, "host_not_allowed")
+    stream = rebound.post("/message/stream", json={"prompt": "x"}, base_url="http://attacker.example:8714")
+    assert (stream.status_code, stream.json["error"]["code"]) == (400, "host_not_allowed")
+    assert len(fake_upstream.requests) == sent
+    healthz = rebound.get("/healthz", base_url="http://attacker.example:8714")  # load balancers use any name
+    assert healthz.status_code == 200
+    own = app.test_client().get("/socket.io/?EIO=4&transport=polling", base_url="http://127.0.0.1:8714")
+    assert own.status_code == 200 and own.text.startswith("0{")

@@ -1,6 +1,7 @@
 """Behind a proxy (TRUSTED_PROXIES): limits count each forwarded client apart, and the public origin is our own.
 
 Without the setting, forwarded headers are ignored: a client cannot forge its address or origin with them.
+The forwarded host is the one ALLOWED_HOSTS must list.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import socketio
 
 from tests.clients import SioProbe
 from tests.conftest import LiveServer, start_server, stop_server, upstream_env
@@ -24,7 +26,8 @@ def forwarded_for(address: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def proxied(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
-    env = {**upstream_env(fake_upstream), "TRUSTED_PROXIES": "1", "MAX_STREAMS_PER_CLIENT": "1"}
+    env = {**upstream_env(fake_upstream), "TRUSTED_PROXIES": "1", "MAX_STREAMS_PER_CLIENT": "1",
+           "ALLOWED_HOSTS": "relay.example"}
     server = start_server("gevent", env, tmp_path_factory.mktemp("proxied") / "server.log")
     yield server
     stop_server(server)
@@ -50,6 +53,20 @@ def test_each_forwarded_client_has_its_own_limit(proxied: LiveServer, fake_upstr
 def test_the_public_origin_is_our_own_through_a_trusted_proxy(proxied: LiveServer) -> None:
     outcome = run_http(proxied.url, {"prompt": controls(chunks=1)}, headers=PUBLIC)
     assert (outcome.status, outcome.text) == (200, "w0 ")
+    probe = SioProbe(proxied.url, origin=PUBLIC["Origin"], headers={k: v for k, v in PUBLIC.items() if k != "Origin"})
+    try:
+        assert run_socketio(probe, {"prompt": controls(chunks=1), "stream_id": "public"}).text == "w0 "
+    finally:
+        probe.close()
+
+
+def test_a_forwarded_host_not_in_allowed_hosts_is_refused(proxied: LiveServer) -> None:
+    # A name rebound to the proxy's address: nginx forwards it as it came.
+    rebound = {"X-Forwarded-Host": "attacker.example", "X-Forwarded-Proto": "https"}
+    outcome = run_http(proxied.url, {"prompt": "x"}, headers={**rebound, "Origin": "https://attacker.example"})
+    assert (outcome.status, outcome.terminal["code"]) == (400, "host_not_allowed")
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        SioProbe(proxied.url, origin="https://attacker.example", headers=rebound)
 
 
 def test_forwarded_headers_are_ignored_without_trusted_proxies(live_server: LiveServer) -> None:

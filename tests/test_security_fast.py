@@ -7,6 +7,7 @@ import pytest
 from app.auth import Access, bearer_token
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
+from app.hosts import allowed_host_entry, allowed_hosts, host_name
 from app.limits import Admission
 from app.registry import StreamRegistry
 from app.relay import Relay
@@ -45,6 +46,55 @@ def test_origin_rule_follows_the_host_and_ignores_forged_forwarded_headers() -> 
     assert not access.origin_allowed("https://evil.example", environ)
     proxied = {**environ, "HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_HOST": "relay.example"}
     assert not access.origin_allowed("https://relay.example", proxied)  # only ProxyFix may rewrite the host
+
+
+@pytest.mark.parametrize("header, name", [
+    ("127.0.0.1:8714", "127.0.0.1"), ("127.0.0.1", "127.0.0.1"), ("LocalHost:80", "localhost"),
+    ("localhost.:8000", "localhost"), ("Chat.Example.COM", "chat.example.com"), ("relay_1:8000", "relay_1"),
+    ("[::1]:8714", "::1"), ("[::1]", "::1"), ("[0:0:0:0:0:0:0:1]:80", "::1"), ("[2001:DB8::7]", "2001:db8::7"),
+    ("::1", None), ("[::1", None), ("[nope]:80", None), ("a.example:http", None), ("a.example:123456", None),
+    ("a.example:80:80", None), ("a b.example", None), ("", None), (None, None), ("evil.example@127.0.0.1", None),
+])
+def test_host_name_of_a_host_header(header: str | None, name: str | None) -> None:
+    assert host_name(header) == name
+
+
+def test_allowed_hosts_entries_and_defaults() -> None:
+    assert [allowed_host_entry(e) for e in ("Chat.Example.com", "[::1]", "::1", "192.0.2.7", "relay.")] == [
+        "chat.example.com", "::1", "::1", "192.0.2.7", "relay"]
+    for wrong in ("*", ".example.com", "https://chat.example.com", "chat.example.com:443", "a b", ""):
+        with pytest.raises(ValueError):
+            allowed_host_entry(wrong)
+    with pytest.raises(ConfigError, match=r"ALLOWED_HOSTS.*wildcards"):
+        load_settings(allowed_hosts="chat.example.com,*", _env_file=None)
+    assert settings(allowed_hosts="Chat.Example.com, [::1]").allowed_hosts == ["chat.example.com", "::1"]
+    loopback = {"localhost", "127.0.0.1", "::1"}
+    assert allowed_hosts([], "127.0.0.1") == loopback
+    assert allowed_hosts([], "0.0.0.0") == allowed_hosts([], "::") == loopback  # every interface names no host
+    assert allowed_hosts(["chat.example.com"], "192.0.2.7") == loopback | {"chat.example.com", "192.0.2.7"}
+    assert allowed_hosts([], "[2001:db8::7]") == loopback | {"2001:db8::7"}
+
+
+def test_dns_rebinding_is_refused_and_listed_hosts_are_our_own() -> None:
+    access = Access(settings())
+    rebound = {"wsgi.url_scheme": "http", "HTTP_HOST": "attacker.example:8714"}
+    assert not access.origin_allowed("http://attacker.example:8714", rebound)  # its own origin, but not ours
+    for origin in (None, "http://attacker.example:8714"):
+        with pytest.raises(RelayError) as caught:  # with or without an Origin: a same-origin GET sends none
+            access.check_host({**rebound, "HTTP_ORIGIN": origin} if origin else rebound)
+        assert caught.value.code is ErrorCode.HOST_NOT_ALLOWED and caught.value.http_status == 400
+    for host in ("127.0.0.1:8714", "localhost:8714", "LOCALHOST:8714", "[::1]:8714"):
+        environ = {"wsgi.url_scheme": "http", "HTTP_HOST": host}
+        access.check_host(environ)
+        assert access.origin_allowed(f"http://{host}", environ)
+    access.check_host({"HTTP_HOST": "127.0.0.1"})
+    with pytest.raises(RelayError):
+        access.check_host({})  # no Host at all: no browser sends that
+    listed = Access(settings(allowed_hosts="chat.example.com"))
+    public = {"wsgi.url_scheme": "https", "HTTP_HOST": "Chat.Example.com"}
+    listed.check_host(public)
+    assert listed.origin_allowed("https://Chat.Example.com", public)
+    assert not listed.origin_allowed("https://attacker.example", public)
 
 
 def test_tokens_and_rate_settings() -> None:

@@ -1,0 +1,104 @@
+"""Which host names the server answers to (ALLOWED_HOSTS): the defence against DNS rebinding.
+
+A page on attacker.example can make its own name resolve to 127.0.0.1; the browser then sends
+`Host: attacker.example` and `Origin: http://attacker.example` to the relay, which looks like the
+relay's own origin. Only a host name the deployer listed (or a loopback name, which no one else can
+point anywhere) proves that the browser was really talking to this server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from .errors import RelayError
+
+# Names a browser sends only for a page it really loaded from this machine: always answered.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+# Bind addresses that mean "every interface": they name no host a client would use.
+ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
+
+# A Host header: a name or IPv4 address, or a bracketed IPv6 address, then an optional port (RFC 9110).
+_HOST_HEADER = re.compile(r"(?P<name>[a-z0-9._-]+|\[(?P<ipv6>[0-9a-f:.]+)\])(?::(?P<port>[0-9]{1,5}))?")
+_NAME = re.compile(r"[a-z0-9._-]+")
+
+HOST_NOT_ALLOWED_MESSAGE = "This server does not answer to that host name: ALLOWED_HOSTS lists the ones it does."
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def host_name(host_header: str | None) -> str | None:
+    """The host name of a `Host` header, lower case, without port, brackets or a trailing dot; None if malformed.
+
+    werkzeug's `host_is_trusted` would do, but it compares case-sensitively and cannot match IPv6 entries.
+    """
+    match = _HOST_HEADER.fullmatch((host_header or "").strip().lower())
+    if not match:
+        return None
+    if match["ipv6"] is not None:
+        return _ipv6(match["ipv6"])
+    return match["name"].rstrip(".") or None
+
+
+def allowed_host_entry(entry: str) -> str:
+    """One ALLOWED_HOSTS entry, normalized as `host_name` normalizes a Host header; ValueError says what is wrong."""
+    value = entry.strip().lower()
+    if value == "*" or value.startswith("."):
+        raise ValueError("wildcards are not allowed: list each host name (a wildcard would let DNS rebinding in)")
+    if value.startswith("[") and value.endswith("]"):
+        value = value[1:-1]
+    if ":" in value and (normalized := _ipv6(value)):  # a bare IPv6 address, as HOST is written
+        return normalized
+    if not _NAME.fullmatch(value) or not value.rstrip("."):
+        raise ValueError(f"{entry!r} is not a host name: write the name alone, without scheme or port "
+                         "(chat.example.com, 192.0.2.7, ::1)")
+    return value.rstrip(".")
+
+
+def allowed_hosts(listed: Iterable[str], bind_host: str) -> frozenset[str]:
+    """The names answered: the loopback ones, HOST when it is one address, and those listed (already normalized)."""
+    names = set(LOOPBACK_HOSTS) | set(listed)
+    if bind_host.strip() not in ANY_ADDRESS:
+        with contextlib.suppress(ValueError):  # not a name a Host header could carry: nothing to add
+            names.add(allowed_host_entry(bind_host))
+    return frozenset(names)
+
+
+class SocketIOHostGuard:
+    """WSGI middleware: refuse a Socket.IO request (handshake, polling, websocket) whose Host is not allowed.
+
+    engine.io checks the Origin only when there is one, and a same-origin polling GET carries none, so the
+    Host is checked here, before engine.io sees the request. ProxyFix wraps this, so behind a trusted proxy
+    the forwarded host is the one checked. `check_host` raises the RelayError to answer with.
+    """
+
+    def __init__(self, wsgi_app: WSGIApp, check_host: Callable[[dict[str, Any]], None],
+                 path: str = "/socket.io") -> None:
+        self.wsgi_app = wsgi_app
+        self.check_host = check_host
+        self.path = path
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or ""
+        if path == self.path or path.startswith(self.path + "/"):
+            try:
+                self.check_host(environ)
+            except RelayError as err:  # the same JSON body as the HTTP refusals; clients see a failed handshake
+                body = json.dumps({"error": err.to_dict()}).encode()
+                status = HTTPStatus(err.http_status)
+                start_response(f"{status.value} {status.phrase}",
+                               [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+                return [body]
+        return self.wsgi_app(environ, start_response)
+
+
+def _ipv6(text: str) -> str | None:
+    try:
+        return ipaddress.IPv6Address(text).compressed
+    except ValueError:
+        return None
