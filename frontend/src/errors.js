@@ -10,6 +10,7 @@ const HEADLINES = {
   internal: "Server error.",
   unauthorized: "This server needs an access token.",
   origin_not_allowed: "This page's address is not allowed to use the server.",
+  host_not_allowed: "The server does not answer to this address.",
   too_many_streams: "Too many replies at once.",
   server_shutdown: "The server is shutting down.",
   network: "Connection failed.",
