@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .hosts import allowed_host_entry
+
 AsyncMode = Literal["gevent", "eventlet", "threading"]
 
 
@@ -94,8 +96,6 @@ class Settings(BaseSettings):
     @field_validator("allowed_hosts")
     @classmethod
     def _host_names(cls, hosts: list[str]) -> list[str]:
-        from .hosts import allowed_host_entry
-
         return [allowed_host_entry(host) for host in hosts]
 
     @model_validator(mode="after")

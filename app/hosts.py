@@ -89,7 +89,7 @@ class SocketIOHostGuard:
             try:
                 self.check_host(environ)
             except RelayError as err:  # the same JSON body as the HTTP refusals; clients see a failed handshake
-                body = json.dumps({"error": err.to_dict()}).encode()
+                body = json.dumps({"error": err.to_dict()}, separators=(",", ":")).encode()
                 status = HTTPStatus(err.http_status)
                 start_response(f"{status.value} {status.phrase}",
                                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
