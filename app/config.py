@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
     ping_interval: float = Field(25.0, gt=0)  # Socket.IO: a client silent for interval + timeout is gone
     ping_timeout: float = Field(20.0, gt=0)
-    shutdown_grace: float = Field(20.0, ge=0)  # on SIGTERM; keep it below gunicorn's graceful_timeout (30)
+    # On SIGTERM. At most 25: cut streams get 5 s more for their last event, within gunicorn's graceful_timeout (30).
+    shutdown_grace: float = Field(20.0, ge=0, le=25)
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
     trusted_proxies: int = Field(0, ge=0, le=5)
