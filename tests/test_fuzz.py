@@ -172,23 +172,66 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     assert "Traceback" not in log and "Worker timeout" not in log
 
 
-@pytest.mark.parametrize("packet", [
-    '["chatgpt_description",{"prompt": "x"',  # cut short
-    '["chatgpt_description",{bad json}]',
-    '["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]",  # deeper than the JSON parser goes
-])
-def test_socketio_packets_with_unreadable_json_get_an_error_ack(live_server: LiveServer, packet: str) -> None:
-    """What a hand-written client could send; python-socketio's own client always sends valid JSON."""
+PROMPT = "prompt-text-4b7e"  # must never reach the server's log
+ASK = json.dumps({"prompt": PROMPT})
+
+
+@pytest.mark.parametrize("packet, attachments", [
+    ('["chatgpt_description",{"prompt": "x"', []),  # cut short
+    ('["chatgpt_description",{bad json}]', []),
+    ('["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]", []),  # deeper than the JSON parser goes
+    ("{}", []),  # valid JSON, but no call of an event
+    ("[]", []),
+    ("[" + ASK + "]", []),
+    ("[5]", []),
+    ('"x"', []),
+    ("[null]", []),
+    ('["chatgpt_description",1,2]', []),  # a known event with the wrong number of arguments
+    ('["chatgpt_description",' + ASK + ',{"prompt":"x"}]', []),
+    ('["chatgpt_description_stop",{"stream_id":"a"},1]', []),
+    ('["chatgpt_description"]', []),
+    ('["connect",{}]', []),  # reserved names, sent as events
+    ('["disconnect"]', []),
+    ('[{"_placeholder":true,"num":0},' + ASK + "]", [b"chatgpt_description"]),  # name as bytes
+    ('["chatgpt_description",{"_placeholder":true,"num":7}]', [b"x"]),  # names no attachment
+    ("[" + ASK + "]", None),  # a BINARY_EVENT with no attachments
+], ids=["cut-short", "bad-json", "too-deep", "object", "empty-list", "object-in-list", "number-name",
+        "string", "null-name", "extra-args", "extra-object", "stop-extra-args", "missing-arg",
+        "connect-event", "disconnect-event", "binary-name", "binary-bad-placeholder", "binary-no-attachments"])
+def test_socketio_packets_that_are_no_event_call_get_an_error_ack(
+        live_server: LiveServer, packet: str, attachments: list[bytes] | None) -> None:
+    """What a hand-written client could send; python-socketio's own client always sends a list led by the name."""
     probe = SioProbe(live_server.url)
     try:
         acked = threading.Event()
         acks: list = []
         client = probe.client
         ack_id = client._generate_ack_id("/", lambda *args: (acks.extend(args), acked.set()))
-        client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
+        if attachments is None:
+            client.eio.send(f"5{ack_id}{packet}")  # BINARY_EVENT without an attachment count
+        elif attachments:
+            client.eio.send(f"5{len(attachments)}-{ack_id}{packet}")  # BINARY_EVENT, then its attachments
+            for attachment in attachments:
+                client.eio.send(attachment)
+        else:
+            client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
         assert acked.wait(10), "no ack: the client would wait forever"
-        assert acks[0]["error"]["code"] == "invalid_request"
+        assert acks[0]["error"]["code"] == "invalid_request" and acks[0]["error"]["message"], acks
         assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
     finally:
         probe.close()
-    assert "Traceback" not in live_server.log()
+    log = live_server.log()
+    assert "Traceback" not in log and "message handler error" not in log and PROMPT not in log
+
+
+def test_socketio_unknown_event_is_ignored_cleanly(live_server: LiveServer) -> None:
+    """Socket.IO's rule: an event nobody handles gets no answer; it must not fail loudly either."""
+    probe = SioProbe(live_server.url)
+    try:
+        probe.client.eio.send('2["no_such_event",' + ASK + "]")
+        probe.client.emit("no_such_event", {"prompt": PROMPT})
+        assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
+    finally:
+        probe.close()
+    log = live_server.log()
+    assert "Traceback" not in log and "message handler error" not in log and PROMPT not in log
