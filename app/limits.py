@@ -1,6 +1,8 @@
 """Admission of a new stream: refused while shutting down, over the concurrency caps, or over the rate limit.
 
-Checked after validation and before the upstream is called, so a refused request costs nothing.
+Checked after validation and before the upstream is called, so a refused request costs nothing. A
+Socket.IO request whose stream_id is already running is refused before admission (app/sockets.py), so it
+does not use up the rate limit either; over HTTP every request is its own owner, so ids never collide.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from flask_socketio import ConnectionRefusedError, SocketIO, emit
 from .auth import CLIENT_KEY, socket_token
 from .bugs import log_bug
 from .errors import ErrorCode, RelayError
+from .packets import Unreadable
 from .registry import StreamRegistry
 from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay, StreamCancelled
 from .schemas import parse_chat_request, requested_stream_id
@@ -41,12 +42,16 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
         request.environ[CLIENT_KEY] = client  # the connection's environ lives as long as the connection
 
     @socketio.on(REQUEST)
-    def start_stream(data: object = None) -> dict[str, object]:
+    def start_stream(data: object = None, *extra: object) -> dict[str, object]:
         """Validate, start the stream in the background, and ack with its stream_id or an error."""
         sid: str = request.sid  # type: ignore[attr-defined]
         client: str = request.environ[CLIENT_KEY]
         try:
+            _check_call(REQUEST, data, extra)
             relay = services.new_relay(parse_chat_request(data, services.settings))
+            # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
+            if services.registry.get(sid, relay.stream_id) is not None:
+                raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {relay.stream_id!r} is already running.")
             services.admission.admit(client)
             entry = services.registry.add(sid, relay, client)
         except RelayError as err:
@@ -61,8 +66,12 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
         return {"stream_id": relay.stream_id}
 
     @socketio.on(STOP)
-    def stop_stream(data: object = None) -> dict[str, object]:
+    def stop_stream(data: object = None, *extra: object) -> dict[str, object]:
         """Cancel one of this client's own streams; its task sends the `done` with finish_reason cancelled."""
+        try:
+            _check_call(STOP, data, extra)
+        except RelayError as refused:
+            return {"error": refused.to_dict()}
         stream_id = data.get("stream_id") if isinstance(data, dict) else None
         entry = services.registry.get(request.sid, stream_id) if isinstance(stream_id, str) else None  # type: ignore[attr-defined]
         if entry is None:
@@ -82,6 +91,14 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
         """The backstop: log the details, tell the client only the code."""
         log_bug(log, "socket.io handler failed", exc)
         return {"error": RelayError(ErrorCode.INTERNAL, "The server failed to handle the request.").to_dict()}
+
+
+def _check_call(event: str, data: object, extra: tuple[object, ...]) -> None:
+    """Refuse a packet that was no call of an event (app/packets.py), or a call with more than one argument."""
+    if isinstance(data, Unreadable):
+        raise data.error()
+    if extra:
+        raise RelayError(ErrorCode.INVALID_REQUEST, f"{event} takes one argument, an object; got {1 + len(extra)}.")
 
 
 def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Relay) -> None:

@@ -1,9 +1,10 @@
 """Property-based fuzzing of requests over Socket.IO and HTTP against the real gunicorn+gevent server.
 
 Over 10,000 generated payloads in all: wrong types, missing and unknown fields, huge and deeply nested
-values, lone surrogates, invalid UTF-8, non-object JSON and invalid JSON. Each gets an `invalid_request`
-or a stream that ends with exactly one terminal event. Afterwards the server runs no streams, and its
-worker has not grown in memory, threads or open files beyond a tolerance.
+values, lone surrogates, invalid UTF-8, non-object JSON, invalid JSON, and raw Socket.IO event packets
+whose data is no call of an event. Each gets an `invalid_request` or a stream that ends with exactly one
+terminal event. Afterwards the server runs no streams, and its worker has not grown in memory, threads
+or open files beyond a tolerance.
 
 Derandomized, so a run is reproducible; the fake answers valid requests with a short reply.
 """
@@ -24,8 +25,9 @@ from tests.clients import DONE, ERROR, SioProbe
 from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream
 
-SOCKETIO_EXAMPLES = 6000
+SOCKETIO_EXAMPLES = 5200
 HTTP_EXAMPLES = 4500
+RAW_EXAMPLES = 800  # raw Socket.IO event packets: data of any shape, names of any type
 FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
 
@@ -79,6 +81,19 @@ def raw_bodies() -> st.SearchStrategy[bytes]:
     return as_json | surrogates | truncated | too_deep | invalid_utf8 | st.binary(max_size=256)
 
 
+def raw_event_data() -> st.SearchStrategy[object]:
+    """Socket.IO EVENT data a hand-written client could send: any JSON, or a list led by a name of any type.
+
+    Only names the server knows or reserves: an unknown event gets no ack, by Socket.IO's rule. No bare
+    number: its digits would run into the ack id before it, which the protocol cannot tell apart.
+    """
+    names = st.sampled_from(["chatgpt_description", "chatgpt_description_stop", "connect", "disconnect"])
+    calls = st.tuples(names | json_value.filter(lambda v: not isinstance(v, str)),
+                      st.lists(near_valid | json_value, max_size=3)).map(lambda c: [c[0], *c[1]])
+    not_a_call = json_value.filter(lambda v: not (isinstance(v, list) and v and isinstance(v[0], str)))
+    return calls | not_a_call.filter(lambda v: isinstance(v, bool) or not isinstance(v, (int, float)))
+
+
 # -- the server and its worker -----------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -130,11 +145,38 @@ def check_http(session: requests.Session, url: str, body: bytes) -> None:
     assert terminals == [lines[-1]] and lines[-1]["type"] == "done", lines[-3:]
 
 
+def send_raw(probe: SioProbe, packet: str, attachments: list[bytes] | None = None, timeout: float = 10) -> list:
+    """Send one Socket.IO event packet as written, with an ack id, and return the ack's arguments."""
+    acked = threading.Event()
+    acks: list = []
+    client = probe.client
+    ack_id = client._generate_ack_id("/", lambda *args: (acks.extend(args), acked.set()))
+    if attachments is None:
+        client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
+    else:
+        client.eio.send(f"5{len(attachments) or ''}{'-' if attachments else ''}{ack_id}{packet}")  # BINARY_EVENT
+        for attachment in attachments:
+            client.eio.send(attachment)
+    assert acked.wait(timeout), "no ack: the client would wait forever"
+    return acks
+
+
+def check_raw(probe: SioProbe, data: object) -> None:
+    with probe._cond:
+        probe.events.clear()
+    [ack] = send_raw(probe, json.dumps(data))
+    if "error" in ack:
+        assert ack["error"]["code"] == "invalid_request" and ack["error"]["message"], ack
+        return
+    probe.wait_terminal(ack["stream_id"])  # a well-formed call after all
+
+
+@pytest.mark.timeout(300)  # over 10,000 requests on a machine that may be shared: about two minutes alone
 def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveServer, fake_upstream) -> None:
     probe = SioProbe(fuzz_server.url)
     session = requests.Session()
     pid = worker_pid(fuzz_server)
-    counts = {"socketio": 0, "http": 0}
+    counts = {"socketio": 0, "raw": 0, "http": 0}
 
     # A warm-up, so that imports and caches are loaded before the baseline is taken.
     for payload in ({"prompt": "warm"}, {"prompt": 1}, nested(300)):
@@ -148,6 +190,12 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
         counts["socketio"] += 1
         check_socketio(probe, payload)
 
+    @settings(FUZZ, max_examples=RAW_EXAMPLES)
+    @given(raw_event_data())
+    def raw_over_socketio(data: object) -> None:
+        counts["raw"] += 1
+        check_raw(probe, data)
+
     @settings(FUZZ, max_examples=HTTP_EXAMPLES)
     @given(raw_bodies())
     def over_http(body: bytes) -> None:
@@ -156,6 +204,7 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
 
     try:
         over_socketio()
+        raw_over_socketio()
         over_http()
     finally:
         probe.close()
@@ -169,26 +218,57 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     assert after["fds"] <= before["fds"] + 5, (before, after)
     assert after["rss_kb"] <= before["rss_kb"] + 40_000, (before, after)
     log = fuzz_server.log()
-    assert "Traceback" not in log and "Worker timeout" not in log
+    assert "Traceback" not in log and "message handler error" not in log and "Worker timeout" not in log
 
 
-@pytest.mark.parametrize("packet", [
-    '["chatgpt_description",{"prompt": "x"',  # cut short
-    '["chatgpt_description",{bad json}]',
-    '["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]",  # deeper than the JSON parser goes
-])
-def test_socketio_packets_with_unreadable_json_get_an_error_ack(live_server: LiveServer, packet: str) -> None:
-    """What a hand-written client could send; python-socketio's own client always sends valid JSON."""
+PROMPT = "prompt-text-4b7e"  # must never reach the server's log
+ASK = json.dumps({"prompt": PROMPT})
+
+
+@pytest.mark.parametrize("packet, attachments", [
+    ('["chatgpt_description",{"prompt": "x"', None),  # cut short
+    ('["chatgpt_description",{bad json}]', None),
+    ('["chatgpt_description",' + "[" * 5000 + "]" * 5000 + "]", None),  # deeper than the JSON parser goes
+    ("{}", None),  # valid JSON, but no call of an event
+    ("[]", None),
+    ("[" + ASK + "]", None),
+    ("[5]", None),
+    ('"x"', None),
+    ("[null]", None),
+    ('["chatgpt_description",1,2]', None),  # a known event with the wrong number of arguments
+    ('["chatgpt_description",' + ASK + ',{"prompt":"x"}]', None),
+    ('["chatgpt_description_stop",{"stream_id":"a"},1]', None),
+    ('["chatgpt_description"]', None),
+    ('["connect",{}]', None),  # reserved names, sent as events
+    ('["disconnect"]', None),
+    ('[{"_placeholder":true,"num":0},' + ASK + "]", [b"chatgpt_description"]),  # name as bytes
+    ('["chatgpt_description",{"_placeholder":true,"num":7}]', [b"x"]),  # names no attachment
+    ("[" + ASK + "]", []),  # a BINARY_EVENT with no attachments
+], ids=["cut-short", "bad-json", "too-deep", "object", "empty-list", "object-in-list", "number-name",
+        "string", "null-name", "extra-args", "extra-object", "stop-extra-args", "missing-arg",
+        "connect-event", "disconnect-event", "binary-name", "binary-bad-placeholder", "binary-no-attachments"])
+def test_socketio_packets_that_are_no_event_call_get_an_error_ack(
+        live_server: LiveServer, packet: str, attachments: list[bytes] | None) -> None:
+    """What a hand-written client could send; python-socketio's own client always sends a list led by the name."""
     probe = SioProbe(live_server.url)
     try:
-        acked = threading.Event()
-        acks: list = []
-        client = probe.client
-        ack_id = client._generate_ack_id("/", lambda *args: (acks.extend(args), acked.set()))
-        client.eio.send(f"2{ack_id}{packet}")  # a Socket.IO EVENT packet with an ack id, sent raw
-        assert acked.wait(10), "no ack: the client would wait forever"
-        assert acks[0]["error"]["code"] == "invalid_request"
+        acks = send_raw(probe, packet, attachments)
+        assert acks[0]["error"]["code"] == "invalid_request" and acks[0]["error"]["message"], acks
         assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
     finally:
         probe.close()
-    assert "Traceback" not in live_server.log()
+    log = live_server.log()
+    assert "Traceback" not in log and "message handler error" not in log and PROMPT not in log
+
+
+def test_socketio_unknown_event_is_ignored_cleanly(live_server: LiveServer) -> None:
+    """Socket.IO's rule: an event nobody handles gets no answer; it must not fail loudly either."""
+    probe = SioProbe(live_server.url)
+    try:
+        probe.client.eio.send('2["no_such_event",' + ASK + "]")
+        probe.client.emit("no_such_event", {"prompt": PROMPT})
+        assert probe.start({"prompt": "x", "promt": 1})["error"]["code"] == "invalid_request"  # still connected
+    finally:
+        probe.close()
+    log = live_server.log()
+    assert "Traceback" not in log and "message handler error" not in log and PROMPT not in log

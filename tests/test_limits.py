@@ -17,7 +17,7 @@ from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import run_http, run_socketio
 
-TOKENS = {name: f"tok-{name}-5c1e" for name in ("conc", "total-a", "total-b", "total-c", "rate", "caps")}
+TOKENS = {name: f"tok-{name}-5c1e" for name in ("conc", "total-a", "total-b", "total-c", "rate", "dup", "caps")}
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,28 @@ def test_rate_limit_per_client(limited: LiveServer, fake_upstream) -> None:
         probe.close()
     # Another client is not affected.
     assert run_http(limited.url, {"prompt": controls(chunks=1)}, headers=bearer("caps")).text == "w0 "
+
+
+def test_duplicate_stream_id_refusals_use_up_no_rate_limit(limited: LiveServer, fake_upstream, gate: str) -> None:
+    """Only Socket.IO can repeat a running stream_id: over HTTP every request is its own owner."""
+    probe = probe_for(limited, "dup")
+    try:
+        assert probe.start(held(gate, "a")) == {"stream_id": "a"}  # 1 of RATE_LIMIT=4/minute
+        probe.wait_chunks("a", 1)
+        sent = len(fake_upstream.requests)
+        for _ in range(4):  # as many as the whole allowance
+            refused = probe.start({"prompt": "again", "stream_id": "a"})["error"]
+            assert refused["code"] == "invalid_request" and "already running" in refused["message"], refused
+        assert len(fake_upstream.requests) == sent
+        for stream_id in ("b", "c", "d"):  # the rest of the allowance is still there
+            assert run_socketio(probe, {"prompt": controls(chunks=1), "stream_id": stream_id}).text == "w0 "
+        over = run_socketio(probe, {"prompt": "fifth", "stream_id": "e"}).terminal  # and the limit still holds
+        assert over["code"] == "rate_limited", over
+        fake_upstream.open_gate(gate)
+        assert probe.wait_terminal("a")[1]["finish_reason"] == "stop"
+    finally:
+        fake_upstream.open_gate(gate)
+        probe.close()
 
 
 @pytest.mark.parametrize(
