@@ -14,7 +14,10 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 from .errors import RelayError
 
@@ -28,9 +31,6 @@ _HOST_HEADER = re.compile(r"(?P<name>[a-z0-9._-]+|\[(?P<ipv6>[0-9a-f:.]+)\])(?::
 _NAME = re.compile(r"[a-z0-9._-]+")
 
 HOST_NOT_ALLOWED_MESSAGE = "This server does not answer to that host name: ALLOWED_HOSTS lists the ones it does."
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
 
 def host_name(host_header: str | None) -> str | None:
     """The host name of a `Host` header, lower case, without port, brackets or a trailing dot; None if malformed.
@@ -77,7 +77,7 @@ class SocketIOHostGuard:
     the forwarded host is the one checked. `check_host` raises the RelayError to answer with.
     """
 
-    def __init__(self, wsgi_app: WSGIApp, check_host: Callable[[dict[str, Any]], None],
+    def __init__(self, wsgi_app: WSGIApplication, check_host: Callable[[dict[str, Any]], None],
                  path: str = "/socket.io") -> None:
         self.wsgi_app = wsgi_app
         self.check_host = check_host

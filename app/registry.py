@@ -38,10 +38,14 @@ class StreamRegistry:
         self._by_owner: dict[str, dict[str, ActiveStream]] = {}
         self._per_client: Counter[str] = Counter()
 
+    def check_free(self, owner: str, stream_id: str) -> None:
+        """Refuse a stream_id this owner already runs: its events would be mixed with the running one's."""
+        if stream_id in self._by_owner.get(owner, {}):
+            raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {stream_id!r} is already running.")
+
     def add(self, owner: str, relay: Relay, client: str = "") -> ActiveStream:
+        self.check_free(owner, relay.stream_id)
         streams = self._by_owner.setdefault(owner, {})
-        if relay.stream_id in streams:
-            raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {relay.stream_id!r} is already running.")
         streams[relay.stream_id] = ActiveStream(relay, client=client)
         self._per_client[client] += 1
         return streams[relay.stream_id]

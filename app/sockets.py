@@ -16,7 +16,7 @@ from .bugs import log_bug
 from .errors import ErrorCode, RelayError
 from .packets import Unreadable
 from .registry import StreamRegistry
-from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay, StreamCancelled
+from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
 from .schemas import parse_chat_request, requested_stream_id
 from .services import Services
 
@@ -50,8 +50,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             _check_call(REQUEST, data, extra)
             relay = services.new_relay(parse_chat_request(data, services.settings))
             # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
-            if services.registry.get(sid, relay.stream_id) is not None:
-                raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {relay.stream_id!r} is already running.")
+            services.registry.check_free(sid, relay.stream_id)
             services.admission.admit(client)
             entry = services.registry.add(sid, relay, client)
         except RelayError as err:
@@ -105,19 +104,12 @@ def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, rel
     """The background task: each relay event becomes one emit to this client's room, nowhere else."""
     events = relay.events()
     try:
-        while True:
-            try:
-                for event in events:
-                    if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                        socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
-                    else:
-                        payload = event.payload(relay.stream_id)
-                        socketio.emit(DONE if isinstance(event, Done) else ERROR, payload, to=sid)
-                break
-            except StreamCancelled:
-                # The interrupt landed in an emit rather than in the relay: the relay, resumed, sees the
-                # cancel flag and ends the stream with its terminal event.
-                continue
+        # A cancel never interrupts an emit: it waits while the relay is suspended at its yield (registry.py).
+        for event in events:
+            if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
+                socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
+            else:
+                socketio.emit(DONE if isinstance(event, Done) else ERROR, event.payload(relay.stream_id), to=sid)
     except Exception:
         log_bug(log, f"stream {relay.stream_id}: emitting failed")
         if not relay.finished:
