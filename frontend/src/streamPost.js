@@ -1,5 +1,5 @@
 // The HTTP transport: POST /message/stream read as NDJSON while it arrives (docs/protocol.md).
-import { readNdjson } from "./ndjson.js";
+import { ProtocolError, readNdjson } from "./ndjson.js";
 
 const NDJSON = "application/x-ndjson";
 
@@ -9,6 +9,7 @@ const NDJSON = "application/x-ndjson";
  * A token, when given, goes as `Authorization: Bearer <token>` (servers with AUTH_TOKENS need one).
  */
 export async function streamPost(request, { signal, onEvent, token = null }) {
+  const fail = (code, message, extra = {}) => onEvent({ type: "error", stream_id: request.stream_id, code, message, ...extra });
   const headers = { "Content-Type": "application/json", Accept: NDJSON };
   if (token) headers.Authorization = `Bearer ${token}`;
   let response;
@@ -21,7 +22,7 @@ export async function streamPost(request, { signal, onEvent, token = null }) {
     });
   } catch (err) {
     if (err.name === "AbortError") throw err;
-    onEvent({ type: "error", stream_id: request.stream_id, code: "network", message: "Could not reach the server." });
+    fail("network", "Could not reach the server.");
     return;
   }
   if (!response.ok) {
@@ -30,9 +31,8 @@ export async function streamPost(request, { signal, onEvent, token = null }) {
     // A 401 without the relay's body (a proxy's, say) still means a token is needed.
     const fallbackCode = response.status === 401 ? "unauthorized" : "internal";
     const error = body?.error ?? { code: fallbackCode, message: `The server answered ${response.status}.` };
-    const event = { type: "error", stream_id: request.stream_id, code: error.code, message: error.message };
-    if (error.retry_after != null) event.retry_after = error.retry_after; // rate_limited: seconds to wait
-    onEvent(event);
+    // rate_limited: retry_after is the seconds to wait.
+    fail(error.code, error.message, error.retry_after != null ? { retry_after: error.retry_after } : {});
     return;
   }
   let ended = false;
@@ -44,9 +44,8 @@ export async function streamPost(request, { signal, onEvent, token = null }) {
   } catch (err) {
     if (err.name === "AbortError") throw err;
     ended = true;
-    onEvent({ type: "error", stream_id: request.stream_id, code: "network", message: "The connection dropped before the reply ended." });
+    if (err instanceof ProtocolError) fail("internal", err.message);
+    else fail("network", "The connection dropped before the reply ended.");
   }
-  if (!ended) {
-    onEvent({ type: "error", stream_id: request.stream_id, code: "network", message: "The reply ended without its last line." });
-  }
+  if (!ended) fail("network", "The reply ended without its last line.");
 }

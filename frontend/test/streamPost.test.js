@@ -71,6 +71,13 @@ describe("streamPost", () => {
     expect(events[1].code).toBe("network");
   });
 
+  it("ends with one internal error, not a network one, when the server sends a line that is not JSON", async () => {
+    const body = JSON.stringify({ type: "chunk", text: "Hi", seq: 0 }) + "\nnot json\n";
+    const { events } = await eventsFor(new Response(body, { status: 200 }));
+    expect(events.map((e) => [e.type, e.code])).toEqual([["chunk", undefined], ["error", "internal"]]);
+    expect(events[1].message).toBe("The server sent a line that is not JSON.");
+  });
+
   it("rejects with AbortError when stopped, delivering no terminal event", async () => {
     const controller = new AbortController();
     vi.stubGlobal("fetch", vi.fn(async (_url, { signal }) => {
