@@ -37,6 +37,7 @@ def relay_command(settings: Settings) -> list[str]:
 
 
 def page_url(settings: Settings) -> str:
+    """Where the relay answers on this machine: a wildcard bind is reached through loopback."""
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     return f"http://{host}:{settings.port}/"
 
@@ -111,7 +112,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float = 60) -> None:
     """Block until the relay's /healthz answers, failing at once if it exits."""
-    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '') else settings.host}:{settings.port}/healthz"
+    url = f"{page_url(settings)}healthz"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if relay.poll() is not None:
