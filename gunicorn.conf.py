@@ -6,11 +6,11 @@ workers need sticky sessions and a message queue. One gevent worker holds thousa
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from app.config import ConfigError, load_settings
+from app.processes import run_dir
 
 try:
     _settings = load_settings()
@@ -40,12 +40,9 @@ loglevel = _settings.log_level.lower()
 
 # Runtime files go to a private run directory, never the home directory (gunicorn's default
 # control socket is ~/.gunicorn/gunicorn.ctl). One name per port, so servers side by side don't collide.
-_run_dir = os.environ.get("RUN_DIR") or os.path.join(
-    os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"chat-relay-{os.getuid()}"
-)
-os.makedirs(_run_dir, mode=0o700, exist_ok=True)
-pidfile = os.path.join(_run_dir, f"gunicorn-{_settings.port}.pid")
-control_socket = os.path.join(_run_dir, f"gunicorn-{_settings.port}.ctl")
+_run_dir = run_dir()
+pidfile = str(_run_dir / f"gunicorn-{_settings.port}.pid")
+control_socket = str(_run_dir / f"gunicorn-{_settings.port}.ctl")
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 

@@ -27,7 +27,8 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 
 
 def run_dir() -> Path:
-    """Where runtime files go (as in gunicorn.conf.py): RUN_DIR, else a private directory, never the home."""
+    """Where runtime files go (gunicorn's pid file and control socket too): RUN_DIR, else a private directory,
+    never the home."""
     base = os.environ.get("RUN_DIR") or os.path.join(
         os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir(), f"chat-relay-{os.getuid()}"
     )
