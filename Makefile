@@ -37,10 +37,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 ## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet).
-## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/launch.py).
+## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/serving/launch.py).
 run: $(STAMP) $(PAGE)
-	@if $(BIN)/python -m app.launch --wants-local; then $(MAKE) --no-print-directory local; fi
-	$(BIN)/python -m app.launch
+	@if $(BIN)/python -m app.serving.launch --wants-local; then $(MAKE) --no-print-directory local; fi
+	$(BIN)/python -m app.serving.launch
 
 ## run-eventlet: the seeds' stack, on eventlet's own WSGI server
 run-eventlet:
@@ -50,7 +50,7 @@ run-eventlet:
 local: $(LOCAL_STAMP)
 
 $(LOCAL_STAMP): requirements-local.txt $(STAMP)
-	@$(BIN)/python -m app.launch --check-build-tools
+	@$(BIN)/python -m app.serving.launch --check-build-tools
 	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
 	$(BIN)/pip install -r requirements-local.txt
 	touch $(LOCAL_STAMP)

@@ -10,7 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from app.config import ConfigError, load_settings
-from app.processes import run_dir
+from app.serving.processes import run_dir
 
 try:
     _settings = load_settings()
@@ -53,6 +53,7 @@ def post_worker_init(worker: object) -> None:
     up to graceful_timeout for connections to end. Draining ends every stream with a terminal event
     within SHUTDOWN_GRACE and disconnects the Socket.IO clients, so the wait ends early.
     """
-    from app.shutdown import chain_sigterm
+    from app.services import services_of
+    from app.serving.shutdown import chain_sigterm
 
-    chain_sigterm(worker.wsgi, worker.handle_exit)  # type: ignore[attr-defined]  # a gunicorn Worker
+    chain_sigterm(services_of(worker.wsgi).shutdown, worker.handle_exit)  # type: ignore[attr-defined]  # a gunicorn Worker

@@ -22,17 +22,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask_socketio import SocketIO
     from werkzeug.middleware.proxy_fix import ProxyFix
 
-    from .auth import Access
+    from .access.auth import Access
+    from .access.hosts import SocketIOHostGuard
     from .config import load_settings
-    from .hosts import SocketIOHostGuard
-    from .packets import TolerantPacket
-    from .page import bp as page_bp
-    from .registry import StreamRegistry
-    from .routes import bp
     from .services import EXTENSION_KEY, Services
-    from .sockets import register_socket_handlers
-    from .upstream import Upstream
-    from .websocket_guard import ClosedWebsocketGuard
+    from .streams.registry import StreamRegistry
+    from .streams.upstream import Upstream
+    from .transports.packets import TolerantPacket
+    from .transports.page import bp as page_bp
+    from .transports.routes import bp
+    from .transports.sockets import register_socket_handlers
+    from .transports.websocket_guard import ClosedWebsocketGuard
 
     settings = settings or load_settings()
     settings.require_upstream()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 from . import create_app  # noqa: E402
 from .config import ConfigError, load_settings  # noqa: E402
-from .upstream import shown_url  # noqa: E402
+from .streams.upstream import shown_url  # noqa: E402
 
 
 def main() -> int:
@@ -95,7 +95,7 @@ class _EventletLog:
 
 
 def _drain_on_sigterm(app: "Flask") -> None:
-    """SIGTERM: drain the streams (app/shutdown.py), then stop eventlet's server so `_serve_eventlet` returns.
+    """SIGTERM: drain the streams (app/serving/shutdown.py), then stop eventlet's server so `_serve_eventlet` returns.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
     stops; it does so only after the drain, because it closes its websockets as it stops. Until then
@@ -105,7 +105,8 @@ def _drain_on_sigterm(app: "Flask") -> None:
     import eventlet.hubs
     import greenlet
 
-    from .shutdown import chain_sigterm
+    from .services import services_of
+    from .serving.shutdown import chain_sigterm
 
     main_greenlet = greenlet.getcurrent()
 
@@ -119,7 +120,7 @@ def _drain_on_sigterm(app: "Flask") -> None:
             eventlet.sleep(0.5)
 
     eventlet.spawn(keep_the_hub_awake)
-    chain_sigterm(app, when_drained=stop_server)
+    chain_sigterm(services_of(app).shutdown, when_drained=stop_server)
 
 
 if __name__ == "__main__":

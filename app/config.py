@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from .hosts import allowed_host_entry
+from .access.hosts import allowed_host_entry
 
 AsyncMode = Literal["gevent", "eventlet", "threading"]
 
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     max_tokens_limit: int = Field(4096, ge=1)
     default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
 
-    # The local stand-in model, which `make run` starts when no upstream is configured (app/local_model.py).
+    # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)
     local_model_path: str | None = None  # another GGUF file to serve instead of the packaged Gemma 3 270M
     local_model_chat_format: str = "gemma"  # llama-cpp-python's name for the file's chat markup
@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
     trusted_proxies: int = Field(0, ge=0, le=5)
-    # Host names (no port) that streams and Socket.IO answer to, besides the loopback names and HOST (app/hosts.py).
+    # Host names (no port) that streams and Socket.IO answer to, besides the loopback names and HOST
+    # (app/access/hosts.py).
     # Behind a proxy, the public name (chat.example.com); on 0.0.0.0, the names or addresses clients use.
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 

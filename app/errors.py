@@ -20,7 +20,7 @@ class ErrorCode(StrEnum):
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     TOO_MANY_STREAMS = "too_many_streams"
     SERVER_SHUTDOWN = "server_shutdown"
-    HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/hosts.py)
+    HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/access/hosts.py)
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {

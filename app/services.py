@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app
+from flask import Flask, current_app
 from flask_socketio import SocketIO
 
-from .auth import Access
+from .access.auth import Access
+from .access.limits import Admission
 from .config import Settings
-from .limits import Admission
-from .registry import StreamRegistry
-from .relay import Relay
-from .schemas import ChatRequest
-from .shutdown import Shutdown
-from .upstream import Upstream
+from .serving.shutdown import Shutdown
+from .streams.registry import StreamRegistry
+from .streams.relay import Relay
+from .streams.schemas import ChatRequest
+from .streams.upstream import Upstream
 
 EXTENSION_KEY = "chat_relay"
 
@@ -31,7 +31,7 @@ class Services:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "admission", Admission(self.settings, self.registry))
-        object.__setattr__(self, "shutdown", Shutdown(self))
+        object.__setattr__(self, "shutdown", Shutdown(self.settings, self.registry, self.admission, self.socketio))
 
     def new_relay(self, request: ChatRequest) -> Relay:
         """A relay that yields to other greenlets after each chunk, so writers are not starved."""
@@ -39,4 +39,9 @@ class Services:
 
 
 def current_services() -> Services:
-    return current_app.extensions[EXTENSION_KEY]
+    return services_of(current_app)
+
+
+def services_of(app: Flask) -> Services:
+    """The app's shared objects, for code that holds the app but runs outside a request (gunicorn's hooks)."""
+    return app.extensions[EXTENSION_KEY]

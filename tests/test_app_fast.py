@@ -12,9 +12,9 @@ from flask_socketio import SocketIOTestClient
 from app import create_app
 from app.config import Settings
 from app.errors import ErrorCode
-from app.relay import Chunk, Done, Failed, Relay
-from app.schemas import ChatRequest
-from app.upstream import Upstream
+from app.streams.relay import Chunk, Done, Failed, Relay
+from app.streams.schemas import ChatRequest
+from app.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
 
@@ -154,7 +154,7 @@ def test_a_bug_in_a_view_is_one_coded_error_and_one_log_line(app: Flask, caplog)
         response = app.test_client().get("/broken")
     assert response.status_code == 500
     assert response.get_json() == {"error": {"code": "internal", "message": "The server failed to handle the request."}}
-    lines = [r for r in caplog.records if r.name == "app.routes"]
+    lines = [r for r in caplog.records if r.name == "app.transports.routes"]
     assert [r.getMessage() for r in lines] == [
         "GET /broken failed: KeyError at test_app_fast.py:" + str(broken.__code__.co_firstlineno + 1)
         + " (LOG_LEVEL=DEBUG logs the traceback)"]

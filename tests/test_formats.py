@@ -7,8 +7,8 @@ import json
 from werkzeug.datastructures import MIMEAccept
 
 from app.errors import ErrorCode
-from app.formats import FORMATS, ndjson, negotiate, plain_text, server_sent_events
-from app.relay import Chunk, Done, Failed
+from app.streams.relay import Chunk, Done, Failed
+from app.transports.formats import FORMATS, ndjson, negotiate, plain_text, server_sent_events
 
 EVENTS = [Chunk("a\nb", 0), Chunk("é", 1), Done("stop", 2, None)]
 FAILED = [Chunk("a", 0), Failed(ErrorCode.UPSTREAM_TIMEOUT, "too slow", 1)]

@@ -1,4 +1,4 @@
-"""`python -m app.launch` (what `make run` runs) on bad setups: each gets a message that says what to do.
+"""`python -m app.serving.launch` (what `make run` runs) on bad setups: each gets a message that says what to do.
 
 None of these needs llama-cpp-python: the checks run before anything is compiled or started.
 """
@@ -15,15 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from app import local_model
 from app.config import Settings
+from app.serving import local_model
 from tests.conftest import ROOT, free_port, launch, stop_server
 from tests.fake_upstream import FakeUpstream
 
 # A user's shell with nothing configured: no key, no base URL, no async mode from the test runner.
 CLEAN_ENV = {k: v for k, v in os.environ.items()
              if not k.startswith(("OPENAI_", "ASYNC_MODE", "LOCAL_MODEL_", "CC", "CXX"))}
-LAUNCH = [sys.executable, "-m", "app.launch"]
+LAUNCH = [sys.executable, "-m", "app.serving.launch"]
 WRONG_KEY = "sk-wrong-key-3b8e1d"
 
 

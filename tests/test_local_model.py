@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from app import local_model, processes
 from app.config import Settings
+from app.serving import local_model, processes
 from tests.clients import CHUNK, DONE, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server
 from tests.tcp_proxy import TcpProxy
@@ -232,7 +232,7 @@ def test_a_damaged_model_file_is_assembled_again(tmp_path: Path, monkeypatch: py
     assert said == []  # reused, not assembled again
 
 
-# --- `python -m app.launch` with no key, as `make run` runs it -------------------------------------------
+# --- `python -m app.serving.launch` with no key, as `make run` runs it -------------------------------------------
 
 
 def _descendants(pid: int) -> set[int]:
@@ -268,8 +268,8 @@ def launcher_env(**extra: str) -> dict[str, str]:
 
 
 def start_launcher(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
-    """`python -m app.launch` in its own session, like a shell's job, read until it says it is ready."""
-    launcher = subprocess.Popen([sys.executable, "-m", "app.launch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    """`python -m app.serving.launch` in its own session, like a shell's job, read until it says it is ready."""
+    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.launch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []
     assert launcher.stdout is not None
@@ -360,8 +360,9 @@ def test_a_model_file_llama_cannot_load_is_explained(tmp_path: Path) -> None:
     require_local_model()
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"GGUF" + os.urandom(100_000))  # the right magic bytes, then noise
-    result = subprocess.run([sys.executable, "-m", "app.launch"], cwd=ROOT, env=launcher_env(LOCAL_MODEL_PATH=str(bad)),
-                            capture_output=True, text=True, timeout=GENEROUS)
+    result = subprocess.run([sys.executable, "-m", "app.serving.launch"], cwd=ROOT,
+                            env=launcher_env(LOCAL_MODEL_PATH=str(bad)), capture_output=True, text=True,
+                            timeout=GENEROUS)
     assert result.returncode != 0
     assert "could not load the model file" in result.stderr and "LOCAL_MODEL_PATH" in result.stderr
     assert "Traceback" not in result.stdout + result.stderr

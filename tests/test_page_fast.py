@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from flask import Flask
 
-from app import create_app, page
+from app import create_app
 from app.config import Settings
+from app.transports import page
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import pytest
 
 from app.config import Settings
 from app.errors import ErrorCode, RelayError
-from app.schemas import parse_chat_request, requested_stream_id
+from app.streams.schemas import parse_chat_request, requested_stream_id
 
 
 @pytest.fixture

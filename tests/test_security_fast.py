@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from app.auth import Access, bearer_token
+from app.access.auth import Access, bearer_token
+from app.access.hosts import allowed_host_entry, allowed_hosts, host_name
+from app.access.limits import Admission
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
-from app.hosts import allowed_host_entry, allowed_hosts, host_name
-from app.limits import Admission
-from app.registry import StreamRegistry
-from app.relay import Relay
-from app.schemas import ChatRequest
+from app.streams.registry import StreamRegistry
+from app.streams.relay import Relay
+from app.streams.schemas import ChatRequest
 
 
 def settings(**kw: object) -> Settings:

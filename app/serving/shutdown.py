@@ -18,12 +18,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from .errors import ErrorCode, RelayError
+from ..errors import ErrorCode, RelayError
 
 if TYPE_CHECKING:
-    from flask import Flask
+    from flask_socketio import SocketIO
 
-    from .services import Services
+    from ..access.limits import Admission
+    from ..config import Settings
+    from ..streams.registry import StreamRegistry
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,8 @@ SignalHandler = Callable[[int, FrameType | None], Any]
 class Shutdown:
     """Drains one app's streams; `begin()` is idempotent and returns at once (the work runs in a green task)."""
 
-    def __init__(self, services: Services) -> None:
-        self._services = services
+    def __init__(self, settings: Settings, registry: StreamRegistry, admission: Admission, socketio: SocketIO) -> None:
+        self._settings, self._registry, self._admission, self._socketio = settings, registry, admission, socketio
         self.began = False
         self.done = False
         self._when_drained: Callable[[], None] | None = None
@@ -47,13 +49,12 @@ class Shutdown:
             return
         self.began = True
         self._when_drained = when_drained
-        self._services.admission.draining = True
-        self._services.socketio.start_background_task(self._drain)
+        self._admission.draining = True
+        self._socketio.start_background_task(self._drain)
 
     def _drain(self) -> None:
-        services = self._services
-        registry, sleep = services.registry, services.socketio.sleep
-        grace = services.settings.shutdown_grace
+        registry, sleep = self._registry, self._socketio.sleep
+        grace = self._settings.shutdown_grace
         log.info("shutdown: draining %d streams, grace %.1fs", len(registry), grace)
         deadline = time.monotonic() + grace
         while len(registry) and time.monotonic() < deadline:
@@ -61,24 +62,21 @@ class Shutdown:
         cut = registry.all()
         error = RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; this stream was ended early.")
         for entry in cut:
-            entry.cancel(services.settings.async_mode, "server_shutdown", error)
+            entry.cancel(self._settings.async_mode, "server_shutdown", error)
         deadline = time.monotonic() + _SETTLE
         while len(registry) and time.monotonic() < deadline:
             sleep(_POLL)
         log.info("shutdown: %d streams ended early; disconnecting clients", len(cut))
-        services.socketio.server.eio.disconnect()  # every client; queued events are sent first
+        self._socketio.server.eio.disconnect()  # every client; queued events are sent first
         self.done = True
         if self._when_drained is not None:
             self._when_drained()
 
 
-def chain_sigterm(app: Flask, then: SignalHandler | None = None,
+def chain_sigterm(shutdown: Shutdown, then: SignalHandler | None = None,
                   when_drained: Callable[[], None] | None = None) -> None:
-    """On SIGTERM start draining `app`, then run `then` (the server's own SIGTERM handling, if it has one);
+    """On SIGTERM start draining, then run `then` (the server's own SIGTERM handling, if it has one);
     `when_drained` runs once every stream has ended and the clients are disconnected."""
-    from .services import EXTENSION_KEY
-
-    shutdown: Shutdown = app.extensions[EXTENSION_KEY].shutdown
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         shutdown.begin(when_drained)

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
-from .bugs import log_bug
-from .errors import ErrorCode, RelayError
+from ..bugs import log_bug
+from ..errors import ErrorCode, RelayError
 from .schemas import ChatRequest
 from .upstream import Upstream, UpstreamStream
 

@@ -1,8 +1,8 @@
-"""`python -m app.launch`, what `make run` runs: serve with the configured upstream, or with the local model.
+"""`python -m app.serving.launch`, what `make run` runs: serve with the configured upstream, or with the local model.
 
 - OPENAI_API_KEY or OPENAI_BASE_URL set: check once that the upstream answers and takes the key, then become
   the server (gunicorn with gunicorn.conf.py, or `python -m app` for ASYNC_MODE=eventlet).
-- Neither set: start the local model (app/local_model.py), then the relay pointed at it, and supervise both
+- Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
 """
 
@@ -19,12 +19,12 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from ..config import ConfigError, Settings, load_settings
+from ..errors import ErrorCode, RelayError
+from ..streams.upstream import Upstream, shown_url
 from . import local_model, processes
-from .config import ConfigError, Settings, load_settings
-from .errors import ErrorCode, RelayError
-from .upstream import Upstream, shown_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OPENAI_URL = "https://api.openai.com/v1"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the relay is local, whatever HTTP_PROXY says
 
@@ -208,7 +208,7 @@ def check_build_tools(path: str | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m app.launch", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m app.serving.launch", description=__doc__.split("\n")[0])
     parser.add_argument("--wants-local", action="store_true",
                         help="exit 0 if the local model would be used (no key, no base URL), 1 otherwise")
     parser.add_argument("--check-build-tools", action="store_true",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-from .errors import RelayError
+from ..errors import RelayError
 
 # Names a browser sends only for a page it really loaded from this machine: always answered.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")

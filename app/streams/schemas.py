@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .config import Settings
-from .errors import ErrorCode, RelayError
+from ..config import Settings
+from ..errors import ErrorCode, RelayError
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)

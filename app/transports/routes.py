@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 import uuid
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from .auth import requires_access
-from .bugs import log_bug
+from ..bugs import log_bug
+from ..errors import ErrorCode, RelayError, retry_after_seconds
+from ..green import current_task
+from ..services import current_services
+from ..streams.relay import StreamCancelled
+from ..streams.schemas import parse_chat_request
 from .disconnect import watch_client
-from .errors import ErrorCode, RelayError, retry_after_seconds
 from .formats import negotiate
-from .relay import StreamCancelled
-from .schemas import parse_chat_request
-from .services import current_services
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +28,10 @@ STREAM_HEADERS = {
 
 
 @bp.post("/message/stream")
-@requires_access
 def message_stream() -> Response:
     """Stream one reply; errors before the first chunk get a status and a JSON body, later ones a last line."""
     services = current_services()
+    client = services.access.check_http(request.environ, request.headers, request.remote_addr)
     body_format = negotiate(request.accept_mimetypes)
     if not request.is_json:
         message = "Send a JSON body with Content-Type: application/json."
@@ -44,12 +44,12 @@ def message_stream() -> Response:
     owner = f"http:{uuid.uuid4().hex}"
     try:
         relay = services.new_relay(parse_chat_request(data, services.settings))
-        services.admission.admit(g.client)
-        entry = services.registry.add(owner, relay, g.client)
+        services.admission.admit(client)
+        entry = services.registry.add(owner, relay, client)
     except RelayError as err:
         return _error(err)
     # This request's green thread runs the relay: a hang-up or a shutdown interrupts it where it waits.
-    entry.task = _current_task(services.settings.async_mode)
+    entry.task = current_task(services.settings.async_mode)
     watch_client(request.environ, entry, services.settings.async_mode, services.socketio.sleep,
                  services.socketio.start_background_task)
     try:
@@ -84,7 +84,7 @@ def healthz() -> Response:
 
 @bp.app_errorhandler(RelayError)
 def relay_error(err: RelayError) -> Response:
-    """Refusals raised before a view runs (app/auth.py) in the same JSON shape."""
+    """Refusals raised before a view runs (app/access/auth.py) in the same JSON shape."""
     return _error(err)
 
 
@@ -113,16 +113,3 @@ def _error(err: RelayError, status: int | None = None) -> Response:
     if err.code is ErrorCode.UNAUTHORIZED:
         response.headers["WWW-Authenticate"] = 'Bearer realm="chat relay"'
     return response
-
-
-def _current_task(async_mode: str) -> object | None:
-    """The green thread serving this request, so a cancel can interrupt it where it waits."""
-    if async_mode == "gevent":
-        import gevent
-
-        return gevent.getcurrent()
-    if async_mode == "eventlet":
-        import eventlet.greenthread
-
-        return eventlet.greenthread.getcurrent()
-    return None  # OS threads cannot be interrupted; they see the cancel after the next chunk

@@ -1,7 +1,7 @@
 """Admission of a new stream: refused while shutting down, over the concurrency caps, or over the rate limit.
 
 Checked after validation and before the upstream is called, so a refused request costs nothing. A
-Socket.IO request whose stream_id is already running is refused before admission (app/sockets.py), so it
+Socket.IO request whose stream_id is already running is refused before admission (app/transports/sockets.py), so it
 does not use up the rate limit either; over HTTP every request is its own owner, so ids never collide.
 """
 
@@ -13,9 +13,9 @@ from limits import RateLimitItem, parse_many
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from .config import Settings
-from .errors import ErrorCode, RelayError
-from .registry import StreamRegistry
+from ..config import Settings
+from ..errors import ErrorCode, RelayError
+from ..streams.registry import StreamRegistry
 
 
 class Admission:
@@ -26,7 +26,7 @@ class Admission:
         self._registry = registry
         self._rates: list[RateLimitItem] = parse_many(settings.rate_limit) if settings.rate_limit else []
         self._limiter = MovingWindowRateLimiter(MemoryStorage())
-        self.draining = False  # set on SIGTERM (app/shutdown.py)
+        self.draining = False  # set on SIGTERM (app/serving/shutdown.py)
 
     def admit(self, client: str) -> None:
         """Let one more stream start for `client`, counting it against the rate limit."""

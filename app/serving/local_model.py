@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import Settings
+from ..errors import RelayError
+from ..streams.schemas import ChatRequest
+from ..streams.upstream import Upstream
 from . import processes
-from .config import Settings
-from .errors import RelayError
-from .schemas import ChatRequest
-from .upstream import Upstream
 
 ALIAS = "gemma-3-270m"  # the model name the relay asks for; the server answers to it whatever the file is called
 HOST = "127.0.0.1"  # never reachable from other machines

@@ -11,14 +11,14 @@ import logging
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
-from .auth import CLIENT_KEY, socket_token
-from .bugs import log_bug
-from .errors import ErrorCode, RelayError
+from ..access.auth import CLIENT_KEY, socket_token
+from ..bugs import log_bug
+from ..errors import ErrorCode, RelayError
+from ..services import Services
+from ..streams.registry import StreamRegistry
+from ..streams.relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
+from ..streams.schemas import parse_chat_request, requested_stream_id
 from .packets import Unreadable
-from .registry import StreamRegistry
-from .relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
-from .schemas import parse_chat_request, requested_stream_id
-from .services import Services
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
 
 
 def _check_call(event: str, data: object, extra: tuple[object, ...]) -> None:
-    """Refuse a packet that was no call of an event (app/packets.py), or a call with more than one argument."""
+    """Refuse a packet that was no call of an event (packets.py), or a call with more than one argument."""
     if isinstance(data, Unreadable):
         raise data.error()
     if extra:

@@ -14,8 +14,8 @@ import openai
 from openai import OpenAI, Stream, Timeout, omit
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from .config import Settings
-from .errors import ErrorCode, RelayError
+from ..config import Settings
+from ..errors import ErrorCode, RelayError
 from .schemas import ChatRequest
 
 # A local server (Ollama, llama.cpp) needs no key, but the client insists on one.

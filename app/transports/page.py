@@ -6,10 +6,10 @@ from pathlib import Path
 
 from flask import Blueprint, Response, jsonify, send_from_directory
 
-from .services import current_services
+from ..services import current_services
 
 # Built by `make build` (Vite); served from the relay's own origin, so the page needs no CORS.
-DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 ASSET_MAX_AGE = 365 * 24 * 3600  # Vite puts a content hash in every asset name
 
 bp = Blueprint("page", __name__)

@@ -8,14 +8,12 @@ disconnect handler and ping timeout cover it.)
 
 from __future__ import annotations
 
-import select
 import socket
 from collections.abc import Mapping
 from typing import Any
 
-from .registry import ActiveStream
-
-_TICK = 0.05  # eventlet polls: at worst this long before a hang-up is seen
+from ..green import wait_readable
+from ..streams.registry import ActiveStream
 
 
 def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
@@ -38,7 +36,7 @@ def _watch(sock: socket.socket, entry: ActiveStream, async_mode: str, sleep: Any
     relay = entry.relay
     while not relay.finished:
         try:
-            readable = _readable(sock, async_mode, sleep)
+            readable = wait_readable(sock, async_mode, sleep)
         except (OSError, ValueError):  # the server closed the socket: the response is over
             return
         if relay.finished:
@@ -54,17 +52,3 @@ def _watch(sock: socket.socket, entry: ActiveStream, async_mode: str, sleep: Any
                 entry.cancel(async_mode, "client_gone")
             # Bytes instead (a pipelined request) say nothing of a hang-up; the next write will tell.
             return
-
-
-def _readable(sock: socket.socket, async_mode: str, sleep: Any) -> bool:
-    if async_mode == "gevent":
-        ready, _, _ = select.select([sock], [], [], 1.0)  # gevent's cooperative select: wakes at once
-        return bool(ready)
-    # eventlet allows one reader per socket, and its server reads the next request from this one as
-    # soon as the response ends: poll without registering, through the unpatched select.
-    import eventlet.patcher
-
-    sleep(_TICK)
-    original_select = eventlet.patcher.original("select").select
-    ready, _, _ = original_select([sock.fileno()], [], [], 0)
-    return bool(ready)

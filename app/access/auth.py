@@ -1,7 +1,7 @@
 """Who may use the relay: bearer tokens (AUTH_TOKENS), allowed hosts and origins, and the identity limits count.
 
 `/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set, and
-a Host header in ALLOWED_HOSTS (app/hosts.py) always.
+a Host header in ALLOWED_HOSTS (app/access/hosts.py) always.
 """
 
 from __future__ import annotations
@@ -9,20 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable, Mapping
-from functools import wraps
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
-from .config import Settings
-from .errors import ErrorCode, RelayError
+from ..config import Settings
+from ..errors import ErrorCode, RelayError
 from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts, host_name
 
 log = logging.getLogger(__name__)
 
 CLIENT_KEY = "chat_relay.client"  # where a Socket.IO connection's identity is kept, in its environ
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 class Access:
     """Checks tokens, hosts and origins; built once from the settings."""
@@ -53,6 +49,12 @@ class Access:
         if not valid:
             raise RelayError(ErrorCode.UNAUTHORIZED, "The token is not valid.")
         return f"token:{digest.hex()[:16]}"
+
+    def check_http(self, environ: Mapping[str, Any], headers: Any, remote_addr: str | None) -> str:
+        """For an HTTP stream request: check the host, the origin and the bearer token; return the client identity."""
+        self.check_host(environ)
+        self.check_origin(environ)
+        return self.identify(bearer_token(headers), remote_addr)
 
     def host_allowed(self, environ: Mapping[str, Any]) -> bool:
         """Whether the Host header (the forwarded one, through ProxyFix) names this server: in ALLOWED_HOSTS."""
@@ -94,26 +96,6 @@ def bearer_token(headers: Any) -> str | None:
 def socket_token(auth: object) -> object:
     """The token of a Socket.IO connect's `auth={"token": ...}`."""
     return auth.get("token") if isinstance(auth, dict) else None
-
-
-def requires_access(view: F) -> F:
-    """For HTTP views: check the host, the origin and the bearer token, and note the client's identity in `g.client`.
-
-    A refusal is raised as a RelayError, which the HTTP error handler turns into a coded JSON response.
-    """
-    from flask import g, request
-
-    from .services import current_services
-
-    @wraps(view)
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        access = current_services().access
-        access.check_host(request.environ)
-        access.check_origin(request.environ)
-        g.client = access.identify(bearer_token(request.headers), request.remote_addr)
-        return view(*args, **kwargs)
-
-    return checked  # type: ignore[return-value]
 
 
 def _digest(token: str) -> bytes:

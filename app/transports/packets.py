@@ -11,7 +11,7 @@ from __future__ import annotations
 from socketio.base_server import BaseServer
 from socketio.packet import BINARY_EVENT, EVENT, Packet
 
-from .errors import ErrorCode, RelayError
+from ..errors import ErrorCode, RelayError
 
 REQUEST_EVENT = "chatgpt_description"
 

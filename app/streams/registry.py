@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from .errors import ErrorCode, RelayError
+from ..errors import ErrorCode, RelayError
+from ..green import interrupt
 from .relay import Relay, StreamCancelled
 
 
@@ -13,7 +14,7 @@ from .relay import Relay, StreamCancelled
 class ActiveStream:
     relay: Relay
     task: object | None = None  # the green task that runs it: a Socket.IO background task or an HTTP request
-    client: str = ""  # the identity limits count against (app/limits.py)
+    client: str = ""  # the identity limits count against (app/access/limits.py)
 
     def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
         """End the stream now, even if its task is blocked waiting for the upstream.
@@ -28,7 +29,8 @@ class ActiveStream:
         # A relay suspended at a yield sees the flag when it resumes; interrupting it there would land
         # the exception in the transport's code (an emit, a socket write) instead of the relay's.
         if relay.started and not relay.suspended and self.task is not None:
-            _interrupt(self.task, relay, async_mode)
+            interrupt(self.task, StreamCancelled, async_mode,
+                      still_wanted=lambda: not (relay.finished or relay.suspended))
 
 
 class StreamRegistry:
@@ -76,29 +78,3 @@ class StreamRegistry:
 
     def __len__(self) -> int:
         return sum(len(streams) for streams in self._by_owner.values())
-
-
-def _interrupt(task: object, relay: Relay, async_mode: str) -> None:
-    """Raise StreamCancelled in a green task where it waits; its `finally` then closes the upstream.
-
-    Closing the upstream socket from here is not enough: under eventlet the reader never wakes, and
-    a request still waiting for response headers has no stream to close yet. OS threads (the
-    threading mode, used by fast tests) cannot be interrupted; they see the flag after the next chunk.
-    """
-    if async_mode == "gevent":
-        from gevent import get_hub
-
-        def deliver() -> None:
-            # gevent delivers on a later loop turn. By then the relay may have seen the flag and ended on
-            # its own, and an HTTP request's green task may be serving the next request on its keep-alive
-            # connection: look again, and throw only into a relay that is still running.
-            if not (relay.finished or relay.suspended or task.dead):  # type: ignore[attr-defined]
-                task.throw(StreamCancelled)  # type: ignore[attr-defined]  # a greenlet
-
-        get_hub().loop.run_callback(deliver)
-    elif async_mode == "eventlet":
-        import eventlet.greenthread
-
-        # eventlet throws at once. engineio wraps its GreenThread in `.g`; an HTTP request's task is the
-        # bare green thread.
-        eventlet.greenthread.kill(getattr(task, "g", task), StreamCancelled)
