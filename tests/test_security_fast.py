@@ -107,24 +107,58 @@ def test_tokens_and_rate_settings() -> None:
 def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
-    admission.admit("a")
-    registry.add("sid-a", Relay(ChatRequest("s1", "m", []), upstream=None), "a")  # type: ignore[arg-type]
+
+    def relay(stream_id: str = "s1") -> Relay:
+        return Relay(ChatRequest(stream_id, "m", []), upstream=None)  # type: ignore[arg-type]
+
+    admission.admit("sid-a", relay(), "a")
+    assert registry.count("a") == 1  # admitted means registered
     with pytest.raises(RelayError, match="1 streams running") as caught:
-        admission.admit("a")
+        admission.admit("sid-a2", relay(), "a")
     assert caught.value.code is ErrorCode.TOO_MANY_STREAMS
-    admission.admit("b")
-    registry.add("sid-b", Relay(ChatRequest("s1", "m", []), upstream=None), "b")  # type: ignore[arg-type]
+    with pytest.raises(RelayError, match="already running") as caught:  # before anything is counted
+        admission.admit("sid-a", relay(), "b")
+    admission.admit("sid-b", relay(), "b")
     with pytest.raises(RelayError, match="server") as caught:
-        admission.admit("c")
+        admission.admit("sid-c", relay(), "c")
     registry.remove("sid-a", "s1")
     registry.remove("sid-b", "s1")
     assert len(registry) == 0 and registry.count("a") == 0
-    admission.admit("a")
-    admission.admit("a")  # the 3rd for "a" (the refused one did not count)
+    for stream_id in ("s2", "s3"):  # the 2nd and 3rd for "a" (the refused ones did not count)
+        admission.admit("sid-a", relay(stream_id), "a")
+        registry.remove("sid-a", stream_id)
     with pytest.raises(RelayError) as caught:  # the 4th within a minute
-        admission.admit("a")
+        admission.admit("sid-a", relay("s4"), "a")
     assert caught.value.code is ErrorCode.RATE_LIMITED and caught.value.to_dict()["retry_after"] >= 1
+    assert len(registry) == 0  # a refusal registers nothing
     admission.draining = True
     with pytest.raises(RelayError) as caught:
-        admission.admit("z")
+        admission.admit("sid-z", relay(), "z")
     assert caught.value.code is ErrorCode.SERVER_SHUTDOWN
+
+
+def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage sweeps inline (app/access/limits.py): expired entries still go, and memory stays bounded."""
+    import threading
+
+    from limits import parse
+    from limits.strategies import MovingWindowRateLimiter
+
+    from app.access import limits
+
+    storage = limits.InlineSweepStorage()
+    limiter = MovingWindowRateLimiter(storage)
+    rate = parse("2/second")
+    now = [1000.0]
+    monkeypatch.setattr(limits.time, "time", lambda: now[0])  # limits' entries and windows read time.time()
+    monkeypatch.setattr(limits.time, "monotonic", lambda: now[0])
+    threads = set(threading.enumerate())
+    assert limiter.hit(rate, "a") and limiter.hit(rate, "a") and not limiter.hit(rate, "a")
+    assert set(threading.enumerate()) <= threads  # no timer started by a hit
+    now[0] += 1.5
+    key_a = rate.key_for("a")
+    assert limiter.hit(rate, "b")  # the window of "a" has passed, but the next sweep is not due yet
+    assert len(storage.events[key_a]) == 2
+    now[0] += limits._SWEEP_EVERY
+    assert limiter.hit(rate, "b")  # due: this hit sweeps
+    assert storage.events[key_a] == [] and limiter.test(rate, "a")

@@ -1,8 +1,12 @@
 """Admission of a new stream: refused while shutting down, over the concurrency caps, or over the rate limit.
 
 Checked after validation and before the upstream is called, so a refused request costs nothing. A
-Socket.IO request whose stream_id is already running is refused before admission (app/transports/sockets.py), so it
-does not use up the rate limit either; over HTTP every request is its own owner, so ids never collide.
+Socket.IO request whose stream_id is already running is refused first, so it does not use up the rate
+limit either; over HTTP every request is its own owner, so ids never collide.
+
+Atomic: from the first check to the stream's registration nothing switches to another green thread, so a
+burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing here may block,
+sleep, log to a socket or start a thread; tests/test_admission_atomic.py traces every switch to hold it so.
 """
 
 from __future__ import annotations
@@ -15,21 +19,50 @@ from limits.strategies import MovingWindowRateLimiter
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
-from ..streams.registry import StreamRegistry
+from ..streams.registry import ActiveStream, StreamRegistry
+from ..streams.relay import Relay
+
+_SWEEP_EVERY = 5.0  # seconds between removals of expired rate-limit entries; they only cost memory till then
+
+
+class InlineSweepStorage(MemoryStorage):
+    """limits' in-memory storage, minus the thread its hits start, which made admission switch green threads.
+
+    MemoryStorage removes expired entries from a `threading.Timer` of 10 ms, and a hit starts a new one
+    whenever the last has run out. Under gevent's and eventlet's monkey-patching, `Thread.start()` waits for
+    the new green thread to run: a switch in the middle of the hit, before the entry is counted, during which
+    every other request of a burst passes the same checks. Here a hit removes expired entries itself, at most
+    every few seconds: the same work the timer did, with no thread and no switch.
+    """
+
+    def __init__(self) -> None:
+        for hook in ("_MemoryStorage__schedule_expiry", "_MemoryStorage__expire_events"):
+            if not hasattr(MemoryStorage, hook):  # a `limits` release that moved them: fail loudly, not racily
+                raise RuntimeError(f"limits.storage.MemoryStorage has no {hook}: see app/access/limits.py")
+        self._next_sweep = 0.0
+        super().__init__()
+
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        """Replaces MemoryStorage's own, which every hit calls: sweep now if it is time, in this thread."""
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + _SWEEP_EVERY
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
 
 
 class Admission:
-    """One per app; `admit(client)` raises a coded RelayError or lets the stream start."""
+    """One per app; `admit(owner, relay, client)` raises a coded RelayError or registers the stream."""
 
     def __init__(self, settings: Settings, registry: StreamRegistry) -> None:
         self._settings = settings
         self._registry = registry
         self._rates: list[RateLimitItem] = parse_many(settings.rate_limit) if settings.rate_limit else []
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limiter = MovingWindowRateLimiter(InlineSweepStorage())
         self.draining = False  # set on SIGTERM (app/serving/shutdown.py)
 
-    def admit(self, client: str) -> None:
-        """Let one more stream start for `client`, counting it against the rate limit."""
+    def admit(self, owner: str, relay: Relay, client: str) -> ActiveStream:
+        """Check, count against the rate limit and register the stream of `owner` (a sid or an HTTP request)."""
+        self._registry.check_free(owner, relay.stream_id)  # a request error: before anything is counted
         if self.draining:
             raise RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; try again in a moment.")
         settings = self._settings
@@ -51,3 +84,4 @@ class Admission:
                 )
         for rate in self._rates:
             self._limiter.hit(rate, client)
+        return self._registry.add(owner, relay, client)

@@ -44,8 +44,7 @@ def message_stream() -> Response:
     owner = f"http:{uuid.uuid4().hex}"
     try:
         relay = services.new_relay(parse_chat_request(data, services.settings))
-        services.admission.admit(client)
-        entry = services.registry.add(owner, relay, client)
+        entry = services.admission.admit(owner, relay, client)
     except RelayError as err:
         return _error(err)
     # This request's green thread runs the relay: a hang-up or a shutdown interrupts it where it waits.

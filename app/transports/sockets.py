@@ -49,10 +49,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
         try:
             _check_call(REQUEST, data, extra)
             relay = services.new_relay(parse_chat_request(data, services.settings))
-            # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
-            services.registry.check_free(sid, relay.stream_id)
-            services.admission.admit(client)
-            entry = services.registry.add(sid, relay, client)
+            entry = services.admission.admit(sid, relay, client)
         except RelayError as err:
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
             # the stream_id only if no stream of that id is running, which it would seem to end.
