@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .transports.packets import TolerantPacket
     from .transports.page import bp as page_bp
     from .transports.routes import bp
+    from .transports.sessions import HandshakeGate, watch_sessions
     from .transports.sockets import register_socket_handlers
     from .transports.websocket_guard import ClosedWebsocketGuard
 
@@ -55,7 +56,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
     )
+    services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
     app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
+    # Each engine.io handshake counted against its address (MAX_CONNECTIONS_PER_CLIENT), for allowed hosts only.
+    app.wsgi_app = HandshakeGate(app.wsgi_app, services.connections)  # type: ignore[method-assign]
     # Socket.IO only for ALLOWED_HOSTS (DNS rebinding); inside ProxyFix, so the forwarded Host is the one checked.
     app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host)  # type: ignore[method-assign]
     if settings.trusted_proxies:
@@ -65,9 +69,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     if origins:
         CORS(app, resources={r"/message/*": {"origins": origins}})
 
-    services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
     app.extensions[EXTENSION_KEY] = services
     register_socket_handlers(socketio, services)
+    watch_sessions(socketio, services.connections, settings.socketio_connect_timeout)
     app.register_blueprint(bp)
     app.register_blueprint(page_bp)
     return app

@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     max_streams_per_client: int = Field(4, ge=1)
     max_streams_total: int = Field(500, ge=1)
     rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
+    # Socket.IO connections per client identity: a household or an office behind one address stays well below,
+    # and one address cannot take more than a small share of gunicorn's worker_connections (2000).
+    max_connections_per_client: int = Field(100, ge=1)
+    # An engine.io connection that has not sent its Socket.IO connect by then is closed (socket.io's connectTimeout).
+    socketio_connect_timeout: float = Field(10.0, gt=0, le=300)
     ping_interval: float = Field(25.0, gt=0)  # Socket.IO: a client silent for interval + timeout is gone
     ping_timeout: float = Field(20.0, gt=0)
     # On SIGTERM. At most 25: cut streams get 5 s more for their last event, within gunicorn's graceful_timeout (30).

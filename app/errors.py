@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     UNAUTHORIZED = "unauthorized"
     ORIGIN_NOT_ALLOWED = "origin_not_allowed"
     TOO_MANY_STREAMS = "too_many_streams"
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # Socket.IO: MAX_CONNECTIONS_PER_CLIENT (app/access/connections.py)
     SERVER_SHUTDOWN = "server_shutdown"
     HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/access/hosts.py)
 
@@ -34,6 +35,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.ORIGIN_NOT_ALLOWED: 403,
     ErrorCode.TOO_MANY_STREAMS: 429,
+    ErrorCode.TOO_MANY_CONNECTIONS: 429,  # for a refused engine.io handshake; a Socket.IO refusal has no status
     ErrorCode.SERVER_SHUTDOWN: 503,
     ErrorCode.HOST_NOT_ALLOWED: 400,  # as Django answers a disallowed host
 }

@@ -8,6 +8,7 @@ from flask import Flask, current_app
 from flask_socketio import SocketIO
 
 from .access.auth import Access
+from .access.connections import Connections
 from .access.limits import Admission
 from .config import Settings
 from .serving.shutdown import Shutdown
@@ -27,9 +28,11 @@ class Services:
     socketio: SocketIO
     access: Access
     admission: Admission = field(init=False)
+    connections: Connections = field(init=False)
     shutdown: Shutdown = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "connections", Connections(self.settings.max_connections_per_client))
         object.__setattr__(self, "admission", Admission(self.settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(self.settings, self.registry, self.admission, self.socketio))
 

@@ -57,6 +57,10 @@ class LiveServer:
     def streams(self) -> int:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
 
+    def connections(self) -> int:
+        """Socket.IO (engine.io) connections open, connected or not yet."""
+        return requests.get(f"{self.url}/healthz", timeout=5).json()["connections"]
+
 
 def start_server(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
     """Start the relay in one async mode, as a user does, on a free loopback port."""
@@ -108,6 +112,7 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         # Limits roomy enough for the suite; tests/test_limits.py starts servers with tight ones.
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
+        "MAX_CONNECTIONS_PER_CLIENT": "1000",  # and as many Socket.IO connections
     }
 
 

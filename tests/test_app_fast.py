@@ -87,7 +87,7 @@ def test_http_error_shapes(app: Flask) -> None:
     assert response.status_code == 400 and response.json["error"]["code"] == "invalid_request"
     assert client.get("/message/stream").status_code == 405
     assert client.get("/message/stream").json["error"]["code"] == "invalid_request"
-    assert client.get("/healthz").json == {"status": "ok", "streams": 0}
+    assert client.get("/healthz").json == {"status": "ok", "streams": 0, "connections": 0}
 
 
 def test_http_stream_through_the_test_client(app: Flask) -> None:

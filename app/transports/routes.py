@@ -77,8 +77,9 @@ def message_stream() -> Response:
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    """Liveness, and how many streams are running."""
-    return jsonify(status="ok", streams=len(current_services().registry))
+    """Liveness, how many streams are running, and how many Socket.IO connections are open."""
+    services = current_services()
+    return jsonify(status="ok", streams=len(services.registry), connections=services.connections.total)
 
 
 @bp.app_errorhandler(RelayError)

@@ -19,6 +19,7 @@ from ..streams.registry import StreamRegistry
 from ..streams.relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
 from ..streams.schemas import parse_chat_request, requested_stream_id
 from .packets import Unreadable
+from .sessions import REFUSED_KEY
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,14 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
 
     @socketio.on("connect")
     def admit_client(auth: object = None) -> None:
-        """Refuse a connection without a valid token (when AUTH_TOKENS is set), with a coded reason."""
+        """Refuse a connection without a valid token (when AUTH_TOKENS is set), or one more than its client's
+        MAX_CONNECTIONS_PER_CLIENT, with a coded reason; app/transports/sessions.py then closes it."""
         try:
             client = services.access.identify(socket_token(auth), request.remote_addr)
+            services.connections.connect(request.environ, client)  # keeps `client` in the environ (CLIENT_KEY)
         except RelayError as err:
+            request.environ[REFUSED_KEY] = True
             raise ConnectionRefusedError(err.message, err.to_dict()) from None
-        request.environ[CLIENT_KEY] = client  # the connection's environ lives as long as the connection
 
     @socketio.on(REQUEST)
     def start_stream(data: object = None, *extra: object) -> dict[str, object]:

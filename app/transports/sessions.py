@@ -1,0 +1,97 @@
+"""engine.io connections under the connection cap (app/access/connections.py): counted from the handshake,
+closed when their Socket.IO connect is refused, and closed when they never send one.
+
+python-socketio, refusing a connect, sends the refusal and forgets the namespace, but leaves the engine.io
+connection open: a refused client, or one that never sends a connect, would keep holding one of the worker's
+connections for as long as it answers pings. Here the refusal is followed by a close, and a connection that
+has not connected within SOCKETIO_CONNECT_TIMEOUT is closed, as socket.io's own server does.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
+
+from ..access.connections import HELD_KEY, Connections, Held
+from ..errors import RelayError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+    from flask_socketio import SocketIO
+
+REFUSED_KEY = "chat_relay.refused"  # in the environ: its Socket.IO connect was refused, so it is to be closed
+
+
+class HandshakeGate:
+    """WSGI middleware: count each engine.io handshake against its address before engine.io sees it.
+
+    Here, rather than in engine.io's connect event, so that a refusal is a 429 with the same JSON body as the
+    other refusals; engine.io's own can only be a 401. A handshake engine.io turns down (a bad query, a
+    foreign origin) is released as it returns.
+    """
+
+    def __init__(self, wsgi_app: WSGIApplication, connections: Connections, path: str = "/socket.io") -> None:
+        self.wsgi_app = wsgi_app
+        self.connections = connections
+        self.path = path
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or ""
+        handshake = (path == self.path or path.startswith(self.path + "/")) and "sid" not in parse_qs(
+            environ.get("QUERY_STRING") or "")
+        if not handshake:
+            return self.wsgi_app(environ, start_response)
+        try:
+            held = self.connections.handshake(environ)
+        except RelayError as err:
+            body = json.dumps({"error": err.to_dict()}, separators=(",", ":")).encode()
+            status = HTTPStatus(err.http_status)
+            start_response(f"{status.value} {status.phrase}",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        try:
+            return self.wsgi_app(environ, start_response)  # a websocket's lasts as long as the connection
+        finally:
+            if held.session is None:  # no session was made: nothing else will release the count
+                self.connections.close(environ)
+
+
+def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout: float) -> None:
+    """Hook engine.io's connect, message and disconnect events, around python-socketio's own handlers."""
+    eio = socketio.server.eio
+    on_connect, on_message, on_disconnect = (eio.handlers[event] for event in ("connect", "message", "disconnect"))
+    environs: dict[str, dict[str, Any]] = {}  # eio sid -> the connection's environ, while it is open
+
+    def connected(eio_sid: str, environ: dict[str, Any]) -> Any:
+        environ.setdefault(HELD_KEY, Held()).session = eio_sid
+        environs[eio_sid] = environ
+        socketio.start_background_task(close_if_silent, eio_sid, environ)
+        return on_connect(eio_sid, environ)
+
+    def close_if_silent(eio_sid: str, environ: dict[str, Any]) -> None:
+        socketio.sleep(connect_timeout)
+        if not environ[HELD_KEY].connected and environs.get(eio_sid) is environ:  # open, and still not connected
+            eio.disconnect(eio_sid)
+
+    def message(eio_sid: str, data: Any) -> Any:
+        try:
+            return on_message(eio_sid, data)
+        finally:
+            environ = environs.get(eio_sid)
+            # The refusal is queued by now; the close goes out after it. In a task of its own: a close
+            # waits for the queue to drain, and this is the connection's reader.
+            if environ is not None and environ.pop(REFUSED_KEY, False):
+                socketio.start_background_task(eio.disconnect, eio_sid)
+
+    def disconnected(eio_sid: str, reason: Any = None) -> Any:
+        environ = environs.pop(eio_sid, None)
+        if environ is not None:
+            connections.close(environ)
+        return on_disconnect(eio_sid, reason)
+
+    eio.on("connect", connected)
+    eio.on("message", message)
+    eio.on("disconnect", disconnected)
