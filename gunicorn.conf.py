@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from app import WORKER_CONNECTIONS
 from app.config import ConfigError, load_settings
 from app.serving.processes import run_dir
 
@@ -27,7 +28,7 @@ wsgi_app = "app.wsgi:app"
 bind = [f"{_settings.host}:{_settings.port}"]
 workers = 1
 worker_class = "gevent"  # simple-websocket carries the websocket transport; never install gevent-websocket
-worker_connections = 2000
+worker_connections = WORKER_CONNECTIONS  # idle Socket.IO connections included: see README "Security and limits"
 
 # The gevent worker heartbeats from its own greenlet, so a long stream never trips `timeout`.
 timeout = 30

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
 
 # Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
 MAX_REQUEST_BYTES = 1_000_000
+# Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
+# max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
+WORKER_CONNECTIONS = 2000
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -63,6 +63,8 @@ def _serve_eventlet(app: "Flask", host: str, port: int) -> None:
     import eventlet.green.socket
     import eventlet.wsgi
 
+    from . import WORKER_CONNECTIONS
+
     family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
     eventlet.wsgi.server(
         eventlet.listen(address, family),
@@ -71,6 +73,7 @@ def _serve_eventlet(app: "Flask", host: str, port: int) -> None:
         log_output=True,
         debug=False,
         minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
+        max_size=WORKER_CONNECTIONS,  # as gunicorn's worker_connections; eventlet's own default is 1024
     )
 
 

@@ -162,3 +162,49 @@ def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.Mo
     now[0] += limits._SWEEP_EVERY
     assert limiter.hit(rate, "b")  # due: this hit sweeps
     assert storage.events[key_a] == [] and limiter.test(rate, "a")
+
+
+def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
+    """docs/protocol.md's table of the limits' refusals shows each message as the defaults make it."""
+    from pathlib import Path
+
+    from app.access.connections import Connections
+
+    root = Path(__file__).resolve().parent.parent
+    protocol = (root / "docs" / "protocol.md").read_text()
+    readme = (root / "README.md").read_text()
+    defaults = settings(auth_tokens="some-token")
+    refusals: list[RelayError] = []
+
+    def refused(call: object, *args: object) -> None:
+        with pytest.raises(RelayError) as caught:
+            call(*args)  # type: ignore[operator]
+        refusals.append(caught.value)
+
+    access = Access(defaults)
+    refused(access.identify, None, "10.0.0.1")
+    refused(access.identify, "wrong", "10.0.0.1")
+    relays = (Relay(ChatRequest(f"s{i}", "m", []), upstream=None) for i in range(10**6))  # type: ignore[arg-type]
+    admission = Admission(defaults, StreamRegistry())
+    for i in range(defaults.max_streams_per_client):
+        admission.admit(f"o{i}", next(relays), "a")
+    refused(admission.admit, "o", next(relays), "a")
+    registry = StreamRegistry()
+    rated = Admission(defaults, registry)
+    for _ in range(60):  # RATE_LIMIT's default, one stream at a time
+        registry.remove("o", rated.admit("o", next(relays), "b").relay.stream_id)
+    refused(rated.admit, "o", next(relays), "b")
+    full = Admission(settings(max_streams_per_client=1000, max_streams_total=1, rate_limit=""), StreamRegistry())
+    full.admit("o", next(relays), "c")
+    refused(full.admit, "o2", next(relays), "c")
+    connections = Connections(defaults.max_connections_per_client)
+    for _ in range(defaults.max_connections_per_client):
+        connections.handshake({"REMOTE_ADDR": "10.0.0.1"})
+        connections.connect({}, "d")
+    refused(connections.handshake, {"REMOTE_ADDR": "10.0.0.1"})
+    refused(connections.connect, {}, "d")
+    full.draining = True
+    refused(full.admit, "o3", next(relays), "e")
+    for err in refusals:
+        assert f'| `{err.code.value}` | "' in protocol and f'"{err.message}"' in protocol, err.message
+        assert f"`{err.code.value}`" in readme, err.code

@@ -12,6 +12,7 @@ const HEADLINES = {
   origin_not_allowed: "This page's address is not allowed to use the server.",
   host_not_allowed: "The server does not answer to this address.",
   too_many_streams: "Too many replies at once.",
+  too_many_connections: "Too many connections open from here (other tabs?).",
   server_shutdown: "The server is shutting down.",
   network: "Connection failed.",
   disconnected: "Connection lost.",
