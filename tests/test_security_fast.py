@@ -208,3 +208,31 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     for err in refusals:
         assert f'| `{err.code.value}` | "' in protocol and f'"{err.message}"' in protocol, err.message
         assert f"`{err.code.value}`" in readme, err.code
+
+
+def test_connection_counts_move_from_the_address_to_the_client_and_are_released_once() -> None:
+    from app.access.connections import Connections
+
+    connections = Connections(2)
+    first, second = {"REMOTE_ADDR": "10.0.0.1"}, {"REMOTE_ADDR": "10.0.0.1"}
+    connections.handshake(first)
+    connections.handshake(second)
+    with pytest.raises(RelayError) as caught:  # a third handshake from that address, none connected yet
+        connections.handshake({"REMOTE_ADDR": "10.0.0.1"})
+    assert caught.value.code is ErrorCode.TOO_MANY_CONNECTIONS and caught.value.http_status == 429
+    connections.connect(first, "token:a")
+    connections.connect(dict(first), "token:a")  # a copy of its environ, connecting again: counted once
+    assert connections.count("handshake:10.0.0.1") == 1 and connections.count("token:a") == 1
+    connections.handshake({"REMOTE_ADDR": "10.0.0.1"})  # the address has room again
+    connections.connect(second, "token:a")
+    refused = {"REMOTE_ADDR": "10.0.0.2"}
+    connections.handshake(refused)
+    with pytest.raises(RelayError, match="2 connections open"):
+        connections.connect(refused, "token:a")
+    assert connections.count("handshake:10.0.0.2") == 1  # a refused one counts against its address till closed
+    connections.close(dict(refused))  # Flask-SocketIO's copy of the environ releases the same count
+    connections.close(refused)
+    assert connections.count("handshake:10.0.0.2") == 0
+    connections.close(first)
+    connections.close(first)
+    assert connections.count("token:a") == 1 and connections.total == 2

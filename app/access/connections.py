@@ -55,14 +55,20 @@ class Connections:
         return held
 
     def connect(self, environ: Environ, client: str) -> None:
-        """The Socket.IO connect: count the connection against `client` from now on, or refuse it."""
+        """The Socket.IO connect: count the connection against `client` from now on, or refuse it.
+
+        A refused connection keeps its address's count until it is closed, so refused connections that
+        linger (a polling client's, until it polls for the refusal) are bounded too.
+        """
         held = environ.setdefault(HELD_KEY, Held())
-        self.close(environ)  # its address's count, or an earlier connect's on the same connection
+        if held.connected and held.key == client:  # a second connect on the same connection: counted already
+            return
         if self._open[client] >= self.cap:
             raise RelayError(
                 ErrorCode.TOO_MANY_CONNECTIONS,
                 f"You have {self.cap} connections open, the most allowed; close one (another tab?) and try again.",
             )
+        self.close(environ)  # its address's count, or an earlier connect's on the same connection
         self._count(held, client)
         held.connected = True
         environ[CLIENT_KEY] = client

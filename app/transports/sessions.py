@@ -10,6 +10,7 @@ has not connected within SOCKETIO_CONNECT_TIMEOUT is closed, as socket.io's own 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,8 @@ from ..errors import RelayError
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
     from flask_socketio import SocketIO
+
+_POLL = 0.05  # seconds between looks at a refused polling session's queue
 
 REFUSED_KEY = "chat_relay.refused"  # in the environ: its Socket.IO connect was refused, so it is to be closed
 
@@ -71,20 +74,39 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
         socketio.start_background_task(close_if_silent, eio_sid, environ)
         return on_connect(eio_sid, environ)
 
+    def close(eio_sid: str) -> None:
+        """Close without waiting: engine.io's own disconnect waits until the queue is sent, which a polling
+        client that never polls again would make forever. What is queued still goes out, over the websocket
+        at once, or to the next poll; engine.io's service task then forgets the closed session."""
+        session = eio.sockets.get(eio_sid)
+        if session is not None:
+            session.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
+
+    def close_once_refused(eio_sid: str) -> None:
+        """Close once the refusal has gone out. Over a websocket its writer sends what is queued, in order,
+        before the close; a polling client takes it with its next poll, which a closed session would turn
+        down. One that never polls again is closed at the connect timeout all the same."""
+        session = eio.sockets.get(eio_sid)
+        deadline = time.monotonic() + connect_timeout
+        while session is not None and not session.upgraded and not session.queue.empty() \
+                and time.monotonic() < deadline:
+            socketio.sleep(_POLL)
+        close(eio_sid)
+
     def close_if_silent(eio_sid: str, environ: dict[str, Any]) -> None:
         socketio.sleep(connect_timeout)
         if not environ[HELD_KEY].connected and environs.get(eio_sid) is environ:  # open, and still not connected
-            eio.disconnect(eio_sid)
+            close(eio_sid)
 
     def message(eio_sid: str, data: Any) -> Any:
         try:
             return on_message(eio_sid, data)
         finally:
             environ = environs.get(eio_sid)
-            # The refusal is queued by now; the close goes out after it. In a task of its own: a close
-            # waits for the queue to drain, and this is the connection's reader.
+            # The refusal is queued by now. The close waits for it in a task of its own: this is the
+            # connection's reader.
             if environ is not None and environ.pop(REFUSED_KEY, False):
-                socketio.start_background_task(eio.disconnect, eio_sid)
+                socketio.start_background_task(close_once_refused, eio_sid)
 
     def disconnected(eio_sid: str, reason: Any = None) -> Any:
         environ = environs.pop(eio_sid, None)
