@@ -232,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         def chunk(delta: dict, finish: str | None = None) -> dict:
             return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+        # burst: every event in one write, as an upstream does when it has fallen behind (or a proxy buffered).
+        self._burst: list[bytes] | None = [] if ctl.get("burst") else None
         self._wait(float(ctl.get("first_delay", 0)))
         if fault == "stall_headers":
             self._wait(None)
@@ -247,6 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake._bump("completed")
                 return
             if sent < len(pieces):
+                if "lockstep" in ctl and sent:  # piece `sent` waits for the test to open gate "<name>:<sent>"
+                    step = self.fake._gate(f"{ctl['lockstep']}:{sent}")
+                    self._wait(None, until=step.is_set)
                 self._wait(float(ctl.get("delay", 0)))
                 self._event(chunk({"content": pieces[sent]}))
         if fault != "no_finish":
@@ -258,6 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._event({**base, "choices": [], "usage": {
                     "prompt_tokens": p, "completion_tokens": len(pieces), "total_tokens": p + len(pieces)}})
         self._write_chunk(b"data: [DONE]\n\n")
+        if self._burst is not None:
+            burst, self._burst = b"".join(self._burst), None
+            self._write_chunk(burst)
         self._write_chunk(b"")
         self.fake._bump("completed")
 
@@ -315,7 +323,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._write_chunk(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
 
     def _write_chunk(self, data: bytes) -> None:
-        """Write one HTTP/1.1 chunk; empty data is the terminating chunk."""
+        """Write one HTTP/1.1 chunk; empty data is the terminating chunk. While bursting, only gather it."""
+        if getattr(self, "_burst", None) is not None and data:
+            self._burst.append(data)  # type: ignore[union-attr]
+            return
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 

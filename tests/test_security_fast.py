@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from app.access.auth import Access, bearer_token
@@ -9,6 +11,7 @@ from app.access.hosts import allowed_host_entry, allowed_hosts, host_name
 from app.access.limits import Admission
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
+from app.streams.log import StreamLog
 from app.streams.registry import StreamRegistry
 from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
@@ -108,12 +111,12 @@ def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
     admission.admit("a")
-    registry.add("sid-a", Relay(ChatRequest("s1", "m", []), upstream=None), "a")  # type: ignore[arg-type]
+    registry.add("sid-a", Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), "a")  # type: ignore[arg-type]
     with pytest.raises(RelayError, match="1 streams running") as caught:
         admission.admit("a")
     assert caught.value.code is ErrorCode.TOO_MANY_STREAMS
     admission.admit("b")
-    registry.add("sid-b", Relay(ChatRequest("s1", "m", []), upstream=None), "b")  # type: ignore[arg-type]
+    registry.add("sid-b", Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), "b")  # type: ignore[arg-type]
     with pytest.raises(RelayError, match="server") as caught:
         admission.admit("c")
     registry.remove("sid-a", "s1")

@@ -1,55 +1,64 @@
-"""The only place that calls the OpenAI API: open a streamed chat completion, read its deltas, close it.
+"""The only place that calls the OpenAI API: open a streamed chat completion, read its text as it comes, close it.
 
 Imports nothing from Flask, so it can be reused and tested on its own.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import cast
+from contextlib import AbstractContextManager
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
+import anyio
+import httpx2
 import openai
-from openai import OpenAI, Stream, Timeout, omit
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai import APIResponse, OpenAI, Timeout, omit
+from openai.types.chat import ChatCompletionMessageParam
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from .schemas import ChatRequest
+from .sse import ChunkParser
 
 # A local server (Ollama, llama.cpp) needs no key, but the client insists on one.
 _NO_KEY = "not-needed"
 
 
-@dataclass(frozen=True)
-class Delta:
-    """What one upstream chunk adds: text, and at the end the finish reason and token usage."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: dict[str, int] | None = None
-
-
 class UpstreamStream:
-    """An open streamed completion; iterate it for deltas, close it to drop the upstream connection."""
+    """An open streamed completion: iterate it for the text pieces, then read `finish_reason` and `usage`.
 
-    def __init__(self, stream: Stream[ChatCompletionChunk]) -> None:
-        self._stream = stream
+    The body is read raw and parsed by app/streams/sse.py; `close()` drops the upstream connection at once.
+    """
 
-    def __iter__(self) -> Iterator[Delta]:
+    def __init__(self, response: AbstractContextManager[APIResponse[Any]]) -> None:
+        self._context = response
+        self._response = response.__enter__()  # sends the request; its failures (and retries) happen here
+        self._parser = ChunkParser()
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._parser.finish_reason
+
+    @property
+    def usage(self) -> dict[str, int] | None:
+        return self._parser.usage
+
+    def __iter__(self) -> Iterator[str]:
+        parser = self._parser
         try:
-            for chunk in self._stream:
-                delta = _delta(chunk)
-                if delta is not None:
-                    yield delta
-        except openai.APIError as err:
-            raise _relay_error(err) from None
-        except ValueError:  # malformed JSON or a chunk that does not fit the schema
-            raise RelayError(ErrorCode.UPSTREAM_ERROR, "The model sent a malformed response.") from None
+            for data in self._response.iter_bytes():
+                yield from parser.feed(data)
+                if parser.done:
+                    return
+        except httpx2.TimeoutException:
+            raise _relay_error(openai.APITimeoutError(request=self._response.http_request)) from None
+        except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream):  # what the openai client maps to these too
+            raise _relay_error(openai.APIConnectionError(request=self._response.http_request)) from None
 
     def close(self) -> None:
-        self._stream.close()
+        self._context.__exit__(None, None, None)
 
 
 class Upstream:
@@ -67,17 +76,16 @@ class Upstream:
     def open(self, request: ChatRequest) -> UpstreamStream:
         """Start the completion; failures before the first chunk are retried by the client, then raised."""
         try:
-            stream = self._client.chat.completions.create(
+            return UpstreamStream(self._client.chat.completions.with_streaming_response.create(
                 model=request.model,
                 messages=cast(list[ChatCompletionMessageParam], request.messages),  # validated role/content dicts
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=omit if request.temperature is None else request.temperature,
                 max_tokens=omit if request.max_tokens is None else request.max_tokens,
-            )
+            ))
         except openai.APIError as err:
             raise _relay_error(err) from None
-        return UpstreamStream(stream)
 
     def models(self) -> list[str]:
         """The model ids the upstream lists; the launcher calls it once to check the base URL and the key."""
@@ -85,19 +93,6 @@ class Upstream:
             return [model.id for model in self._client.models.list()]
         except openai.APIError as err:
             raise _relay_error(err) from None
-
-
-def _delta(chunk: ChatCompletionChunk) -> Delta | None:
-    """Keep what matters of a chunk; None for chunks that carry nothing (role-only, empty content)."""
-    usage = None
-    if chunk.usage is not None:
-        usage = chunk.usage.model_dump(include={"prompt_tokens", "completion_tokens", "total_tokens"})
-    choice = chunk.choices[0] if chunk.choices else None
-    text = (choice.delta.content or "") if choice else ""
-    finish_reason = choice.finish_reason if choice else None
-    if not text and finish_reason is None and usage is None:
-        return None
-    return Delta(text=text, finish_reason=finish_reason, usage=usage)
 
 
 def _relay_error(err: openai.APIError) -> RelayError:
