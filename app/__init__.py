@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .services import EXTENSION_KEY, Services
     from .streams.registry import StreamRegistry
     from .streams.upstream import Upstream
+    from .transports import websocket_frames, wire_json
     from .transports.packets import TolerantPacket
     from .transports.page import bp as page_bp
     from .transports.routes import bp
@@ -54,7 +55,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
+        json=wire_json,  # orjson for every packet written
     )
+    websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
     app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
     # Socket.IO only for ALLOWED_HOSTS (DNS rebinding); inside ProxyFix, so the forwarded Host is the one checked.
     app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host)  # type: ignore[method-assign]

@@ -58,6 +58,14 @@ class ChunkParser:
                 pieces.append(text)
         return pieces
 
+    def end(self) -> list[str]:
+        """The body has ended: a final lone \r was a line end after all. An event cut off without its
+        blank line is dropped, as the SSE specification says."""
+        if self._tail.endswith(b"\r") and not self.done:
+            tail, self._tail = self._tail, b""
+            return self.feed(tail[:-1] + b"\n")
+        return []
+
     def _chunk(self, payload: bytes) -> str | None:
         """One event's JSON: its text, after noting its finish reason and usage."""
         try:

@@ -52,6 +52,7 @@ class UpstreamStream:
                 yield from parser.feed(data)
                 if parser.done:
                     return
+            yield from parser.end()
         except httpx2.TimeoutException:
             raise _relay_error(openai.APITimeoutError(request=self._response.http_request)) from None
         except (httpx2.RequestError, ssl.SSLError, anyio.EndOfStream):  # what the openai client maps to these too
