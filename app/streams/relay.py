@@ -88,8 +88,10 @@ class Relay:
             terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, self._chunks())
         finally:
             self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
-            self.close()
+            if stream is None or not stream.complete:
+                self.close()  # cut short: the upstream stops before anyone is told
         stream_log.end(terminal)
+        self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
         self._log_end(terminal, time.monotonic() - began, stream.finish_reason if stream else None)
 
     def close(self) -> None:
