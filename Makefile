@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test lint bench bench-idle clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -72,10 +72,6 @@ lint: $(STAMP)
 ## bench: pacing and throughput under load, side by side with the seed design
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
-
-## bench-idle: the memory of idle Socket.IO connections, in both modes
-bench-idle: $(STAMP)
-	$(BIN)/python -m bench.idle
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

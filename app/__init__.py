@@ -31,6 +31,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .services import EXTENSION_KEY, Services
     from .streams.registry import StreamRegistry
     from .streams.upstream import Upstream
+    from .transports import websocket_frames, wire_json
     from .transports.packets import TolerantPacket
     from .transports.page import bp as page_bp
     from .transports.routes import bp
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
+        json=wire_json,  # orjson for every packet written
     )
+    websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
     services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
     app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
     # Each engine.io handshake counted against its address (MAX_CONNECTIONS_PER_CLIENT), for allowed hosts only.

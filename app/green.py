@@ -10,6 +10,7 @@ from __future__ import annotations
 import select
 import socket
 from collections.abc import Callable
+from typing import Any
 
 _TICK = 0.05  # eventlet polls a socket it may not register: at worst this long before readiness is seen
 
@@ -62,3 +63,15 @@ def wait_readable(sock: socket.socket, async_mode: str, sleep: Callable[[float],
     original_select = eventlet.patcher.original("select").select
     ready, _, _ = original_select([sock.fileno()], [], [], 0)
     return bool(ready)
+
+
+def join_queue(queue: Any, timeout: float, async_mode: str) -> None:
+    """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
+    `timeout` seconds. OS threads (the fast tests) do not wait: their queue.join has no timeout."""
+    if async_mode == "gevent":
+        queue.join(timeout=timeout)
+    elif async_mode == "eventlet":
+        import eventlet
+
+        with eventlet.Timeout(timeout, False):
+            queue.join()

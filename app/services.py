@@ -12,6 +12,7 @@ from .access.connections import Connections
 from .access.limits import Admission
 from .config import Settings
 from .serving.shutdown import Shutdown
+from .streams.log import StreamLog
 from .streams.registry import StreamRegistry
 from .streams.relay import Relay
 from .streams.schemas import ChatRequest
@@ -37,8 +38,9 @@ class Services:
         object.__setattr__(self, "shutdown", Shutdown(self.settings, self.registry, self.admission, self.socketio))
 
     def new_relay(self, request: ChatRequest) -> Relay:
-        """A relay that yields to other greenlets after each chunk, so writers are not starved."""
-        return Relay(request, self.upstream, pause=self.socketio.sleep)
+        """A stream's producer and its log, whose readers wait with the async mode's own events."""
+        stream_log = StreamLog(request.stream_id, self.socketio.server.eio.create_event)
+        return Relay(request, self.upstream, stream_log, pause=self.socketio.sleep)
 
 
 def current_services() -> Services:

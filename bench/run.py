@@ -1,19 +1,28 @@
-"""Benchmark: the relay (gevent and eventlet) against the seed design, side by side in one run.
+"""Benchmark: the relay (gevent and eventlet, Socket.IO and HTTP) against the seed design and a direct read
+of the upstream, side by side in one run.
 
-    .venv/bin/python -m bench.run [--levels 25,50,100,200] [--quick]
+    .venv/bin/python -m bench.run            # everything, about 12 minutes: what `make bench` runs
+    .venv/bin/python -m bench.run --quick    # a smoke run with small levels, about 2 minutes
 
-Starts the fake OpenAI upstream in this process, then one server after the other: the relay in
-gevent mode (gunicorn -c gunicorn.conf.py) and in eventlet mode (python -m app), exactly as the
-tests start them, then the seed baseline (bench/seed_server.py under gunicorn's gevent worker).
-Against each it runs, for every concurrency level N, N concurrent streams, each from its own
-connected Socket.IO client, each of `--chunks` chunks paced at `--delay` s by the upstream; then
-a throughput run of `--tput-streams` streams of `--tput-chunks` unpaced chunks. A control column,
-"upstream", reads the same streams straight from the fake, which shows what the fake and the
-clients alone add. The clients run in separate processes (bench/loadgen.py).
+The server under test is pinned to one core (taskset), and everything else, the upstream
+(bench/upstream.py), the load generator (bench/loadgen.py) and this orchestrator, to the other, so the
+load side's CPU is its own and shown beside the server's. Servers run one after another:
 
-Prints one table per metric (rows: N; columns: servers; plus seed/relay ratios) and writes
-bench/results/latest.json. Ratios matter more than absolute figures: the machine is shared and
-noisy, which is why every server is measured in the same run.
+- `direct`: no server; the load generator reads the upstream itself. This is the limit: the lag and
+  throughput the load side alone allows.
+- `relay-gevent` (gunicorn -c gunicorn.conf.py) and `relay-eventlet` (python -m app), as users start them.
+- `seed`: the design the relay replaced (bench/seed_server.py), on gunicorn's gevent worker.
+
+Against each, for Socket.IO (`sio`) and HTTP (`http`: the relay's NDJSON, the seed's text lines):
+
+- paced: for each N in --levels, N streams of --chunks pieces, one every --delay s, starts spread over
+  --ramp s. Text lag (upstream send to client arrival, per piece), first piece, gaps between events, pieces/s.
+- throughput: --tput-streams streams of --tput-chunks pieces, no pacing.
+- N=1 overhead: --single sequential single streams: time to first piece, against the direct read.
+And for the relays: a cancel storm (--storm streams all stopped after a few pieces: how fast the
+upstream connections close) and memory (RSS per idle connection and per active stream).
+
+Writes bench/results/latest.json and the plots in docs/benchmarks/, and prints the tables.
 """
 
 from __future__ import annotations
@@ -25,47 +34,87 @@ import math
 import multiprocessing as mp
 import os
 import platform
-import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
+PLOTS = ROOT / "docs" / "benchmarks"
+SERVER_CORE, LOAD_CORE = 0, 1
+API_KEY = "sk-bench-not-a-secret"
 
-CONTROL = "upstream"
-SERVERS = ["relay-gevent", "relay-eventlet", "seed"]
+SERVERS = ["direct", "relay-gevent", "relay-eventlet", "seed"]
 RELAYS = ["relay-gevent", "relay-eventlet"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Servers
+# Processes: the upstream, the servers, and their CPU and memory
 
 
-def start_seed(env: dict[str, str], log_path: Path) -> Any:
-    """The seed baseline under gunicorn's gevent worker, started and awaited like tests start the relay."""
-    from tests.conftest import BIN, free_port, launch
+class Upstream:
+    """bench/upstream.py in its own process; `counters()` asks it for its counts and CPU."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "bench.upstream"], cwd=ROOT, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line.startswith("ready "):
+            raise RuntimeError(f"the bench upstream did not start: {line!r}")
+        self.url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
+
+    def counters(self) -> dict[str, Any]:
+        self.process.stdin.write("?\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return json.loads(self.process.stdout.readline())  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def relay_env(upstream: Upstream) -> dict[str, str]:
+    """Settings a load test needs: every limit out of the way (one address opens all the streams)."""
+    return {
+        "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": upstream.url, "OPENAI_MODEL": "bench",
+        "UPSTREAM_READ_TIMEOUT": "60", "UPSTREAM_MAX_RETRIES": "0",
+        "RATE_LIMIT": "", "MAX_STREAMS_PER_CLIENT": "100000", "MAX_STREAMS_TOTAL": "100000",
+        "MAX_CONNECTIONS_PER_CLIENT": "100000",
+    }
+
+
+def start_server(name: str, upstream: Upstream, pin: bool) -> Any:
+    """A server as users start it, on the server core."""
+    from tests.conftest import BIN, free_port, launch, server_command
 
     port = free_port()
-    command = [str(BIN / "gunicorn"), "-c", "bench/seed_gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-               "bench.seed_server:app"]
-    return launch("seed", command, port, env, log_path)
-
-
-def start(name: str, env: dict[str, str]) -> Any:
-    from tests.conftest import start_server
-
-    log_path = RESULTS / f"server-{name}.log"
+    env = {**relay_env(upstream), "HOST": "127.0.0.1", "PORT": str(port)}
     if name == "seed":
-        return start_seed(env, log_path)
-    return start_server(name.removeprefix("relay-"), env, log_path)
+        command = [str(BIN / "gunicorn"), "-c", "bench/seed_gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+                   "bench.seed_server:app"]
+    else:
+        mode = name.removeprefix("relay-")
+        env["ASYNC_MODE"] = mode
+        command = server_command(mode)
+    if pin:
+        command = ["taskset", "-c", str(SERVER_CORE), *command]
+    return launch(name, command, port, env, RESULTS / f"server-{name}.log", timeout=60)
+
+
+def worker_pid(pid: int) -> int:
+    """gunicorn's worker (the master's one child), or the process itself (eventlet's server)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if children else pid
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """User+system CPU seconds of a process and its children (gunicorn's worker), from /proc."""
+    """User+system CPU seconds of a process and its descendants, from /proc."""
     tick = os.sysconf("SC_CLK_TCK")
     total, todo = 0.0, [pid]
     while todo:
@@ -80,111 +129,94 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
-def machine_ticks() -> tuple[int, int]:
-    """(steal, total) jiffies of all CPUs from /proc/stat: how much the hypervisor took from this VM."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
-    except (OSError, ValueError):
-        return 0, 0
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
-def own_cpu_seconds() -> float:
-    """This process's CPU: the fake upstream's threads, the orchestrator being idle meanwhile."""
-    t = os.times()
-    return t.user + t.system
+def streams_running(url: str) -> int:
+    import requests
+
+    return int(requests.get(f"{url}/healthz", timeout=10).json().get("streams", 0))
 
 
 # ---------------------------------------------------------------------------------------------
-# One measured run: N streams from client processes
+# One measured run: streams from client processes
 
 
-def run_streams(kind: str, target: dict[str, str], jobs: list[tuple[str, str]], procs: int, timeout: float,
-                server_pid: int | None) -> dict[str, Any]:
-    """Spread the streams over `procs` spawned client processes, start them all at once, collect records."""
+@dataclass
+class Target:
+    server: str
+    transport: str  # sio, http, direct
+    spec: dict[str, Any]  # what the load generator needs: url (and format)
+    pid: int | None  # the server's process, for its CPU
+
+
+def prompt(chunks: int, delay: float) -> str:
+    return json.dumps({"bench": {"chunks": chunks, "delay": delay}})
+
+
+def run_streams(target: Target, upstream: Upstream, jobs: list[Any], procs: int, timeout: float,
+                during: Any = None) -> dict[str, Any]:
+    """Spread the jobs over `procs` load processes, release them at one t0, and collect what they saw.
+
+    `during(t0)`, if given, runs in this process while the streams run (memory readings, a storm's clock).
+    """
     from bench.loadgen import worker_main
 
+    kind = "direct" if target.transport == "direct" else target.transport
     ctx = mp.get_context("spawn")
     parts = [jobs[i::procs] for i in range(procs) if jobs[i::procs]]
     workers = []
     for part in parts:
         parent, child = ctx.Pipe()
-        process = ctx.Process(target=worker_main, args=(child, kind, target, part, timeout), daemon=True)
+        process = ctx.Process(target=worker_main, args=(child, kind, target.spec, part, timeout), daemon=True)
         process.start()
         child.close()
         workers.append((process, parent))
     try:
         for _, conn in workers:
-            message = _recv(conn, 90, "connecting the clients")
+            message = _recv(conn, 120, "connecting")
             if message[0] != "ready":
-                raise RuntimeError(f"client process failed: {message[1]}")
+                raise RuntimeError(f"load process failed: {message[1]}")
         t0 = time.monotonic() + 0.3
-        server_cpu0 = tree_cpu_seconds(server_pid) if server_pid else None
-        own_cpu0 = own_cpu_seconds()
-        ticks0 = machine_ticks()
+        server_cpu0 = tree_cpu_seconds(target.pid) if target.pid else None
+        upstream0 = upstream.counters()
         for _, conn in workers:
             conn.send(("go", t0))
-        records, client_stats = [], []
+        extra = during(t0) if during else None
+        records, load_cpu, lag99 = [], 0.0, []
         for _, conn in workers:
-            message = _recv(conn, timeout + 30, "the streams")
+            message = _recv(conn, timeout + 60, "streaming")
             if message[0] != "result":
-                raise RuntimeError(f"client process failed: {message[1]}")
+                raise RuntimeError(f"load process failed: {message[1]}")
             records += message[1]
-            client_stats.append(message[2])
+            load_cpu += message[2]["cpu_s"]
+            lag99.append(message[2]["loop_lag_p99_ms"])
         window = max(1e-9, time.monotonic() - t0)
-        server_cpu = None if server_cpu0 is None else tree_cpu_seconds(server_pid or 0) - server_cpu0
-        own_cpu = own_cpu_seconds() - own_cpu0
-        ticks1 = machine_ticks()
+        server_cpu = None if server_cpu0 is None else tree_cpu_seconds(target.pid or 0) - server_cpu0
+        upstream1 = upstream.counters()
     finally:
         for process, conn in workers:
-            process.join(15)
+            process.join(20)
             if process.is_alive():
                 process.terminate()
                 process.join(5)
             conn.close()
-    return {"records": records, "client_stats": client_stats, "window_s": window,
-            "server_cpu_s": server_cpu, "upstream_cpu_s": own_cpu,
-            "steal_pct": 100 * (ticks1[0] - ticks0[0]) / max(1, ticks1[1] - ticks0[1])}
+    return {"records": records, "window_s": window, "server_cpu_s": server_cpu,
+            "load_cpu_s": load_cpu + upstream1["cpu_s"] - upstream0["cpu_s"],
+            "client_lag_p99_ms": max((x for x in lag99 if x is not None), default=None), "extra": extra}
 
 
 def _recv(conn: Any, timeout: float, what: str) -> Any:
     if not conn.poll(timeout):
-        raise RuntimeError(f"client process gave no answer for {timeout:.0f} s while {what}")
+        raise RuntimeError(f"load process gave no answer for {timeout:.0f} s while {what}")
     try:
         return conn.recv()
     except EOFError:
-        raise RuntimeError(f"client process died while {what}") from None
-
-
-@dataclass
-class Bench:
-    """Runs the levels against one server (or the control) and prints a line per level."""
-
-    tag: str
-    kind: str
-    target: dict[str, str]
-    server_pid: int | None
-    client_procs: int
-    level_timeout: float
-    deadline: float
-
-    def measure(self, label: str, n: int, prompt: str, chunks: int) -> dict[str, Any] | None:
-        if time.monotonic() > self.deadline:
-            print(f"  {self.tag:18} {label:>12}: skipped, over the --budget", flush=True)
-            return None
-        jobs = [(f"{label}-{i}", prompt) for i in range(n)]
-        procs = max(1, min(self.client_procs, n))
-        try:
-            run = run_streams(self.kind, self.target, jobs, procs, self.level_timeout, self.server_pid)
-        except RuntimeError as err:
-            print(f"  {self.tag:18} {label:>12}: FAILED: {err}", flush=True)
-            return {"streams": n, "complete": 0, "failures": {str(err): n}}
-        s = summarize(run, chunks)
-        print(f"  {self.tag:18} {label:>12}: {s['complete']}/{n} complete, first p50/p99 {s['first_p50_ms']}/"
-              f"{s['first_p99_ms']} ms, gap p50/p99/max {s['gap_p50_ms']}/{s['gap_p99_ms']}/{s['gap_max_ms']} ms, "
-              f"{s['chunks_per_s']} chunks/s, server cpu {s['server_cpu_cores']}, client cpu {s['client_cpu_max']} "
-              f"lag99 {s['client_lag_p99_ms']} ms, steal {s['steal_pct']}%", flush=True)
-        return s
+        raise RuntimeError(f"load process died while {what}") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,267 +231,283 @@ def pct(values: list[float], p: float) -> float | None:
     return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
+def ms(value: float | None) -> float | None:
+    return None if value is None else round(1000 * value, 2)
+
+
 def summarize(run: dict[str, Any], chunks: int) -> dict[str, Any]:
-    """Client-side figures for one run: first chunk, gaps, completion, rate, and who was busy."""
-    records = run["records"]
-    firsts: list[float] = []
-    gaps: list[float] = []
-    durations: list[float] = []
-    failures: dict[str, int] = {}
-    delivered = 0
-    emits = [r["emit"] for r in records if r["emit"] is not None]
-    ends: list[float] = []
-    for rec in records:
-        arrivals = rec["arrivals"]
-        delivered += len(arrivals)
-        if arrivals:
-            ends.append(arrivals[-1][0])
+    """The figures of one run, from the client side, plus who was busy."""
+    lags, firsts, gaps, failures = [], [], [], {}
+    pieces = events = complete = 0
+    emits, ends = [], []
+    for rec in run["records"]:
+        events += len(rec["events"])
+        pieces += len(rec["pieces"])
+        if rec["emit"] is not None:
+            emits.append(rec["emit"])
+        if rec["events"]:
+            ends.append(rec["events"][-1])
             if rec["emit"] is not None:
-                firsts.append(arrivals[0][0] - rec["emit"])
-        gaps += [b[0] - a[0] for a, b in itertools.pairwise(arrivals)]
-        in_order = len(arrivals) == chunks and all(
-            seq == i and text == f"w{i} " for i, (_, seq, text) in enumerate(arrivals))
-        if rec["done"] is not None and rec["error"] is None and in_order:
-            durations.append(rec["done"] - rec["emit"])
+                firsts.append(rec["events"][0] - rec["emit"])
+        gaps += [b - a for a, b in itertools.pairwise(rec["events"])]
+        lags += [rec["events"][number] - sent for number, _, sent in rec["pieces"]]
+        in_order = [index for _, index, _ in rec["pieces"]] == list(range(chunks))
+        if rec["error"] is None and rec["done"] is not None and in_order:
+            complete += 1
         else:
-            why = rec["error"] or (f"{len(arrivals)}/{chunks} chunks or out of order" if not in_order else "no done")
+            why = rec["error"] or f"{len(rec['pieces'])}/{chunks} pieces or out of order"
             failures[why] = failures.get(why, 0) + 1
     span = (max(ends) - min(emits)) if ends and emits else None
-    ms = lambda v: None if v is None else round(1000 * v, 2)  # noqa: E731
-    s3 = lambda v: None if v is None else round(v, 3)  # noqa: E731
-    stats = run["client_stats"]
+    window = run["window_s"]
+    gap50, gap99 = pct(gaps, 50), pct(gaps, 99)
     return {
-        "streams": len(records),
-        "complete": len(durations),
-        "failures": failures,
-        "first_p50_ms": ms(pct(firsts, 50)),
-        "first_p99_ms": ms(pct(firsts, 99)),
-        "first_max_ms": ms(pct(firsts, 100)),
-        "gap_p50_ms": ms(pct(gaps, 50)),
-        "gap_p99_ms": ms(pct(gaps, 99)),
-        "gap_max_ms": ms(pct(gaps, 100)),
-        "duration_p50_s": s3(pct(durations, 50)),
-        "duration_p99_s": s3(pct(durations, 99)),
-        "chunks_delivered": delivered,
-        "chunks_per_s": None if not span else round(delivered / span, 1),
-        "server_cpu_cores": None if run["server_cpu_s"] is None else round(run["server_cpu_s"] / run["window_s"], 2),
-        "server_cpu_us_per_chunk": (None if run["server_cpu_s"] is None or not delivered
-                                    else round(1e6 * run["server_cpu_s"] / delivered, 1)),
-        "upstream_cpu_cores": round(run["upstream_cpu_s"] / run["window_s"], 2),
-        "steal_pct": round(run["steal_pct"], 1),
-        "client_cpu_max": round(max(s["cpu_share"] for s in stats), 2) if stats else None,
-        "client_lag_p99_ms": (round(max(s["loop_lag_p99_ms"] for s in stats), 2)
-                              if stats and all(s["loop_lag_p99_ms"] is not None for s in stats) else None),
+        "streams": len(run["records"]), "complete": complete, "failures": failures,
+        "lag_p50_ms": ms(pct(lags, 50)), "lag_p99_ms": ms(pct(lags, 99)), "lag_max_ms": ms(pct(lags, 100)),
+        "first_p50_ms": ms(pct(firsts, 50)), "first_p99_ms": ms(pct(firsts, 99)),
+        "gap_p50_ms": ms(gap50), "gap_p99_ms": ms(gap99),
+        "gap_ratio": None if not gap50 or gap99 is None else round(gap99 / gap50, 2),
+        "pieces": pieces, "events": events,
+        "pieces_per_event": None if not events else round(pieces / events, 2),
+        "pieces_per_s": None if not span else round(pieces / span, 1),
+        "server_cpu_cores": None if run["server_cpu_s"] is None else round(run["server_cpu_s"] / window, 2),
+        "server_us_per_piece": (None if run["server_cpu_s"] is None or not pieces
+                                else round(1e6 * run["server_cpu_s"] / pieces, 1)),
+        "load_cpu_cores": round(run["load_cpu_s"] / window, 2),
+        "client_lag_p99_ms": run["client_lag_p99_ms"],
     }
 
 
-def merge(summaries: list[dict[str, Any] | None]) -> dict[str, Any] | None:
-    """Rounds into one summary: medians of the figures, totals of the stream counts and failures."""
-    present = [s for s in summaries if s]
-    if len(present) <= 1:
-        return present[0] if present else None
-    out: dict[str, Any] = {}
-    for key in dict.fromkeys(k for s in present for k in s):
-        values = [s.get(key) for s in present]
-        if key in ("streams", "complete", "chunks_delivered"):
-            out[key] = sum(v or 0 for v in values)
-        elif key == "failures":
-            out[key] = {}
-            for failures in values:
-                for why, count in (failures or {}).items():
-                    out[key][why] = out[key].get(why, 0) + count
-        else:
-            numbers = [v for v in values if isinstance(v, (int, float))]
-            out[key] = round(statistics.median(numbers), 2) if numbers else None
-    out["rounds"] = len(present)
-    return out
-
-
 # ---------------------------------------------------------------------------------------------
-# Tables
+# The measurements
 
 
-def ratio(a: float | None, b: float | None) -> str:
-    return "-" if a is None or b is None or b == 0 else f"{a / b:.2f}x"
+def paced(target: Target, upstream: Upstream, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.loadgen import Job
+
+    text = prompt(args.chunks, args.delay)
+    jobs = [Job(f"p{n}-{i}", text, offset=args.ramp * i / n) for i in range(n)]
+    run = run_streams(target, upstream, jobs, args.client_procs, args.level_timeout)
+    return summarize(run, args.chunks)
 
 
-def fmt(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.1f}" if abs(v) < 1000 else f"{v:,.0f}"
-    return str(v)
+def throughput(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    from bench.loadgen import Job
+
+    jobs = [Job(f"t{i}", prompt(args.tput_chunks, 0)) for i in range(args.tput_streams)]
+    return summarize(run_streams(target, upstream, jobs, 1, args.level_timeout), args.tput_chunks)
 
 
-def table(title: str, rows: list[tuple[str, dict[str, Any]]], columns: list[str],
-          value: Callable[[dict[str, Any]], Any], ratios: list[tuple[str, str, str]] | None = None) -> str:
-    """rows: (label, {column: summary}); ratios: (header, numerator column, denominator column)."""
-    ratios = ratios or []
-    header = ["N", *columns, *(h for h, _, _ in ratios)]
-    body = []
-    for label, by_col in rows:
-        values = {c: _safe(value, by_col.get(c)) for c in columns}
-        body.append([label, *(fmt(values[c]) for c in columns),
-                     *(ratio(values[num], values[den]) for _, num, den in ratios)])
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))  # noqa: E731
-    return "\n".join([title, line(header), line(["-" * w for w in widths]), *(line(r) for r in body)])
+def single(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """Time to first piece of lone streams, one after another: what the server adds when it is idle."""
+    from bench.loadgen import Job
+
+    jobs = [Job(f"s{i}", prompt(3, 0), offset=0.05 * i) for i in range(args.single)]
+    return summarize(run_streams(target, upstream, jobs, 1, args.level_timeout), 3)
 
 
-def _safe(value: Callable[[dict[str, Any]], Any], summary: dict[str, Any] | None) -> Any:
-    """A summary's figure, or None when that run failed or has no such figure."""
+def storm(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """N long streams, each stopped (Socket.IO) or hung up (HTTP) after 5 pieces, all within the ramp."""
+    from bench.loadgen import Job
+
+    n = args.storm
+    before = upstream.counters()
+    jobs = [Job(f"c{i}", prompt(10_000, args.delay), offset=args.ramp * i / n, stop_after=5) for i in range(n)]
+    run = run_streams(target, upstream, jobs, args.client_procs, args.level_timeout)
+    last_stop = max((r["stopped_at"] for r in run["records"] if r["stopped_at"]), default=None)
+    deadline = time.monotonic() + 30
+    while upstream.counters()["aborted"] - before["aborted"] < n and time.monotonic() < deadline:
+        time.sleep(0.005)  # the upstream is another process: poll its counter
+    closed = upstream.counters()["aborted"] - before["aborted"]
+    all_closed = time.monotonic()
+    stop_to_done = [r["done"] - r["stopped_at"] for r in run["records"] if r["done"] and r["stopped_at"]]
+    return {
+        "streams": n, "upstream_closed": closed,
+        "stop_to_terminal_p50_ms": ms(pct(stop_to_done, 50)), "stop_to_terminal_p99_ms": ms(pct(stop_to_done, 99)),
+        "last_stop_to_all_closed_ms": None if last_stop is None else ms(all_closed - last_stop),
+        "cancelled": sum(1 for r in run["records"] if r["finish"] in ("cancelled", "hung up")),
+        "server_cpu_cores": None if run["server_cpu_s"] is None else round(run["server_cpu_s"] / run["window_s"], 2),
+        "streams_left": streams_running(target.spec["url"]),
+    }
+
+
+def memory(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
+    """RSS of the worker: per idle Socket.IO connection, then per active stream on top of its connection."""
+    from bench.loadgen import Job, worker_main
+
+    pid = worker_pid(target.pid or 0)
+    n = args.memory
+    base = rss_kb(pid)
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    idle = ctx.Process(target=worker_main, args=(child, "idle", target.spec,
+                                                 [Job(f"i{i}", "") for i in range(n)], 120), daemon=True)
+    idle.start()
+    child.close()
     try:
-        return value(summary) if summary else None
-    except (KeyError, TypeError):
-        return None
+        if _recv(parent, 120, "opening idle connections")[0] != "ready":
+            raise RuntimeError("idle connections failed")
+        time.sleep(1.0)  # let the server settle after the connection burst before reading its memory
+        with_idle = rss_kb(pid)
+        parent.send(("go", 0))
+        _recv(parent, 30, "idle")
+        parent.send(("close",))
+        idle.join(30)
+    finally:
+        if idle.is_alive():
+            idle.terminate()
+        parent.close()
+    time.sleep(1.0)
+    base2 = rss_kb(pid)
+    readings: list[int] = []
 
+    def read_when_all_started(t0: float) -> None:
+        started0 = upstream.counters()["started"]
+        deadline = time.monotonic() + 60
+        while upstream.counters()["started"] - started0 < n and time.monotonic() < deadline:
+            time.sleep(0.05)  # another process's counter: poll it
+        time.sleep(0.5)  # every stream has its producer, its reader and its upstream connection by now
+        readings.append(rss_kb(pid))
 
-def report(results: dict[str, Any], columns: list[str]) -> str:
-    present = [c for c in columns if c in results["servers"]]
-    relays = [r for r in RELAYS if r in present]
-    seed_over = [(f"seed/{r.removeprefix('relay-')}", "seed", r) for r in relays] if "seed" in present else []
-    relay_over = [(f"{r.removeprefix('relay-')}/seed", r, "seed") for r in relays] if "seed" in present else []
-    levels = results["config"]["levels"]
-    paced = [(str(n), {c: results["servers"][c]["paced"].get(str(n)) for c in present}) for n in levels]
-    cfg = results["config"]
-    out = [f"Paced streams: each {cfg['chunks']} chunks at {cfg['delay']} s apart from the upstream "
-           f"(ideal: first chunk ~{1000 * cfg['delay']:.0f} ms, every gap ~{1000 * cfg['delay']:.0f} ms). "
-           "Times in ms, from the client side."]
-    specs = [
-        ("First chunk p50 (ms)", lambda s: s["first_p50_ms"], []),
-        ("First chunk p99 (ms)", lambda s: s["first_p99_ms"], seed_over),
-        ("Inter-chunk gap p50 (ms)", lambda s: s["gap_p50_ms"], []),
-        ("Inter-chunk gap p99 (ms)", lambda s: s["gap_p99_ms"], seed_over),
-        ("Inter-chunk gap max (ms)", lambda s: s["gap_max_ms"], []),
-        ("Stream duration p99 (s)", lambda s: s["duration_p99_s"], []),
-        ("Complete streams (all chunks in order + done)", lambda s: f"{s['complete']}/{s['streams']}", []),
-        ("Aggregate chunks/s delivered", lambda s: s["chunks_per_s"], relay_over),
-        ("Server CPU (cores busy)", lambda s: s["server_cpu_cores"], []),
-        ("Server CPU per chunk (us)", lambda s: s["server_cpu_us_per_chunk"], []),
-        ("Busiest client process CPU share / its loop lag p99 (ms)",
-         lambda s: f"{s['client_cpu_max']:.2f} / {s['client_lag_p99_ms']}", []),
-        ("Upstream (fake, in the orchestrator) CPU (cores busy)", lambda s: s["upstream_cpu_cores"], []),
-        ("CPU stolen by the hypervisor during the level (% of the machine)", lambda s: s["steal_pct"], []),
-    ]
-    for title, value, ratios in specs:
-        out += ["", table(title, paced, present, value, ratios)]
-    tput = [(f"{cfg['tput_streams']}x{cfg['tput_chunks']}",
-             {c: results["servers"][c].get("throughput") for c in present})]
-    out += ["", f"Throughput: {cfg['tput_streams']} streams of {cfg['tput_chunks']} chunks, no delay upstream."]
-    for title, value, ratios in [
-        ("Chunks/s delivered", lambda s: s["chunks_per_s"], relay_over),
-        ("Complete streams", lambda s: f"{s['complete']}/{s['streams']}", []),
-        ("First chunk p99 (ms)", lambda s: s["first_p99_ms"], seed_over),
-        ("Inter-chunk gap p99 (ms)", lambda s: s["gap_p99_ms"], seed_over),
-        ("Inter-chunk gap max (ms)", lambda s: s["gap_max_ms"], seed_over),
-        ("Server CPU (cores busy)", lambda s: s["server_cpu_cores"], []),
-        ("Server CPU per chunk (us)", lambda s: s["server_cpu_us_per_chunk"], []),
-        ("Busiest client process CPU share / loop lag p99 (ms)",
-         lambda s: f"{s['client_cpu_max']:.2f} / {s['client_lag_p99_ms']}", []),
-        ("Upstream (fake) CPU (cores busy)", lambda s: s["upstream_cpu_cores"], []),
-        ("CPU stolen by the hypervisor (% of the machine)", lambda s: s["steal_pct"], []),
-    ]:
-        out += ["", table(title, tput, present, value, ratios)]
-    failures = []
-    for c in present:
-        by_run = {**results["servers"][c]["paced"], "throughput": results["servers"][c]["throughput"]}
-        failures += [f"  {c} {k}: {s['failures']}" for k, s in by_run.items() if s and s["failures"]]
-    if failures:
-        out += ["", "Incomplete streams (why):", *failures]
-    return "\n".join(out)
+    jobs = [Job(f"m{i}", prompt(3, 3.0)) for i in range(n)]  # 3 pieces, 3 s apart: active, nearly silent
+    run_streams(target, upstream, jobs, args.client_procs, 60, during=read_when_all_started)
+    with_active = readings[0] if readings else None
+    return {
+        "connections": n, "rss_base_kb": base, "rss_idle_kb": with_idle,
+        "kb_per_idle_connection": round((with_idle - base) / n, 1),
+        "rss_active_kb": with_active,
+        # Each active stream has its own connection too: what a stream adds is the difference from an idle one.
+        "kb_per_active_stream": (None if with_active is None
+                                 else round((with_active - base2) / n - (with_idle - base) / n, 1)),
+        "kb_per_connection_with_stream": None if with_active is None else round((with_active - base2) / n, 1),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 
 
-def machine_note() -> dict[str, Any]:
+def measure_server(name: str, upstream: Upstream, args: argparse.Namespace, out: dict[str, Any]) -> None:
+    server = None if name == "direct" else start_server(name, upstream, args.pin)
+    transports = ["direct"] if server is None else [t for t in args.transports.split(",") if t]
+    try:
+        for transport in transports:
+            if server is None:
+                target = Target(name, "direct", {"url": upstream.url}, None)
+            else:
+                spec = {"url": server.url, "format": "text" if name == "seed" else "ndjson"}
+                target = Target(name, transport, spec, server.process.pid)
+            column = name if transport == "direct" else f"{name}/{transport}"
+            entry: dict[str, Any] = out.setdefault(column, {"paced": {}})
+            print(f"== {column}", flush=True)
+            warm = summarize(run_streams(target, upstream, [_warm(i) for i in range(4)], 1, 30), 10)
+            if warm["complete"] < 4:
+                print(f"   warm-up failed: {warm['failures']}", flush=True)
+            for n in args.levels:
+                entry["paced"][str(n)] = s = _guarded(paced, target, upstream, n, args)
+                _say(f"paced N={n}", s)
+            entry["throughput"] = s = _guarded(throughput, target, upstream, args)
+            _say("throughput", s)
+            entry["single"] = s = _guarded(single, target, upstream, args)
+            _say("single", s)
+            if name in RELAYS:
+                entry["storm"] = s = _guarded(storm, target, upstream, args)
+                print(f"   storm: {s}", flush=True)
+        if name in RELAYS and args.memory:
+            target = Target(name, "sio", {"url": server.url}, server.process.pid)  # type: ignore[union-attr]
+            out.setdefault(f"{name}/sio", {})["memory"] = s = _guarded(memory, target, upstream, args)
+            print(f"   memory: {s}", flush=True)
+    finally:
+        if server is not None:
+            from tests.conftest import stop_server
+
+            stop_server(server)
+
+
+def _warm(i: int) -> Any:
+    from bench.loadgen import Job
+
+    return Job(f"w{i}", prompt(10, 0.005))
+
+
+def _guarded(measure: Any, *args: Any) -> dict[str, Any]:
+    try:
+        return measure(*args)
+    except RuntimeError as err:
+        print(f"   FAILED: {err}", flush=True)
+        return {"failed": str(err)}
+
+
+def _say(label: str, s: dict[str, Any]) -> None:
+    if "failed" in s:
+        return
+    print(f"   {label:>14}: {s['complete']}/{s['streams']} complete, lag p50/p99/max {s['lag_p50_ms']}/"
+          f"{s['lag_p99_ms']}/{s['lag_max_ms']} ms, first p50/p99 {s['first_p50_ms']}/{s['first_p99_ms']} ms, "
+          f"gap p50/p99 {s['gap_p50_ms']}/{s['gap_p99_ms']} ms, {s['pieces_per_s']} pieces/s, "
+          f"{s['pieces_per_event']} pieces/event, server {s['server_cpu_cores']} cores "
+          f"({s['server_us_per_piece']} us/piece), load {s['load_cpu_cores']} cores", flush=True)
+
+
+def machine_note(pin: bool) -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "nproc": len(os.sched_getaffinity(0)),
-        "cpu_count": os.cpu_count(),
+        "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name")), platform.processor()),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "pinned": f"server on core {SERVER_CORE}, load on core {LOAD_CORE}" if pin else "not pinned",
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", default="25,50,100,200", help="concurrent streams per level, comma-separated")
-    parser.add_argument("--chunks", type=int, default=100, help="chunks per paced stream")
-    parser.add_argument("--delay", type=float, default=0.02, help="upstream delay before each chunk, seconds")
+    parser.add_argument("--levels", default="50,100,200,500,1000", help="concurrent paced streams, comma-separated")
+    parser.add_argument("--chunks", type=int, default=100, help="pieces per paced stream")
+    parser.add_argument("--delay", type=float, default=0.02, help="seconds between pieces (50 pieces/s)")
+    parser.add_argument("--ramp", type=float, default=1.0, help="seconds over which a level's starts are spread")
     parser.add_argument("--tput-streams", type=int, default=20)
     parser.add_argument("--tput-chunks", type=int, default=2000)
-    parser.add_argument("--servers", default=",".join([CONTROL, *SERVERS]),
-                        help=f"which of {CONTROL},{','.join(SERVERS)} to run, comma-separated")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="repeat the whole sequence; tables show the median of the rounds")
-    parser.add_argument("--client-procs", type=int, default=2, help="client processes the streams are spread over")
-    parser.add_argument("--level-timeout", type=float, default=60, help="seconds one level may take before it is cut")
-    parser.add_argument("--budget", type=float, default=15, help="minutes; levels not started by then are skipped")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: levels 10,20, 20 chunks, 4x200 throughput")
+    parser.add_argument("--single", type=int, default=40, help="sequential lone streams for the N=1 overhead")
+    parser.add_argument("--storm", type=int, default=200, help="streams in the cancel storm")
+    parser.add_argument("--memory", type=int, default=500, help="connections for the memory figures; 0 skips")
+    parser.add_argument("--servers", default=",".join(SERVERS))
+    parser.add_argument("--transports", default="sio,http")
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--level-timeout", type=float, default=90)
+    parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to cores")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small levels and counts")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--plots", type=Path, default=PLOTS, help="where the PNG plots go ('' for none)")
     args = parser.parse_args(argv)
     if args.quick:
-        args.levels, args.chunks, args.tput_streams, args.tput_chunks = "10,20", 20, 4, 200
-    levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    columns = [c for c in [CONTROL, *SERVERS] if c in args.servers.split(",")]
-
-    from tests.conftest import API_KEY, stop_server, upstream_env
-    from tests.fake_upstream import FakeUpstream, controls
-
+        args.levels, args.chunks, args.tput_chunks, args.single, args.storm, args.memory = "10,20", 20, 200, 5, 20, 50
+    args.levels = [int(x) for x in str(args.levels).split(",") if x.strip()]
+    args.pin = args.pin and len(os.sched_getaffinity(0)) >= 2
+    if args.pin:
+        os.sched_setaffinity(0, {LOAD_CORE})  # this process, the upstream and the load processes it starts
     RESULTS.mkdir(parents=True, exist_ok=True)
-    note = machine_note()
-    print(f"# bench.run  {note['date']}  nproc={note['nproc']}  python={note['python']}  "
-          f"loadavg={note['loadavg_at_start']}  ({note['platform']})", flush=True)
-    paced_prompt = controls(chunks=args.chunks, delay=args.delay)
-    tput_prompt = controls(chunks=args.tput_chunks, delay=0)
-    deadline = time.monotonic() + 60 * args.budget
-    config = {"levels": levels, "chunks": args.chunks, "delay": args.delay, "tput_streams": args.tput_streams,
-              "tput_chunks": args.tput_chunks, "rounds": args.rounds, "client_procs": args.client_procs,
-              "level_timeout": args.level_timeout, "servers": columns}
-    rounds: list[dict[str, Any]] = []
-
-    with FakeUpstream(api_key=API_KEY) as fake:
-        env = {**upstream_env(fake), "UPSTREAM_READ_TIMEOUT": "30"}
-        direct = {"base_url": fake.url, "api_key": API_KEY, "model": env["OPENAI_MODEL"]}
-        for round_no in range(1, args.rounds + 1):
-            this_round: dict[str, Any] = {}
-            rounds.append(this_round)
-            for name in columns:
-                tag = f"{name} r{round_no}" if args.rounds > 1 else name
-                server = None if name == CONTROL else start(name, env)
-                kind, target = ("direct", direct) if server is None else ("sio", {"url": server.url})
-                pid = None if server is None else server.process.pid
-                entry: dict[str, Any] = {"paced": {}, "throughput": None}
-                this_round[name] = entry
-
-                bench = Bench(tag, kind, target, pid, args.client_procs, args.level_timeout, deadline)
-                try:
-                    # Imports and first connections, not measured.
-                    bench.measure("warmup", 4, controls(chunks=10, delay=0.01), 10)
-                    for n in levels:
-                        entry["paced"][str(n)] = bench.measure(f"paced-{n}", n, paced_prompt, args.chunks)
-                    entry["throughput"] = bench.measure("throughput", args.tput_streams, tput_prompt, args.tput_chunks)
-                finally:
-                    if server is not None:
-                        stop_server(server)
-                        if API_KEY in server.log():
-                            print(f"  warning: the API key appears in {server.log_path}", flush=True)
-
+    note = machine_note(args.pin)
+    print(f"# bench.run {note['date']} {note['cpu']} nproc={note['nproc']} python={note['python']} "
+          f"{note['pinned']} loadavg={note['loadavg_at_start']}", flush=True)
+    results: dict[str, Any] = {}
+    upstream = Upstream()
+    try:
+        for name in [s for s in SERVERS if s in args.servers.split(",")]:
+            measure_server(name, upstream, args, results)
+    finally:
+        upstream.stop()
     note["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    servers = {name: {"paced": {str(n): merge([r[name]["paced"].get(str(n)) for r in rounds]) for n in levels},
-                      "throughput": merge([r[name]["throughput"] for r in rounds])}
-               for name in columns}
-    results = {"machine": note, "config": config, "servers": servers, "rounds": rounds}
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    document = {"machine": note, "config": config, "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(document, indent=1) + "\n")
+    from bench.report import plots, tables
+
     print()
-    if args.rounds > 1:
-        print(f"Each figure is the median of {args.rounds} rounds; stream counts are totals over the rounds.\n")
-    print(report(results, columns))
-    shown = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
-    print(f"\nloadavg at end {note['loadavg_at_end']}; JSON: {shown}")
+    print(tables(document))
+    if str(args.plots):
+        for path in plots(document, args.plots):
+            print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0
 
 

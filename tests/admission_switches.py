@@ -19,6 +19,7 @@ else:
     monkey.patch_all()
 
 import json  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 
@@ -28,6 +29,7 @@ from app.access import limits  # noqa: E402
 from app.access.limits import Admission  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.errors import RelayError  # noqa: E402
+from app.streams.log import StreamLog  # noqa: E402
 from app.streams.registry import StreamRegistry  # noqa: E402
 from app.streams.relay import Relay  # noqa: E402
 from app.streams.schemas import ChatRequest  # noqa: E402
@@ -51,7 +53,7 @@ def main() -> None:
     outcomes: list[str] = []
 
     def admit(owner: str, client: str) -> None:
-        relay = Relay(ChatRequest("s", "m", []), upstream=None)  # type: ignore[arg-type]
+        relay = Relay(ChatRequest("s", "m", []), None, StreamLog("s", threading.Event))  # type: ignore[arg-type]
         previous = greenlet.settrace(trace)
         try:
             admission.admit(owner, relay, client)

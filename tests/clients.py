@@ -65,7 +65,13 @@ class SioProbe:
         return [(n, p) for n, p in self.events if n == name]
 
     def wait_chunks(self, stream_id: str, count: int, timeout: float = 10) -> None:
-        self.wait(lambda p: len(p.chunks(stream_id)) >= count, timeout)
+        """Until the first `count` pieces of the stream have arrived, in however many chunk events."""
+        self.wait(lambda p: p.pieces(stream_id) >= count, timeout)
+
+    def pieces(self, stream_id: str) -> int:
+        """How many of the stream's pieces have arrived: the last chunk's seq + 1 (docs/protocol.md, the cursor)."""
+        chunks = self.chunks(stream_id)
+        return chunks[-1][0] + 1 if chunks else 0
 
     def wait_terminal(self, stream_id: str, timeout: float = 15) -> tuple[str, dict]:
         self.wait(lambda p: bool(p.terminals(stream_id)), timeout)

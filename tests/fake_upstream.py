@@ -201,7 +201,7 @@ class _Handler(BaseHTTPRequestHandler):
         model = body.get("model")
         if model not in self.fake.models:
             return self._send_error(404, f"The model `{model}` does not exist")
-        ctl = _controls(body)
+        ctl = self._ctl = _controls(body)
         fault = ctl.get("fault")
         if fault in ("401", "403", "404", "429", "500", "503"):
             extra = {"retry-after": "0"} if fault == "429" else {}
@@ -225,13 +225,16 @@ class _Handler(BaseHTTPRequestHandler):
         return False
 
     def _stream(self, body: dict, ctl: dict, chunk_id: str) -> None:
-        pieces = ctl["text"] if "text" in ctl else [f"w{i} " for i in range(int(ctl.get("chunks", 5)))]
+        pad = "." * int(ctl.get("pad", 0))  # large pieces without a large prompt: "w0.....  "
+        pieces = ctl["text"] if "text" in ctl else [f"w{i}{pad} " for i in range(int(ctl.get("chunks", 5)))]
         fault = ctl.get("fault")
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
 
         def chunk(delta: dict, finish: str | None = None) -> dict:
             return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+        # burst: every event in one write, as an upstream does when it has fallen behind (or a proxy buffered).
+        self._burst: list[bytes] | None = [] if ctl.get("burst") else None
         self._wait(float(ctl.get("first_delay", 0)))
         if fault == "stall_headers":
             self._wait(None)
@@ -247,6 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.fake._bump("completed")
                 return
             if sent < len(pieces):
+                if "lockstep" in ctl and sent:  # piece `sent` waits for the test to open gate "<name>:<sent>"
+                    step = self.fake._gate(f"{ctl['lockstep']}:{sent}")
+                    self._wait(None, until=step.is_set)
                 self._wait(float(ctl.get("delay", 0)))
                 self._event(chunk({"content": pieces[sent]}))
         if fault != "no_finish":
@@ -257,7 +263,11 @@ class _Handler(BaseHTTPRequestHandler):
                 p = max(1, prompt // 4)
                 self._event({**base, "choices": [], "usage": {
                     "prompt_tokens": p, "completion_tokens": len(pieces), "total_tokens": p + len(pieces)}})
-        self._write_chunk(b"data: [DONE]\n\n")
+        if fault != "no_done":
+            self._write_chunk(b"data: [DONE]\n\n")
+        if self._burst is not None:
+            burst, self._burst = b"".join(self._burst), None
+            self._write_chunk(burst)
         self._write_chunk(b"")
         self.fake._bump("completed")
 
@@ -312,10 +322,24 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
     def _event(self, payload: dict) -> None:
-        self._write_chunk(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+        """One SSE event. Controls vary its shape within the SSE spec: line ends (`newline`: "\\r\\n" or
+        "\\r"), a comment before it (`comments`), and its JSON split over two data lines (`split_data`)."""
+        ctl = getattr(self, "_ctl", {})
+        data = json.dumps(payload, ensure_ascii=False)
+        lines = [f": keep-alive {time.monotonic()}"] if ctl.get("comments") else []
+        if ctl.get("split_data") and ", " in data:  # data lines are joined with "\n", which JSON allows here
+            head, tail = data.split(", ", 1)
+            lines += [f"data: {head},", f"data: {tail}"]
+        else:
+            lines.append(f"data: {data}")
+        end = ctl.get("newline", "\n")
+        self._write_chunk((end.join(lines) + end + end).encode())
 
     def _write_chunk(self, data: bytes) -> None:
-        """Write one HTTP/1.1 chunk; empty data is the terminating chunk."""
+        """Write one HTTP/1.1 chunk; empty data is the terminating chunk. While bursting, only gather it."""
+        if getattr(self, "_burst", None) is not None and data:
+            self._burst.append(data)  # type: ignore[union-attr]
+            return
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 

@@ -29,6 +29,26 @@ class Outcome:
         return self.terminals[0]
 
 
+def check_cursor(chunks: list[tuple[int, str]], pieces: list[str] | None = None,
+                 terminal: Mapping[str, object] | None = None) -> None:
+    """The protocol's cursor (docs/protocol.md): seq strictly increasing, every text non-empty, and each chunk
+    exactly the pieces after the previous chunk's seq up to its own; `done.chunks` is the last seq + 1.
+
+    `pieces` are the upstream's texts in order (empty ones are never numbered); with them, each chunk is
+    checked piece by piece, which holds however the server batched them.
+    """
+    numbered = [piece for piece in pieces if piece] if pieces is not None else None
+    previous = -1
+    for seq, text in chunks:
+        assert isinstance(seq, int) and seq > previous, f"seq must strictly increase: {[s for s, _ in chunks]}"
+        assert isinstance(text, str) and text, "a chunk's text is never empty"
+        if numbered is not None:
+            assert text == "".join(numbered[previous + 1:seq + 1]), f"chunk {seq} is not pieces {previous + 1}..{seq}"
+        previous = seq
+    if terminal is not None and terminal.get("type", "done") == "done" and "chunks" in terminal:
+        assert terminal["chunks"] == previous + 1, f"done.chunks {terminal['chunks']} is not the last seq + 1"
+
+
 def run_socketio(probe: SioProbe, payload: dict, timeout: float = 20) -> Outcome:
     """Start a stream, wait for its terminal event, then a round trip so any stray second terminal shows."""
     stream_id = payload["stream_id"]
@@ -40,8 +60,8 @@ def run_socketio(probe: SioProbe, payload: dict, timeout: float = 20) -> Outcome
     probe.wait_terminal(stream_id, timeout)
     probe.settle()
     chunks = probe.chunks(stream_id)
-    assert [seq for seq, _ in chunks] == list(range(len(chunks))), "seq must count from 0 without gaps"
     terminals = [{"type": "done" if name == DONE else "error", **p} for name, p in probe.terminals(stream_id)]
+    check_cursor(chunks, terminal=terminals[0] if len(terminals) == 1 else None)
     return Outcome("".join(t for _, t in chunks), terminals, visible=repr(ack) + repr(probe.events))
 
 
@@ -55,7 +75,7 @@ def run_http(base_url: str, payload: dict, headers: dict[str, str] | None = None
             return Outcome("", [{"type": "error", **json.loads(body)["error"]}], status, head, repr(dict(head)) + body)
         events = list(ndjson_events(response))
     chunks = [e for e in events if e["type"] == "chunk"]
-    assert [c["seq"] for c in chunks] == list(range(len(chunks)))
     terminals = [e for e in events if e["type"] != "chunk"]
+    check_cursor([(c["seq"], c["text"]) for c in chunks], terminal=terminals[0] if len(terminals) == 1 else None)
     assert events[-1] in terminals, "the terminal line must be the last one"
     return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(dict(head)) + repr(events))

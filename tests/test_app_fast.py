@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -12,11 +13,14 @@ from flask_socketio import SocketIOTestClient
 from app import create_app
 from app.config import Settings
 from app.errors import ErrorCode
-from app.streams.relay import Chunk, Done, Failed, Relay
+from app.streams.events import Chunk, Done, Failed
+from app.streams.log import StreamLog
+from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
 from app.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
+from tests.outcomes import check_cursor
 
 
 @pytest.fixture
@@ -55,10 +59,11 @@ def test_ack_then_chunks_then_done(sio: SocketIOTestClient) -> None:
     assert ack == {"stream_id": "t1"}
     events = received_until_terminal(sio)
     chunks = [e["args"] for e in events if e["name"] == "chatgpt_description_chunk"]
-    assert chunks == [["w0 ", {"stream_id": "t1", "seq": 0}], ["w1 ", {"stream_id": "t1", "seq": 1}],
-                      ["w2 ", {"stream_id": "t1", "seq": 2}]]
+    assert all(meta["stream_id"] == "t1" for _, meta in chunks)
     assert events[-1]["name"] == "chatgpt_description_done"
-    assert events[-1]["args"][0]["finish_reason"] == "stop"
+    done = events[-1]["args"][0]
+    assert done["finish_reason"] == "stop"
+    check_cursor([(meta["seq"], text) for text, meta in chunks], ["w0 ", "w1 ", "w2 "], done)
 
 
 def test_invalid_request_ack_and_event(sio: SocketIOTestClient) -> None:
@@ -93,7 +98,8 @@ def test_http_error_shapes(app: Flask) -> None:
 def test_http_stream_through_the_test_client(app: Flask) -> None:
     response = app.test_client().post("/message/stream", json={"prompt": controls(text=["a\n", "b"])})
     assert response.status_code == 200
-    assert response.get_data(as_text=True) == "a<br />\nb\n"
+    *lines, end = response.get_data(as_text=True).split("\n")  # one line per chunk, however they were batched
+    assert end == "" and all(lines) and "".join(lines).replace("<br />", "\n") == "a\nb"
 
 
 def test_unexpected_failure_is_internal_and_still_terminal(settings: Settings) -> None:
@@ -101,23 +107,34 @@ def test_unexpected_failure_is_internal_and_still_terminal(settings: Settings) -
         def open(self, request: ChatRequest):  # a bug in our code, not an upstream failure
             raise RuntimeError("boom with sk-secret")
 
-    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Broken(settings))
-    [event] = list(relay.events())
+    relay = produced(Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Broken(settings),
+                           StreamLog("s", threading.Event)))
+    [event] = list(relay.log.follow())
     assert isinstance(event, Failed) and event.code is ErrorCode.INTERNAL and "boom" not in event.message
 
 
+def produced(relay: Relay) -> Relay:
+    """Run a relay's producer to its end, as its task would."""
+    relay.run()
+    return relay
+
+
 def test_relay_against_the_fake(settings: Settings) -> None:
-    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": controls(chunks=2)}]), Upstream(settings))
-    events = list(relay.events())
-    assert events[:2] == [Chunk("w0 ", 0), Chunk("w1 ", 1)]
-    assert isinstance(events[2], Done) and events[2].chunks == 2 and relay.finished
+    request = ChatRequest("s", "fake-model", [{"role": "user", "content": controls(chunks=2)}])
+    relay = produced(Relay(request, Upstream(settings), StreamLog("s", threading.Event)))
+    events = list(relay.log.follow())  # everything was waiting: one chunk, whose seq is the last piece's
+    assert events[0] == Chunk("w0 w1 ", 1)
+    assert isinstance(events[1], Done) and events[1].chunks == 2 and relay.finished
+    assert list(relay.log.follow(cursor=0)) == [Chunk("w1 ", 1), events[1]]  # a reader resumes after any seq
 
 
 def test_cancel_before_start_never_calls_the_upstream(settings: Settings, fake_upstream: FakeUpstream) -> None:
     sent = len(fake_upstream.requests)
-    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Upstream(settings))
+    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Upstream(settings),
+                  StreamLog("s", threading.Event))
     relay.cancel()
-    assert list(relay.events()) == [Done("cancelled", 0, None)]
+    relay.run()
+    assert list(relay.log.follow()) == [Done("cancelled", 0, None)]
     assert len(fake_upstream.requests) == sent
 
 

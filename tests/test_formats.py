@@ -7,7 +7,7 @@ import json
 from werkzeug.datastructures import MIMEAccept
 
 from app.errors import ErrorCode
-from app.streams.relay import Chunk, Done, Failed
+from app.streams.events import Chunk, Done, Failed
 from app.transports.formats import FORMATS, ndjson, negotiate, plain_text, server_sent_events
 
 EVENTS = [Chunk("a\nb", 0), Chunk("é", 1), Done("stop", 2, None)]

@@ -9,18 +9,24 @@ import requests
 
 from tests.clients import ndjson_events, post_stream, stream_lines
 from tests.fake_upstream import FakeUpstream, controls
+from tests.outcomes import check_cursor
 
 NDJSON = "application/x-ndjson"
 
 
-def test_plain_text_is_one_chunk_per_line_with_br_for_newlines(live_server) -> None:
+def test_plain_text_is_one_chunk_per_line_with_br_for_newlines(live_server, fake_upstream: FakeUpstream,
+                                                               gate: str) -> None:
     parts = ["Hello", " wor", "ld\nsecond", " line\n"]
-    with post_stream(live_server.url, {"prompt": controls(text=parts)}) as response:
+    # Lockstep: the fake sends each piece only once the one before has arrived, so each is its own chunk.
+    with post_stream(live_server.url, {"prompt": controls(text=parts, lockstep=gate)}) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
         assert response.headers["Cache-Control"] == "no-cache"
         assert response.headers["X-Accel-Buffering"] == "no"
-        lines = list(stream_lines(response))
+        lines = []
+        for line in stream_lines(response):
+            lines.append(line)
+            fake_upstream.open_gate(f"{gate}:{len(lines)}")
     assert lines == ["Hello", " wor", "ld<br />second", " line<br />"]
     assert "".join(lines).replace("<br />", "\n") == "".join(parts)  # what the seed's streamPost rebuilds
 
@@ -32,8 +38,8 @@ def test_ndjson_is_exact_and_ends_with_one_done(live_server) -> None:
         assert response.headers["X-Stream-Id"] == "nd"
         events = list(ndjson_events(response))
     *chunks, done = events
-    assert [c["type"] for c in chunks] == ["chunk"] * len(parts)
-    assert [c["seq"] for c in chunks] == list(range(len(parts)))
+    assert {c["type"] for c in chunks} == {"chunk"}
+    check_cursor([(c["seq"], c["text"]) for c in chunks], parts, done)
     assert "".join(c["text"] for c in chunks) == "".join(parts)
     assert done["type"] == "done" and done["stream_id"] == "nd"
     assert done["finish_reason"] == "stop" and done["chunks"] == len(parts)
@@ -49,9 +55,10 @@ def test_server_sent_events(live_server) -> None:
     for block in blocks:
         event_line, data_line = block.split("\n")
         parsed.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
-    assert [name for name, _ in parsed] == ["chunk", "chunk", "chunk", "done"]
-    assert "".join(data["text"] for name, data in parsed[:3]) == "w0 w1 w2 "
-    assert parsed[-1][1]["finish_reason"] == "length"
+    *chunks, (last, done) = parsed
+    assert {name for name, _ in chunks} == {"chunk"} and last == "done"
+    check_cursor([(data["seq"], data["text"]) for _, data in chunks], ["w0 ", "w1 ", "w2 "], done)
+    assert done["finish_reason"] == "length"
 
 
 def test_chunks_arrive_before_the_upstream_finishes(gate: str, live_server, fake_upstream: FakeUpstream) -> None:
@@ -59,12 +66,15 @@ def test_chunks_arrive_before_the_upstream_finishes(gate: str, live_server, fake
     payload = {"prompt": controls(chunks=5, gate=gate, hold_after=2)}
     with post_stream(live_server.url, payload, accept=NDJSON) as response:
         events = ndjson_events(response)
-        first, second = next(events), next(events)  # held back by the gate: these were not buffered
-        assert (first["text"], second["text"]) == ("w0 ", "w1 ")
+        early = [next(events)]
+        while early[-1]["seq"] < 1:  # the two pieces before the gate, in one chunk or two
+            early.append(next(events))
+        assert "".join(e["text"] for e in early) == "w0 w1 "  # held back by the gate: these were not buffered
         assert fake_upstream.completed == completed
         fake_upstream.open_gate(gate)
         rest = list(events)
-    assert [e["type"] for e in rest] == ["chunk", "chunk", "chunk", "done"]
+    *chunks, done = early + rest
+    check_cursor([(c["seq"], c["text"]) for c in chunks], [f"w{i} " for i in range(5)], done)
 
 
 def test_client_going_away_aborts_the_upstream(live_server, fake_upstream: FakeUpstream) -> None:
@@ -80,9 +90,9 @@ def test_plain_text_ends_a_failed_stream_with_an_error_line(live_server) -> None
     """The NDJSON side of every fault is in test_fault_matrix.py; plain text has its own last line."""
     with post_stream(live_server.url, {"prompt": controls(fault="drop", drop_after=2)}) as response:
         assert response.status_code == 200
-        lines = list(stream_lines(response))
-    assert lines[:2] == ["w0 ", "w1 "]
-    assert lines[-1].startswith("[error upstream_unavailable] ")
+        *lines, last = list(stream_lines(response))
+    assert "".join(lines) == "w0 w1 "
+    assert last.startswith("[error upstream_unavailable] ")
 
 
 @pytest.mark.parametrize(

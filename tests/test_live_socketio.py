@@ -6,23 +6,29 @@ import pytest
 
 from tests.clients import CHUNK, DONE, ERROR, SioProbe
 from tests.fake_upstream import FakeUpstream, controls
+from tests.outcomes import check_cursor
 
 
-def assert_complete(probe: SioProbe, stream_id: str, expected_text: str) -> tuple[str, dict]:
-    """Text complete and in order, seq from 0 without gaps, exactly one terminal event."""
+def assert_complete(probe: SioProbe, stream_id: str, pieces: list[str]) -> tuple[str, dict]:
+    """Text complete and in order, each chunk exactly the pieces its seq says, exactly one terminal event."""
     terminal = probe.wait_terminal(stream_id)
     probe.settle()
     chunks = probe.chunks(stream_id)
-    assert [seq for seq, _ in chunks] == list(range(len(chunks)))
-    assert "".join(text for _, text in chunks) == expected_text
+    check_cursor(chunks, pieces, terminal[1] if terminal[0] == DONE else None)
+    assert "".join(text for _, text in chunks) == "".join(pieces)
     assert len(probe.terminals(stream_id)) == 1, probe.terminals(stream_id)
     return terminal
+
+
+def words(count: int) -> list[str]:
+    """The fake upstream's default pieces."""
+    return [f"w{i} " for i in range(count)]
 
 
 def test_streams_the_whole_reply_in_order(sio_client: SioProbe) -> None:
     ack = sio_client.start({"prompt": controls(chunks=30), "stream_id": "whole"})
     assert ack == {"stream_id": "whole"}
-    name, done = assert_complete(sio_client, "whole", "".join(f"w{i} " for i in range(30)))
+    name, done = assert_complete(sio_client, "whole", words(30))
     assert name == DONE
     assert done["finish_reason"] == "stop" and done["chunks"] == 30
     assert done["usage"]["completion_tokens"] == 30
@@ -38,7 +44,7 @@ def test_generates_a_stream_id_and_accepts_messages(sio_client: SioProbe, fake_u
     ack = sio_client.start({"messages": messages, "model": "fake-model-2", "temperature": 0.5, "max_tokens": 50})
     stream_id = ack["stream_id"]
     assert len(stream_id) >= 16
-    assert_complete(sio_client, stream_id, "w0 w1 w2 ")
+    assert_complete(sio_client, stream_id, ["w0 ", "w1 ", "w2 "])
     sent = fake_upstream.requests[-1]
     assert sent["messages"] == messages
     assert sent["model"] == "fake-model-2" and sent["temperature"] == 0.5 and sent["max_tokens"] == 50
@@ -48,8 +54,8 @@ def test_generates_a_stream_id_and_accepts_messages(sio_client: SioProbe, fake_u
 def test_exact_text_with_newlines_unicode_and_empty_deltas(sio_client: SioProbe) -> None:
     parts = ["Line one\n", "", "naïve café ", "日本語 ", "😀", "\n\nend"]
     sio_client.start({"prompt": controls(text=parts), "stream_id": "exact"})
-    assert_complete(sio_client, "exact", "".join(parts))
-    assert len(sio_client.chunks("exact")) == 5  # the empty delta is not relayed
+    _, done = assert_complete(sio_client, "exact", parts)
+    assert done["chunks"] == 5  # the empty delta is not relayed, nor numbered
 
 
 def test_first_chunks_arrive_before_the_upstream_finishes(
@@ -62,13 +68,13 @@ def test_first_chunks_arrive_before_the_upstream_finishes(
     assert fake_upstream.completed == completed
     assert sio_client.terminals("inc") == []
     fake_upstream.open_gate(gate)
-    assert_complete(sio_client, "inc", "w0 w1 w2 w3 w4 w5 ")
+    assert_complete(sio_client, "inc", words(6))
 
 
 def test_only_the_requesting_client_receives_the_stream(sio_factory) -> None:
     asker, bystander = sio_factory(), sio_factory()
     asker.start({"prompt": controls(chunks=10), "stream_id": "mine"})
-    assert_complete(asker, "mine", "".join(f"w{i} " for i in range(10)))
+    assert_complete(asker, "mine", words(10))
     bystander.settle()
     assert bystander.events == []
 
@@ -77,18 +83,18 @@ def test_same_stream_id_on_two_clients_stays_apart(sio_factory) -> None:
     a, b = sio_factory(), sio_factory()
     a.start({"prompt": controls(text=["a1 ", "a2 "], delay=0.01), "stream_id": "same"})
     b.start({"prompt": controls(text=["b1 ", "b2 ", "b3 "], delay=0.01), "stream_id": "same"})
-    assert_complete(a, "same", "a1 a2 ")
-    assert_complete(b, "same", "b1 b2 b3 ")
+    assert_complete(a, "same", ["a1 ", "a2 "])
+    assert_complete(b, "same", ["b1 ", "b2 ", "b3 "])
 
 
 def test_finish_reason_and_usage_pass_through(sio_client: SioProbe) -> None:
     sio_client.start({"prompt": controls(chunks=4, finish_reason="length"), "stream_id": "len"})
-    _, done = assert_complete(sio_client, "len", "w0 w1 w2 w3 ")
+    _, done = assert_complete(sio_client, "len", words(4))
     assert done["finish_reason"] == "length"
     assert done["usage"] == {"prompt_tokens": done["usage"]["prompt_tokens"], "completion_tokens": 4,
                              "total_tokens": done["usage"]["prompt_tokens"] + 4}
     sio_client.start({"prompt": controls(chunks=2, usage=False), "stream_id": "nousage"})
-    _, done = assert_complete(sio_client, "nousage", "w0 w1 ")
+    _, done = assert_complete(sio_client, "nousage", words(2))
     assert done["usage"] is None
 
 
@@ -102,7 +108,8 @@ def test_stop_cancels_and_aborts_the_upstream(sio_client: SioProbe, fake_upstrea
     assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=5)
     sio_client.settle()
     assert len(sio_client.terminals("long")) == 1
-    assert done["chunks"] == len(sio_client.chunks("long")) < 1000
+    check_cursor(sio_client.chunks("long"), words(1000), done)
+    assert done["chunks"] < 1000
     assert live_server.streams() == 0
 
 
@@ -132,7 +139,7 @@ def test_stop_only_reaches_your_own_streams(gate: str, sio_factory, fake_upstrea
     owner.wait_chunks("guessable", 2)
     assert intruder.stop("guessable")["error"]["code"] == "invalid_request"
     fake_upstream.open_gate(gate)
-    _, done = assert_complete(owner, "guessable", "".join(f"w{i} " for i in range(8)))
+    _, done = assert_complete(owner, "guessable", words(8))
     assert done["finish_reason"] == "stop"
 
 
@@ -148,7 +155,7 @@ def test_reusing_a_running_stream_id_is_refused(gate: str, sio_client: SioProbe,
     ack = sio_client.start({"prompt": "again", "stream_id": "dup"})
     assert ack["error"]["code"] == "invalid_request"
     fake_upstream.open_gate(gate)
-    assert_complete(sio_client, "dup", "w0 w1 w2 w3 ")
+    assert_complete(sio_client, "dup", words(4))
 
 
 @pytest.mark.parametrize(
@@ -190,7 +197,7 @@ def test_one_client_many_concurrent_streams(sio_client: SioProbe) -> None:
     for i, stream_id in enumerate(ids):
         sio_client.start({"prompt": controls(chunks=10 + i, delay=0.005), "stream_id": stream_id})
     for i, stream_id in enumerate(ids):
-        assert_complete(sio_client, stream_id, "".join(f"w{k} " for k in range(10 + i)))
+        assert_complete(sio_client, stream_id, words(10 + i))
 
 
 def test_seed_style_client_without_ack_still_gets_chunks(live_server) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from app.access.auth import Access, bearer_token
@@ -9,6 +11,7 @@ from app.access.hosts import allowed_host_entry, allowed_hosts, host_name
 from app.access.limits import Admission
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
+from app.streams.log import StreamLog
 from app.streams.registry import StreamRegistry
 from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
@@ -104,12 +107,14 @@ def test_tokens_and_rate_settings() -> None:
     assert settings(rate_limit="").rate_limit == ""
 
 
+def relay(stream_id: str = "s1") -> Relay:
+    """A relay that is never run: admission needs only its stream_id."""
+    return Relay(ChatRequest(stream_id, "m", []), None, StreamLog(stream_id, threading.Event))  # type: ignore[arg-type]
+
+
 def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
-
-    def relay(stream_id: str = "s1") -> Relay:
-        return Relay(ChatRequest(stream_id, "m", []), upstream=None)  # type: ignore[arg-type]
 
     admission.admit("sid-a", relay(), "a")
     assert registry.count("a") == 1  # admitted means registered
@@ -139,8 +144,6 @@ def test_admission_order_and_counts() -> None:
 
 def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """The storage sweeps inline (app/access/limits.py): expired entries still go, and memory stays bounded."""
-    import threading
-
     from limits import parse
     from limits.strategies import MovingWindowRateLimiter
 
@@ -184,7 +187,7 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     access = Access(defaults)
     refused(access.identify, None, "10.0.0.1")
     refused(access.identify, "wrong", "10.0.0.1")
-    relays = (Relay(ChatRequest(f"s{i}", "m", []), upstream=None) for i in range(10**6))  # type: ignore[arg-type]
+    relays = (relay(f"s{i}") for i in range(10**6))
     admission = Admission(defaults, StreamRegistry())
     for i in range(defaults.max_streams_per_client):
         admission.admit(f"o{i}", next(relays), "a")

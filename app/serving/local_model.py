@@ -218,7 +218,7 @@ def wait_until_answering(server: LocalModelServer, timeout: float) -> None:
         try:
             stream = upstream.open(probe)
             try:
-                text = "".join(delta.text for delta in stream)
+                text = "".join(stream)
             finally:
                 stream.close()
             if not text.strip():

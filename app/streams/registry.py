@@ -13,7 +13,7 @@ from .relay import Relay, StreamCancelled
 @dataclass
 class ActiveStream:
     relay: Relay
-    task: object | None = None  # the green task that runs it: a Socket.IO background task or an HTTP request
+    task: object | None = None  # the producer's green task (Relay.run), which a cancel interrupts
     client: str = ""  # the identity limits count against (app/access/limits.py)
 
     def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
@@ -26,11 +26,10 @@ class ActiveStream:
         if relay.cancelled or relay.finished:
             return
         relay.cancel(cause, error)
-        # A relay suspended at a yield sees the flag when it resumes; interrupting it there would land
-        # the exception in the transport's code (an emit, a socket write) instead of the relay's.
-        if relay.started and not relay.suspended and self.task is not None:
-            interrupt(self.task, StreamCancelled, async_mode,
-                      still_wanted=lambda: not (relay.finished or relay.suspended))
+        # The producer task runs only relay code, so wherever it waits (the upstream's headers or bytes, its
+        # pause between pieces) the exception lands in the relay, which then closes the upstream.
+        if relay.started and self.task is not None:
+            interrupt(self.task, StreamCancelled, async_mode, still_wanted=lambda: not relay.finished)
 
 
 class StreamRegistry:

@@ -1,17 +1,19 @@
-"""One stream's life, whatever the transport: open the upstream, number the chunks, end with one terminal event.
+"""One stream's producer: open the upstream, append its text to the stream's log, end with one terminal entry.
 
-Transports iterate `Relay.events()` and only turn each event into their own wire format.
+The producer runs in its own green task and never waits for a reader (app/streams/log.py); each
+transport reads the log and turns what it finds into its own wire format.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError
+from .events import Done, Failed, Terminal
+from .log import StreamLog
 from .schemas import ChatRequest
 from .upstream import Upstream, UpstreamStream
 
@@ -19,73 +21,35 @@ log = logging.getLogger(__name__)
 
 INTERNAL_FAILURE = "The server failed while relaying the reply."
 
+# Pieces the producer appends before it lets other tasks run. Reading never blocks while the upstream has
+# sent more than was read, so without this a fast upstream would hold the CPU until its stream ended. Readers
+# that wake in between find every piece appended so far, and send them as one chunk.
+PIECES_PER_TURN = 16
+
 
 class StreamCancelled(BaseException):
-    """Raised inside a stream's task, at its blocking point, to stop it (a BaseException so no retry swallows it)."""
-
-
-@dataclass(frozen=True)
-class Chunk:
-    text: str
-    seq: int
-
-
-@dataclass(frozen=True)
-class Done:
-    finish_reason: str
-    chunks: int
-    usage: dict[str, int] | None
-
-    def payload(self, stream_id: str) -> dict[str, object]:
-        """The terminal event's body, the same on every transport."""
-        return {"stream_id": stream_id, "finish_reason": self.finish_reason, "chunks": self.chunks, "usage": self.usage}
-
-
-@dataclass(frozen=True)
-class Failed:
-    code: ErrorCode
-    message: str
-    chunks: int
-    retry_after: float | None = None  # the upstream's Retry-After, for rate_limited
-
-    @classmethod
-    def from_error(cls, err: RelayError, chunks: int) -> Failed:
-        return cls(err.code, err.message, chunks, err.retry_after)
-
-    def payload(self, stream_id: str) -> dict[str, object]:
-        """The error event's body, the same on every transport."""
-        return {"stream_id": stream_id, **RelayError(self.code, self.message, retry_after=self.retry_after).to_dict()}
-
-
-RelayEvent = Chunk | Done | Failed
+    """Raised inside a producer's task, where it waits, to stop it (a BaseException so no retry swallows it)."""
 
 
 class Relay:
-    """Relays one completion; `events()` yields chunks, then exactly one Done or Failed, always."""
+    """Produces one completion into its log; `run()` always ends the log with exactly one Done or Failed."""
 
-    def __init__(self, request: ChatRequest, upstream: Upstream, pause: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamLog,
+                 pause: Callable[[], None] = lambda: None) -> None:
         self.request = request
+        self.log = stream_log
         self._upstream = upstream
-        self._pause = pause  # lets other greenlets (the websocket writer) run between chunks
+        self._pause = pause  # lets other tasks (readers, websocket writers, other streams) run
         self._stream: UpstreamStream | None = None
         self.cancelled = False
         self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown
         self.cancel_error: RelayError | None = None  # end with this error instead of `done` cancelled
         self.started = False
-        self.suspended = False  # parked at a yield: the transport, not the relay, is running
         self.finished = False
-        self._began: float | None = None
 
     @property
     def stream_id(self) -> str:
         return self.request.stream_id
-
-    def open(self) -> None:
-        """Start the upstream request now, so a caller can turn early failures into a status code."""
-        self.started = True
-        self._began = self._began or time.monotonic()
-        if self._stream is None and not self.cancelled:
-            self._stream = self._upstream.open(self.request)
 
     def cancel(self, cause: str = "stopped", error: RelayError | None = None) -> None:
         """Ask the stream to end as cancelled (or with `error`); a running task must also be interrupted to wake it."""
@@ -93,67 +57,63 @@ class Relay:
         self.cancel_cause = cause
         self.cancel_error = error
 
+    def run(self) -> None:
+        """The producer's task: read the upstream into the log, then append the one terminal entry."""
+        self.started = True
+        began = time.monotonic()
+        stream_log = self.log
+        append, pause = stream_log.append, self._pause
+        terminal: Terminal
+        stream: UpstreamStream | None = None
+        try:
+            if not self.cancelled:
+                stream = self._stream = self._upstream.open(self.request)
+                stream_log.mark_opened()
+                turn = 0
+                for text in stream:
+                    append(text)
+                    turn += 1
+                    if turn == PIECES_PER_TURN:
+                        turn = 0
+                        pause()
+                    if self.cancelled:
+                        break
+            terminal = self._outcome(stream)
+        except StreamCancelled:
+            terminal = self._outcome(stream)
+        except RelayError as err:
+            terminal = Failed.from_error(err, self._chunks())
+        except Exception:
+            log_bug(log, f"stream {self.stream_id} failed")
+            terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, self._chunks())
+        finally:
+            self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
+            if stream is None or not stream.complete:
+                self.close()  # cut short: the upstream stops before anyone is told
+        stream_log.end(terminal)
+        self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
+        self._log_end(terminal, time.monotonic() - began, stream.finish_reason if stream else None)
+
     def close(self) -> None:
         """Drop the upstream connection; safe to call more than once."""
         if self._stream is not None:
             self._stream.close()
             self._stream = None
 
-    def events(self) -> Generator[RelayEvent, None, None]:
-        """Yield Chunk events as the model writes, then one terminal event; the upstream is closed before it."""
-        self.started = True
-        began = self._began = self._began or time.monotonic()
-        seq, finish_reason, usage = 0, None, None
-        terminal: Done | Failed
-        try:
-            self.open()
-            for delta in self._stream or ():
-                if delta.text:
-                    self.suspended = True
-                    yield Chunk(delta.text, seq)
-                    self.suspended = False
-                    seq += 1
-                    self._pause()
-                finish_reason = delta.finish_reason or finish_reason
-                usage = delta.usage or usage
-                if self.cancelled:
-                    break
-            if self.cancelled:
-                terminal = self._cancelled(seq, usage)
-            elif finish_reason is None:
-                terminal = Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", seq)
-            else:
-                terminal = Done(finish_reason, seq, usage)
-        except StreamCancelled:
-            terminal = self._cancelled(seq, usage)
-        except GeneratorExit:  # the HTTP client went away: nobody is left to tell
-            self.cancel_cause = self.cancel_cause or "client_gone"
-            self._log_end(Done("cancelled", seq, usage), time.monotonic() - began, finish_reason)
-            raise
-        except RelayError as err:
-            terminal = Failed.from_error(err, seq)
-        except Exception:
-            log_bug(log, f"stream {self.stream_id} failed")
-            terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, seq)
-        finally:
-            self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
-            self.close()
-        self._log_end(terminal, time.monotonic() - began, finish_reason)
-        self.suspended = True
-        yield terminal
+    def _chunks(self) -> int:
+        return self.log.last_seq + 1
 
-    def end_early(self, err: RelayError) -> None:
-        """For a stream whose events will never be read (HTTP answers with a status): close it, log its end."""
-        self.finished = True
-        self.close()
-        self._log_end(Failed.from_error(err, 0), time.monotonic() - (self._began or time.monotonic()), None)
+    def _outcome(self, stream: UpstreamStream | None) -> Terminal:
+        usage = stream.usage if stream else None
+        if self.cancelled:
+            if self.cancel_error is not None:
+                return Failed.from_error(self.cancel_error, self._chunks())
+            return Done("cancelled", self._chunks(), usage)
+        if stream is None or stream.finish_reason is None:
+            return Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", self._chunks())
+        return Done(stream.finish_reason, self._chunks(), usage)
 
-    def _cancelled(self, seq: int, usage: dict[str, int] | None) -> Done | Failed:
-        if self.cancel_error is not None:
-            return Failed.from_error(self.cancel_error, seq)
-        return Done("cancelled", seq, usage)
-
-    def _log_end(self, terminal: Done | Failed, duration: float, upstream_finish: str | None) -> None:
+    def _log_end(self, terminal: Terminal, duration: float, upstream_finish: str | None) -> None:
         """One structured line per stream, without prompt or reply text.
 
         finish_reason is what the client got (`none` for an error); cause says why the stream ended:

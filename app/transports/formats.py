@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from werkzeug.datastructures import MIMEAccept
 
-from ..streams.relay import Chunk, Done, RelayEvent
+from ..streams.events import Chunk, Done, RelayEvent
 
 
 def _json(obj: object) -> str:

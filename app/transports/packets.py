@@ -39,6 +39,9 @@ class TolerantPacket(Packet):
 
     packet_type: int | str  # set by Packet, which is not annotated
     data: object
+    # Our events never carry bytes: skip python-socketio's scan of every outgoing payload for them. Incoming
+    # binary events are still decoded as such (decode() reads their type from the packet itself).
+    uses_binary_events = False
 
     def decode(self, encoded_packet: str | bytes) -> int:
         try:

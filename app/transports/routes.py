@@ -10,9 +10,8 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError, retry_after_seconds
-from ..green import current_task
 from ..services import current_services
-from ..streams.relay import StreamCancelled
+from ..streams.events import Failed, Terminal
 from ..streams.schemas import parse_chat_request
 from .disconnect import watch_client
 from .formats import negotiate
@@ -47,32 +46,36 @@ def message_stream() -> Response:
         entry = services.admission.admit(owner, relay, client)
     except RelayError as err:
         return _error(err)
-    # This request's green thread runs the relay: a hang-up or a shutdown interrupts it where it waits.
-    entry.task = current_task(services.settings.async_mode)
-    watch_client(request.environ, entry, services.settings.async_mode, services.socketio.sleep,
-                 services.socketio.start_background_task)
-    try:
-        relay.open()
-    except (RelayError, StreamCancelled) as exc:
-        failure = exc if isinstance(exc, RelayError) else relay.cancel_error or RelayError(
-            ErrorCode.INVALID_REQUEST, "The request was cancelled.")
-        relay.end_early(failure)
+    async_mode = services.settings.async_mode
+    entry.task = services.socketio.start_background_task(relay.run)
+    watch_client(request.environ, entry, async_mode, services.socketio.sleep, services.socketio.start_background_task)
+    stream_log = relay.log
+    # Until the upstream answers, a failure can still be a status code: wait for its answer or the end.
+    stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
+    if not stream_log.opened:
         services.registry.remove(owner, relay.stream_id)
-        return _error(failure)
+        return _error(_refusal(stream_log.terminal))
 
     def finish() -> None:  # runs when the response closes, streamed to the end or not
-        relay.close()
+        entry.cancel(async_mode, "client_gone")  # nothing if it ended; else the client left mid-way
         services.registry.remove(owner, relay.stream_id)
 
     # eventlet's server otherwise holds writes until 4 KB have gathered.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
     response = Response(
-        body_format.encode(relay.stream_id, relay.events()),
+        body_format.encode(relay.stream_id, stream_log.follow()),
         content_type=body_format.content_type,
         headers={**STREAM_HEADERS, "X-Stream-Id": relay.stream_id},
     )
     response.call_on_close(finish)
     return response
+
+
+def _refusal(terminal: Terminal | None) -> RelayError:
+    """How a stream that ended before its upstream answered is told as a status: its error, or a cancel."""
+    if isinstance(terminal, Failed):
+        return RelayError(terminal.code, terminal.message, retry_after=terminal.retry_after)
+    return RelayError(ErrorCode.INVALID_REQUEST, "The request was cancelled.")
 
 
 @bp.get("/healthz")

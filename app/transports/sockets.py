@@ -1,6 +1,8 @@
 """Socket.IO transport: thin handlers that validate, start or stop a stream, and return the ack at once.
 
-Each stream runs in a background task that emits its events to the requesting client's sid only.
+Each stream has two background tasks: its producer (Relay.run), which reads the upstream into the stream's
+log, and its delivery, which follows the log and emits to the requesting client's sid only, one chunk event
+for all the text waiting each time it wakes (app/streams/log.py).
 The event names and payloads are specified in docs/protocol.md.
 """
 
@@ -15,11 +17,13 @@ from ..access.auth import CLIENT_KEY, socket_token
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError
 from ..services import Services
+from ..streams.events import Chunk, Done, Failed
 from ..streams.registry import StreamRegistry
-from ..streams.relay import INTERNAL_FAILURE, Chunk, Done, Failed, Relay
+from ..streams.relay import INTERNAL_FAILURE, Relay
 from ..streams.schemas import parse_chat_request, requested_stream_id
 from .packets import Unreadable
 from .sessions import REFUSED_KEY
+from .writer import wait_for_writer
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +65,8 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
                 stream_id = None
             emit(ERROR, {"stream_id": stream_id, **err.to_dict()})
             return {"error": err.to_dict()}
-        entry.task = socketio.start_background_task(_relay_to_client, socketio, services.registry, sid, relay)
+        entry.task = socketio.start_background_task(relay.run)
+        socketio.start_background_task(_deliver, socketio, services.registry, sid, relay)
         return {"stream_id": relay.stream_id}
 
     @socketio.on(STOP)
@@ -100,21 +105,23 @@ def _check_call(event: str, data: object, extra: tuple[object, ...]) -> None:
         raise RelayError(ErrorCode.INVALID_REQUEST, f"{event} takes one argument, an object; got {1 + len(extra)}.")
 
 
-def _relay_to_client(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Relay) -> None:
-    """The background task: each relay event becomes one emit to this client's room, nowhere else."""
-    events = relay.events()
+def _deliver(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Relay) -> None:
+    """Follow the stream's log and emit each chunk, then the terminal event, to this client's room only."""
+    stream_id = relay.stream_id
+    server = socketio.server
     try:
-        # A cancel never interrupts an emit: it waits while the relay is suspended at its yield (registry.py).
-        for event in events:
+        for event in relay.log.follow():
             if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                socketio.emit(CHUNK, (event.text, {"stream_id": relay.stream_id, "seq": event.seq}), to=sid)
+                server.emit(CHUNK, (event.text, {"stream_id": stream_id, "seq": event.seq}), to=sid)
+                wait_for_writer(server, sid)
             else:
-                socketio.emit(DONE if isinstance(event, Done) else ERROR, event.payload(relay.stream_id), to=sid)
+                server.emit(DONE if isinstance(event, Done) else ERROR, event.payload(stream_id), to=sid)
     except Exception:
-        log_bug(log, f"stream {relay.stream_id}: emitting failed")
-        if not relay.finished:
-            events.close()  # closes the upstream
-            failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=0)
-            socketio.emit(ERROR, failure.payload(relay.stream_id), to=sid)
+        log_bug(log, f"stream {stream_id}: emitting failed")
+        entry = registry.get(sid, stream_id)
+        if entry is not None:
+            entry.cancel(server.async_mode, "internal")  # stop paying for a reply nobody will see
+        failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=relay.log.last_seq + 1)
+        server.emit(ERROR, failure.payload(stream_id), to=sid)
     finally:
-        registry.remove(sid, relay.stream_id)
+        registry.remove(sid, stream_id)

@@ -1,0 +1,106 @@
+"""One stream's log: the producer appends text pieces and then one terminal entry; readers follow it by cursor.
+
+The producer never waits for a reader. A reader keeps a cursor (the seq of the last piece it delivered)
+and, each time it wakes, takes everything after it that is waiting, as one chunk. At low load that is one
+piece, sent at once; when a reader is late (a busy CPU, a busy client socket), it is all the pieces that
+arrived meanwhile, in one event. Nothing is held back on a timer.
+
+This is the in-memory log. Its waits use the async mode's own events (engine.io's `create_event`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from .events import Chunk, RelayEvent, Terminal
+
+
+class Waitable(Protocol):
+    """What engine.io's create_event() returns in every async mode."""
+
+    def set(self) -> None: ...
+    def clear(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+class StreamLog:
+    """The pieces of one stream, numbered by seq from 0, then its terminal event."""
+
+    __slots__ = ("_new_event", "_pieces", "_waiters", "opened", "stream_id", "terminal")
+
+    def __init__(self, stream_id: str, new_event: Callable[[], Waitable]) -> None:
+        self.stream_id = stream_id
+        self._pieces: list[str] = []
+        self.terminal: Terminal | None = None
+        self.opened = False  # the upstream answered: from here on an HTTP response is 200 whatever follows
+        self._waiters: set[Waitable] = set()
+        self._new_event = new_event
+
+    # The producer's side.
+
+    def mark_opened(self) -> None:
+        self.opened = True
+        self._wake()
+
+    def append(self, text: str) -> None:
+        self._pieces.append(text)
+        if self._waiters:
+            self._wake()
+
+    def end(self, terminal: Terminal) -> None:
+        """The one terminal entry; a second is ignored, so whoever ends the stream first wins."""
+        if self.terminal is None:
+            self.terminal = terminal
+            self._wake()
+
+    # The readers' side.
+
+    @property
+    def last_seq(self) -> int:
+        return len(self._pieces) - 1
+
+    def after(self, cursor: int) -> Chunk | None:
+        """Everything after `cursor`, as one chunk whose seq is the last piece's; None if nothing is waiting."""
+        pieces = self._pieces
+        last = len(pieces) - 1
+        if last <= cursor:
+            return None
+        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:]), last)
+
+    def new_event(self) -> Waitable:
+        """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
+        return self._new_event()
+
+    def wait(self, ready: Callable[[], bool], event: Waitable, timeout: float | None = None) -> bool:
+        """Block until `ready()` (checked again after every change), or `timeout`; returns ready()."""
+        while not ready():
+            event.clear()
+            self._waiters.add(event)
+            try:
+                if not ready() and not event.wait(timeout):
+                    return ready()
+            finally:
+                self._waiters.discard(event)
+        return True
+
+    def follow(self, cursor: int = -1, timeout: float | None = None) -> Iterator[RelayEvent]:
+        """A reader: the chunks after `cursor`, each holding all that was waiting, then the terminal event."""
+        event = self._new_event()
+        while True:
+            self.wait(self._beyond(cursor), event, timeout)
+            chunk = self.after(cursor)
+            if chunk is not None:
+                cursor = chunk.seq
+                yield chunk
+            elif self.terminal is not None:
+                yield self.terminal
+                return
+
+    def _beyond(self, cursor: int) -> Callable[[], bool]:
+        """Whether a reader at `cursor` has anything to take: a later piece, or the end."""
+        return lambda: self.last_seq > cursor or self.terminal is not None
+
+    def _wake(self) -> None:
+        for event in tuple(self._waiters):  # a copy: a woken reader (an OS thread in tests) may leave meanwhile
+            event.set()
