@@ -3,14 +3,14 @@ closed when their Socket.IO connect is refused, and closed when they never send 
 
 python-socketio, refusing a connect, sends the refusal and forgets the namespace, but leaves the engine.io
 connection open: a refused client, or one that never sends a connect, would keep holding one of the worker's
-connections for as long as it answers pings. Here the refusal is followed by a close, and a connection that
-has not connected within SOCKETIO_CONNECT_TIMEOUT is closed, as socket.io's own server does.
+connections for as long as it answers pings. Here a refused websocket is closed right after its refusal,
+and any connection not connected within SOCKETIO_CONNECT_TIMEOUT is closed, as socket.io's own server does:
+one that never sent a connect, or a refused polling one whose client did not close it itself.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,6 @@ from ..errors import RelayError
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
     from flask_socketio import SocketIO
-
-_POLL = 0.05  # seconds between looks at a refused polling session's queue
 
 REFUSED_KEY = "chat_relay.refused"  # in the environ: its Socket.IO connect was refused, so it is to be closed
 
@@ -75,23 +73,12 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
         return on_connect(eio_sid, environ)
 
     def close(eio_sid: str) -> None:
-        """Close without waiting: engine.io's own disconnect waits until the queue is sent, which a polling
-        client that never polls again would make forever. What is queued still goes out, over the websocket
-        at once, or to the next poll; engine.io's service task then forgets the closed session."""
-        session = eio.sockets.get(eio_sid)
+        """engine.io's disconnect, without its wait for the queue to be sent, which a polling client that never
+        polls again would make last forever. What is queued still goes out over a websocket, whose writer
+        holds the session; it is forgotten at once, so a later request for it gets engine.io's 400."""
+        session = eio.sockets.pop(eio_sid, None)
         if session is not None:
             session.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
-
-    def close_once_refused(eio_sid: str) -> None:
-        """Close once the refusal has gone out. Over a websocket its writer sends what is queued, in order,
-        before the close; a polling client takes it with its next poll, which a closed session would turn
-        down. One that never polls again is closed at the connect timeout all the same."""
-        session = eio.sockets.get(eio_sid)
-        deadline = time.monotonic() + connect_timeout
-        while session is not None and not session.upgraded and not session.queue.empty() \
-                and time.monotonic() < deadline:
-            socketio.sleep(_POLL)
-        close(eio_sid)
 
     def close_if_silent(eio_sid: str, environ: dict[str, Any]) -> None:
         socketio.sleep(connect_timeout)
@@ -103,10 +90,15 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
             return on_message(eio_sid, data)
         finally:
             environ = environs.get(eio_sid)
-            # The refusal is queued by now. The close waits for it in a task of its own: this is the
-            # connection's reader.
             if environ is not None and environ.pop(REFUSED_KEY, False):
-                socketio.start_background_task(close_once_refused, eio_sid)
+                # The refusal is queued by now. Over a websocket it goes out before the close, so close at
+                # once (in a task of its own: this is the connection's reader). A polling client takes it
+                # with its next poll and then closes the session itself, as socket.io's clients do; closing
+                # it first would turn that poll, or the client's own close, into an error. One that does
+                # neither is closed at the connect timeout: it is not connected.
+                session = eio.sockets.get(eio_sid)
+                if session is not None and session.upgraded:
+                    socketio.start_background_task(close, eio_sid)
 
     def disconnected(eio_sid: str, reason: Any = None) -> Any:
         environ = environs.pop(eio_sid, None)
