@@ -84,11 +84,18 @@ class StreamLog:
                 self._waiters.discard(event)
         return True
 
-    def follow(self, cursor: int = -1, timeout: float | None = None) -> Iterator[RelayEvent]:
-        """A reader: the chunks after `cursor`, each holding all that was waiting, then the terminal event."""
+    def follow(self, cursor: int = -1, timeout: float | None = None,
+               settle: Callable[[], None] | None = None) -> Iterator[RelayEvent]:
+        """A reader: the chunks after `cursor`, each holding all that was waiting, then the terminal event.
+
+        `settle`, called after each wake and before the pieces are taken, lets a reader wait for its own
+        transport to be ready (a busy websocket writer), so that what arrives meanwhile joins this chunk.
+        """
         event = self._new_event()
         while True:
             self.wait(self._beyond(cursor), event, timeout)
+            if settle is not None:
+                settle()
             chunk = self.after(cursor)
             if chunk is not None:
                 cursor = chunk.seq

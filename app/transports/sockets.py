@@ -110,10 +110,9 @@ def _deliver(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Rela
     stream_id = relay.stream_id
     server = socketio.server
     try:
-        for event in relay.log.follow():
+        for event in relay.log.follow(settle=lambda: wait_for_writer(server, sid)):
             if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
                 server.emit(CHUNK, (event.text, {"stream_id": stream_id, "seq": event.seq}), to=sid)
-                wait_for_writer(server, sid)
             else:
                 server.emit(DONE if isinstance(event, Done) else ERROR, event.payload(stream_id), to=sid)
     except Exception:
