@@ -21,6 +21,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_STREAMS = "too_many_streams"
     SERVER_SHUTDOWN = "server_shutdown"
     HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/access/hosts.py)
+    # Resuming a stream (docs/protocol.md, "Resuming a stream").
+    STREAM_EXPIRED = "stream_expired"  # a valid resume token, for a reply no longer kept (RESUME_TTL)
+    RESUME_UNAVAILABLE = "resume_unavailable"  # the shared store (Redis) cannot be reached right now
+    INTERRUPTED = "interrupted"  # the instance producing the reply died; the text it had sent is all there is
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -36,6 +40,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_STREAMS: 429,
     ErrorCode.SERVER_SHUTDOWN: 503,
     ErrorCode.HOST_NOT_ALLOWED: 400,  # as Django answers a disallowed host
+    ErrorCode.STREAM_EXPIRED: 410,
+    ErrorCode.RESUME_UNAVAILABLE: 503,
+    ErrorCode.INTERRUPTED: 502,
 }
 
 

@@ -17,6 +17,7 @@ import requests
 
 from tests.clients import SioProbe
 from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisServer, require_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -140,6 +141,15 @@ def sio_factory(live_server: LiveServer) -> Iterator:
     yield make
     for probe in probes:
         probe.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests that stop it use their own)."""
+    require_redis()
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis") / "redis.log").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

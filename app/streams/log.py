@@ -72,6 +72,10 @@ class StreamLog:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
         return self._new_event()
 
+    def pieces_after(self, cursor: int) -> list[str]:
+        """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
+        return self._pieces[cursor + 1:]
+
     def wait(self, ready: Callable[[], bool], event: Waitable, timeout: float | None = None) -> bool:
         """Block until `ready()` (checked again after every change), or `timeout`; returns ready()."""
         while not ready():
@@ -93,7 +97,7 @@ class StreamLog:
         """
         event = self._new_event()
         while True:
-            self.wait(self._beyond(cursor), event, timeout)
+            self.wait(self.beyond(cursor), event, timeout)
             if settle is not None:
                 settle()
             chunk = self.after(cursor)
@@ -104,7 +108,7 @@ class StreamLog:
                 yield self.terminal
                 return
 
-    def _beyond(self, cursor: int) -> Callable[[], bool]:
+    def beyond(self, cursor: int) -> Callable[[], bool]:
         """Whether a reader at `cursor` has anything to take: a later piece, or the end."""
         return lambda: self.last_seq > cursor or self.terminal is not None
 
