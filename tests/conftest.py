@@ -109,6 +109,9 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         # Limits roomy enough for the suite; tests/test_limits.py starts servers with tight ones.
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
+        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/test_resume.py starts
+        # servers with the default grace period.
+        "RESUME_GRACE": "0",
     }
 
 

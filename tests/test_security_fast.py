@@ -12,7 +12,7 @@ from app.access.limits import Admission
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
 from app.streams.log import StreamLog
-from app.streams.registry import StreamRegistry
+from app.streams.registry import ActiveStream, StreamRegistry
 from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
 
@@ -107,20 +107,25 @@ def test_tokens_and_rate_settings() -> None:
     assert settings(rate_limit="").rate_limit == ""
 
 
+def running(key: str, client: str) -> ActiveStream:
+    """A stream as the registry holds it while it runs (its producer is never started here)."""
+    return ActiveStream(Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), key, client)  # type: ignore[arg-type]
+
+
 def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
     admission.admit("a")
-    registry.add("sid-a", Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), "a")  # type: ignore[arg-type]
+    registry.add(running("k-a", "a"))
     with pytest.raises(RelayError, match="1 streams running") as caught:
         admission.admit("a")
     assert caught.value.code is ErrorCode.TOO_MANY_STREAMS
     admission.admit("b")
-    registry.add("sid-b", Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), "b")  # type: ignore[arg-type]
+    registry.add(running("k-b", "b"))
     with pytest.raises(RelayError, match="server") as caught:
         admission.admit("c")
-    registry.remove("sid-a", "s1")
-    registry.remove("sid-b", "s1")
+    registry.remove("k-a")
+    registry.remove("k-b")
     assert len(registry) == 0 and registry.count("a") == 0
     admission.admit("a")
     admission.admit("a")  # the 3rd for "a" (the refused one did not count)

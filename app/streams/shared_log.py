@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
 import redis
 
+from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from .events import Chunk, Done, Failed, RelayEvent, Terminal
 from .log import StreamLog
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 LEASE_MS = 5_000  # a producer silent this long is dead
 BLOCK_MS = 1_000  # a remote reader's XREAD blocks this long before it looks at the lease again
 READER_MS = 3 * BLOCK_MS  # a remote reader is present while this key lives (it is re-set every block)
+CONTROL = "relay:control"  # the pub/sub channel of stop requests between instances
+SECRET = "relay:secret"  # the resume tokens' signing secret, when SECRET_KEY is not set
 MAXLEN = 100_000  # entries kept per stream at most: far above any reply's, a bound in case of a bug
 RETRY_S = 1.0  # the mirror's pause before retrying a write while Redis is away
 
@@ -103,6 +107,7 @@ class SharedLogs:
         # XREAD BLOCK waits BLOCK_MS on the server: its socket must wait longer than that.
         self._blocking = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 3, **options)
         self._write = self.redis.register_script(_WRITE)
+        self._url = url
         self._ttl_ms = int(ttl * 1000)
         self._sleep = sleep
         self._lease_ms = lease_ms
@@ -173,16 +178,53 @@ class SharedLogs:
         except redis.RedisError:
             return False
 
+    def request_stop(self, stream_key: str) -> bool:
+        """Ask the instance producing `stream_key` to stop it; False if no instance is producing it."""
+        try:
+            if not self.redis.exists(lease_key(stream_key)):
+                return False
+            self.redis.publish(CONTROL, f"stop {stream_key}")
+            return True
+        except redis.RedisError:
+            raise RelayError(ErrorCode.RESUME_UNAVAILABLE, UNAVAILABLE, retry_after=RETRY_S) from None
+
+    def listen(self, on_stop: Callable[[str], None]) -> None:
+        """This instance's control task: stop requests for its streams, from clients on other instances.
+        Pub/sub waits without a socket timeout (redis-py's default of a few seconds would cut it); when Redis
+        goes away it reconnects, every RETRY_S."""
+        listener = redis.Redis.from_url(self._url, socket_timeout=None, socket_connect_timeout=2,
+                                        health_check_interval=15)
+        while True:
+            try:
+                pubsub = listener.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CONTROL)
+                for message in pubsub.listen():
+                    verb, _, stream_key = message["data"].decode().partition(" ")
+                    if verb == "stop":
+                        on_stop(stream_key)
+            except redis.RedisError:
+                self._sleep(RETRY_S)
+
     # Any instance.
 
-    def follow(self, stream_key: str, after: int) -> Iterator[RelayEvent]:
+    def reader(self, stream_key: str, after: int) -> RemoteFollower:
+        """A delivery's reader of the shared log (raises stream_expired or resume_unavailable at once)."""
+        try:
+            exists = self._blocking.exists(log_key(stream_key))
+        except redis.RedisError:
+            raise RelayError(ErrorCode.RESUME_UNAVAILABLE, UNAVAILABLE, retry_after=RETRY_S) from None
+        if not exists:
+            raise RelayError(ErrorCode.STREAM_EXPIRED, EXPIRED)
+        return RemoteFollower(self, stream_key, after)
+
+    def follow(self, stream_key: str, after: int, closed: Callable[[], bool] = lambda: False) -> Iterator[RelayEvent]:
         """The chunks after piece `after`, each holding every entry that was waiting, then the terminal."""
         key = log_key(stream_key)
         last_id = f"{after + 1}-0" if after >= 0 else "0-1"  # past the "start" entry
         try:
             if not self._blocking.exists(key):
                 raise RelayError(ErrorCode.STREAM_EXPIRED, EXPIRED)
-            while True:
+            while not closed():
                 self.redis.set(reader_key(stream_key), "1", px=READER_MS)
                 reply: Any = self._blocking.xread({key: last_id}, count=1000, block=BLOCK_MS)
                 if not reply:
@@ -223,6 +265,23 @@ class SharedLogs:
             return False
 
 
+class RemoteFollower:
+    """A delivery's reading of a stream produced on another instance; `close()` ends it within BLOCK_MS."""
+
+    def __init__(self, shared: SharedLogs, stream_key: str, after: int) -> None:
+        self._shared, self._key, self.cursor = shared, stream_key, after
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def __iter__(self) -> Iterator[RelayEvent]:
+        for event in self._shared.follow(self._key, self.cursor, lambda: self.closed):
+            if isinstance(event, Chunk):
+                self.cursor = event.seq
+            yield event
+
+
 def interrupted(chunks: int) -> Failed:
     return Failed(ErrorCode.INTERRUPTED, INTERRUPTED, chunks)
 
@@ -240,3 +299,21 @@ def decode_terminal(data: bytes) -> Terminal:
         return Done(finish, chunks, usage)
     code, message, chunks, retry_after = entry["error"]
     return Failed(ErrorCode(code), message, chunks, retry_after)
+
+
+def resume_secret(settings: Settings, shared: SharedLogs | None) -> bytes:
+    """What resume tokens are signed with: SECRET_KEY; else, with REDIS_URL, one secret every instance reads
+    from Redis (the first to start makes it); else one for this process (one instance needs no more)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    if shared is not None:
+        try:
+            shared.redis.set(SECRET, secrets.token_bytes(32), nx=True)
+            value = shared.redis.get(SECRET)
+            if isinstance(value, bytes):
+                return value
+        except redis.RedisError:
+            log.warning("the shared store is unreachable at start: resume tokens from this instance will be "
+                        "valid on this instance only. Set SECRET_KEY (the same on every instance) to avoid this.")
+    return secrets.token_bytes(32)
+
