@@ -19,7 +19,8 @@ ERROR = "chatgpt_description_error"
 class SioProbe:
     """A connected socketio.Client that records what arrives, with waits on conditions instead of sleeps."""
 
-    def __init__(self, url: str, origin: str | None = None, host: str | None = None, **connect: Any) -> None:
+    def __init__(self, url: str, origin: str | None = None, host: str | None = None,
+                 transports: list[str] | None = None, **connect: Any) -> None:
         # websocket-client sends the server's own origin and host unless told others (a header would be a second one).
         options = {key: value for key, value in (("origin", origin), ("host", host)) if value}
         extra = {"websocket_extra_options": options} if options else {}
@@ -31,7 +32,7 @@ class SioProbe:
         self.client.on(CHUNK, self._on_chunk)
         self.client.on(DONE, lambda data: self._record(DONE, data))
         self.client.on(ERROR, lambda data: self._record(ERROR, data))
-        self.client.connect(url, transports=["websocket"], wait_timeout=10, **connect)
+        self.client.connect(url, transports=transports or ["websocket"], wait_timeout=10, **connect)
 
     def _on_chunk(self, text: str, meta: dict) -> None:
         self._record(CHUNK, (text, meta))

@@ -59,9 +59,9 @@ class LiveServer:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
 
 
-def start_server(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
-    """Start the relay in one async mode, as a user does, on a free loopback port."""
-    port = free_port()
+def start_server(mode: str, env: dict[str, str], log_path: Path, port: int | None = None) -> LiveServer:
+    """Start the relay in one async mode, as a user does, on a free loopback port (or `port`)."""
+    port = port or free_port()
     env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
     return launch(mode, server_command(mode), port, env, log_path)
 

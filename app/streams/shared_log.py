@@ -7,7 +7,9 @@ Each stream's log is a Redis Stream, `relay:log:<key>`:
   `<last seq + 1>-0`. Redis itself refuses an entry whose id is not above the last one, so a duplicate or
   out-of-order write (a zombie producer) cannot land. The terminal event is the entry `end` with the id
   `<pieces>-1`, written by a script that refuses it when the log already ends: exactly one terminal, whoever
-  writes it. Every write re-arms the key's expiry (RESUME_TTL after the last write) in the same call.
+  writes it. Every write re-arms the key's expiry in the same call: RESUME_TTL after the end, and while the
+  stream runs, RESUME_TTL plus two leases after the last write, so that a dead producer's log outlives its
+  lease.
 - The producer holds a lease, `relay:lease:<key>`, renewed by its mirror. A reader that finds the lease gone
   and no terminal writes the terminal itself, the error `interrupted`: the producer died (`kill -9`), and the
   text it kept is all there will be.
@@ -67,9 +69,10 @@ if mode ~= 'interrupt' and ARGV[7] ~= '0' then
   local next = #top > 0 and string.match(top[1][1], '^(%d+)-') or '0'
   if next ~= ARGV[7] then return -1 end
 end
+local ttl = ARGV[4] + 2 * ARGV[5]  -- while it runs: long enough after a dead producer's lease for its end
 if mode == 'start' then
   if #top == 0 then redis.call('XADD', KEYS[1], '0-1', 'start', '') end
-  redis.call('PEXPIRE', KEYS[1], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
   return 1
 end
@@ -80,7 +83,7 @@ if mode == 'interrupt' then
   mode = 'end'
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], id, mode, ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], mode == 'end' and ARGV[4] or ttl)  -- ended: RESUME_TTL from now
 if mode == 'end' then redis.call('DEL', KEYS[2]) else redis.call('SET', KEYS[2], '1', 'PX', ARGV[5]) end
 return 1
 """
