@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot instances
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -45,6 +45,11 @@ run: $(STAMP) $(PAGE)
 ## run-eventlet: the seeds' stack, on eventlet's own WSGI server
 run-eventlet:
 	ASYNC_MODE=eventlet $(MAKE) --no-print-directory run
+
+## instances: N relay instances on ports PORT.. PORT+N-1 (default 8000; N defaults to the cores), for a local
+## trial of scale-out behind nginx (deploy/nginx.conf); set REDIS_URL so that they share streams
+instances: $(STAMP) $(PAGE)
+	$(BIN)/python -m app.serving.instances $(N)
 
 ## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
 local: $(LOCAL_STAMP)

@@ -6,6 +6,10 @@ another instance with no gap and no repeat; the death of its instance is reporte
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -14,9 +18,10 @@ import redis
 import requests
 import socketio
 
+from app.serving import processes
 from tests.clients import DONE, ERROR, SioProbe, ndjson_events, post_stream
 from tests.cluster import Cluster, require_nginx
-from tests.conftest import free_port, upstream_env
+from tests.conftest import ROOT, free_port, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
 from tests.redis_server import RedisServer, require_redis
@@ -250,3 +255,35 @@ def test_a_client_over_the_message_queue_is_not_needed_for_streams(cluster: Clus
         assert got == [{"text": "hello"}]
     finally:
         probe.close()
+
+
+def test_make_instances_starts_them_all_and_ctrl_c_stops_them(fake_upstream: FakeUpstream, redis_server: RedisServer,
+                                                               tmp_path) -> None:
+    base = free_port()
+    while any(processes.port_problem("127.0.0.1", base + i) for i in range(2)):
+        base = free_port()
+    env = {**os.environ, **upstream_env(fake_upstream), "PORT": str(base), "REDIS_URL": redis_server.url,
+           "RUN_DIR": str(tmp_path)}
+    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.instances", "2"], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        lines = []
+        while not any(line.startswith("upstream servers") for line in lines):
+            line = launcher.stdout.readline()  # type: ignore[union-attr]
+            assert line, "".join(lines)
+            lines.append(line)
+        for port in (base, base + 1):
+            probe = SioProbe(f"http://127.0.0.1:{port}")
+            try:
+                probe.start({"prompt": controls(chunks=3), "stream_id": "one"})
+                assert probe.wait_terminal("one")[0] == DONE
+            finally:
+                probe.close()
+        launcher.send_signal(signal.SIGINT)
+        assert launcher.wait(60) == 0
+        for port in (base, base + 1):  # nothing is left listening
+            assert processes.port_problem("127.0.0.1", port) is None
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+
