@@ -77,6 +77,7 @@ lint: $(STAMP)
 ## bench: pacing and throughput under load, side by side with the seed design
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

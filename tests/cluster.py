@@ -105,6 +105,7 @@ class Cluster:
         return self.nginx.url
 
     def start(self, count: int) -> Cluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.ports = [free_port() for _ in range(count)]
         for index in range(count):
             self.instances.append(self._start_instance(index))
