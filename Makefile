@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot instances
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -46,6 +46,11 @@ run: $(STAMP) $(PAGE)
 run-eventlet:
 	ASYNC_MODE=eventlet $(MAKE) --no-print-directory run
 
+## instances: N relay instances on ports PORT.. PORT+N-1 (default 8000; N defaults to the cores), for a local
+## trial of scale-out behind nginx (deploy/nginx.conf); set REDIS_URL so that they share streams
+instances: $(STAMP) $(PAGE)
+	$(BIN)/python -m app.serving.instances $(N)
+
 ## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
 local: $(LOCAL_STAMP)
 
@@ -72,6 +77,7 @@ lint: $(STAMP)
 ## bench: pacing and throughput under load, side by side with the seed design
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.scale
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

@@ -16,6 +16,22 @@ MAX_REQUEST_BYTES = 1_000_000
 WORKER_CONNECTIONS = 2000
 
 
+def socketio_queue(redis_url: str | None) -> dict[str, object]:
+    """Flask-SocketIO's message queue on REDIS_URL, so that an emit from any instance reaches any client.
+
+    The relay's own emits go straight to their client (`ignore_queue`): a stream never waits on Redis, nor is
+    dropped while Redis is away. redis-py's default socket timeout would cut the queue's pub/sub listener,
+    which waits for messages indefinitely: it has none, and health checks instead.
+    """
+    if not redis_url:
+        return {}
+    from socketio import RedisManager
+
+    options = {"socket_timeout": None, "socket_connect_timeout": 2, "health_check_interval": 15,
+               "socket_keepalive": True}
+    return {"client_manager": RedisManager(redis_url, redis_options=options)}
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the app. Imports live in here so `python -m app` can monkey-patch before anything networked loads."""
     import logging
@@ -60,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         ping_timeout=settings.ping_timeout,
         serializer=TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
         json=wire_json,  # orjson for every packet written
+        **socketio_queue(settings.redis_url),
     )
     websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
     services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)

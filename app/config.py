@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     ping_timeout: float = Field(20.0, gt=0)
     # On SIGTERM. At most 25: cut streams get 5 s more for their last event, within gunicorn's graceful_timeout (30).
     shutdown_grace: float = Field(20.0, ge=0, le=25)
+    # Resuming streams (docs/protocol.md, "Resuming a stream"), and what spans instances.
+    resume_grace: float = Field(20.0, ge=0, le=3600)  # seconds a stream with no reader waits for a resume; 0: none
+    resume_ttl: float = Field(300.0, gt=0, le=86_400)  # seconds an ended stream can still be replayed
+    # Redis: shares stream logs, resume, stops and limits between instances, and Socket.IO's message queue.
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None  # signs resume tokens; without it, generated (and shared through Redis)
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
     trusted_proxies: int = Field(0, ge=0, le=5)

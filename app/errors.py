@@ -22,6 +22,10 @@ class ErrorCode(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"  # Socket.IO: MAX_CONNECTIONS_PER_CLIENT (app/access/connections.py)
     SERVER_SHUTDOWN = "server_shutdown"
     HOST_NOT_ALLOWED = "host_not_allowed"  # a Host header not in ALLOWED_HOSTS: DNS rebinding (app/access/hosts.py)
+    # Resuming a stream (docs/protocol.md, "Resuming a stream").
+    STREAM_EXPIRED = "stream_expired"  # a valid resume token, for a reply no longer kept (RESUME_TTL)
+    RESUME_UNAVAILABLE = "resume_unavailable"  # the shared store (Redis) cannot be reached right now
+    INTERRUPTED = "interrupted"  # the instance producing the reply died; the text it had sent is all there is
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -38,6 +42,9 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.TOO_MANY_CONNECTIONS: 429,  # for a refused engine.io handshake; a Socket.IO refusal has no status
     ErrorCode.SERVER_SHUTDOWN: 503,
     ErrorCode.HOST_NOT_ALLOWED: 400,  # as Django answers a disallowed host
+    ErrorCode.STREAM_EXPIRED: 410,
+    ErrorCode.RESUME_UNAVAILABLE: 503,
+    ErrorCode.INTERRUPTED: 502,
 }
 
 

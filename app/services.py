@@ -12,10 +12,10 @@ from .access.connections import Connections
 from .access.limits import Admission
 from .config import Settings
 from .serving.shutdown import Shutdown
-from .streams.log import StreamLog
+from .streams.manager import StreamManager
 from .streams.registry import StreamRegistry
-from .streams.relay import Relay
-from .streams.schemas import ChatRequest
+from .streams.shared_log import SharedLogs, resume_secret
+from .streams.tokens import ResumeTokens
 from .streams.upstream import Upstream
 
 EXTENSION_KEY = "chat_relay"
@@ -31,16 +31,22 @@ class Services:
     admission: Admission = field(init=False)
     connections: Connections = field(init=False)
     shutdown: Shutdown = field(init=False)
+    streams: StreamManager = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "connections", Connections(self.settings.max_connections_per_client))
-        object.__setattr__(self, "admission", Admission(self.settings, self.registry))
-        object.__setattr__(self, "shutdown", Shutdown(self.settings, self.registry, self.admission, self.socketio))
-
-    def new_relay(self, request: ChatRequest) -> Relay:
-        """A stream's producer and its log, whose readers wait with the async mode's own events."""
-        stream_log = StreamLog(request.stream_id, self.socketio.server.eio.create_event)
-        return Relay(request, self.upstream, stream_log, pause=self.socketio.sleep)
+        settings, socketio = self.settings, self.socketio
+        object.__setattr__(self, "connections", Connections(settings.max_connections_per_client))
+        shared = SharedLogs(settings.redis_url, settings.resume_ttl, socketio.sleep) if settings.redis_url else None
+        tokens = ResumeTokens(resume_secret(settings, shared), bind_client=self.access.tokens_required)
+        streams = StreamManager(
+            upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
+            new_event=socketio.server.eio.create_event, spawn=socketio.start_background_task, sleep=socketio.sleep,
+            async_mode=settings.async_mode, grace=settings.resume_grace, ttl=settings.resume_ttl)
+        object.__setattr__(self, "streams", streams)
+        object.__setattr__(self, "admission", Admission(settings, self.registry))
+        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio))
+        if shared is not None:  # stop requests from clients on other instances
+            socketio.start_background_task(shared.listen, streams.stop_here)
 
 
 def current_services() -> Services:

@@ -1,7 +1,9 @@
-"""Admission under monkey-patching, in its own process, with every switch between green threads traced.
+"""Admission and the stream's registration under monkey-patching, in their own process, with every switch between
+green threads traced.
 
-Usage: python -m tests.admission_switches gevent|eventlet. Prints one JSON object: each admission's outcome,
-and the stack of every switch away from the admitting green thread while it ran (there must be none).
+Usage: python -m tests.admission_switches gevent|eventlet. Prints one JSON object: each request's outcome, and
+the stack of every switch away from the admitting green thread from admission's first check to the end of
+StreamManager.start, which registers the stream (there must be none: app/access/limits.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ if MODE == "eventlet":
 
     eventlet.monkey_patch()
 else:
+    import gevent
     from gevent import monkey
 
     monkey.patch_all()
@@ -28,11 +31,22 @@ import greenlet  # noqa: E402
 from app.access import limits  # noqa: E402
 from app.access.limits import Admission  # noqa: E402
 from app.config import Settings  # noqa: E402
-from app.errors import RelayError  # noqa: E402
-from app.streams.log import StreamLog  # noqa: E402
+from app.errors import ErrorCode, RelayError  # noqa: E402
+from app.streams.manager import StreamManager  # noqa: E402
 from app.streams.registry import StreamRegistry  # noqa: E402
-from app.streams.relay import Relay  # noqa: E402
 from app.streams.schemas import ChatRequest  # noqa: E402
+from app.streams.tokens import ResumeTokens  # noqa: E402
+
+
+class HeldUpstream:
+    """Holds each stream at its request until released, so running streams keep their slots."""
+
+    def __init__(self) -> None:
+        self.released = threading.Event()
+
+    def open(self, request: ChatRequest) -> None:
+        self.released.wait()
+        raise RelayError(ErrorCode.UPSTREAM_UNAVAILABLE, "released")
 
 
 def main() -> None:
@@ -41,6 +55,11 @@ def main() -> None:
                         rate_limit="3/minute", _env_file=None)  # type: ignore[call-arg]
     registry = StreamRegistry()
     admission = Admission(settings, registry)
+    upstream = HeldUpstream()
+    spawn = gevent.spawn if MODE == "gevent" else eventlet.spawn  # what engine.io's start_background_task does
+    streams = StreamManager(upstream=upstream, registry=registry, tokens=ResumeTokens(b"k" * 32, bind_client=False),
+                            shared=None, new_event=threading.Event, spawn=spawn, sleep=time.sleep,
+                            async_mode=MODE, grace=0, ttl=60)  # type: ignore[arg-type]
     time.sleep(0.05)  # a green sleep: the rate-limit storage's own timers, if any, run out, as between bursts
     me = greenlet.getcurrent()
     switches: list[str] = []
@@ -52,31 +71,32 @@ def main() -> None:
 
     outcomes: list[str] = []
 
-    def admit(owner: str, client: str) -> None:
-        relay = Relay(ChatRequest("s", "m", []), None, StreamLog("s", threading.Event))  # type: ignore[arg-type]
+    def request(owner: str, client: str) -> None:
+        """As the transports do: admit, then start (register) the stream."""
         previous = greenlet.settrace(trace)
         try:
-            admission.admit(owner, relay, client)
+            admission.admit(client)
+            streams.start(ChatRequest("s", "m", []), owner, client)
             outcomes.append("admitted")
         except RelayError as err:
             outcomes.append(err.code.value)
         finally:
             greenlet.settrace(previous)
 
-    admit("a1", "a")
-    admit("a2", "a")
-    admit("a3", "a")  # too_many_streams: the client's cap
-    admit("b1", "b")
-    admit("c1", "c")  # too_many_streams: the server's cap
-    for owner, _ in [("a1", "s"), ("a2", "s"), ("b1", "s")]:
-        registry.remove(owner, "s")
-    admit("a4", "a")
-    registry.remove("a4", "s")
-    admit("a5", "a")  # rate_limited: the 4th of 3/minute
+    request("a1", "a")
+    request("a2", "a")
+    request("a3", "a")  # too_many_streams: the client's cap
+    request("b1", "b")
+    request("c1", "c")  # too_many_streams: the server's cap
+    upstream.released.set()
+    while len(registry):  # the producers end, and their streams leave the registry
+        time.sleep(0.01)
+    request("a4", "a")
+    request("a5", "a")  # rate_limited: the 4th of 3/minute
     time.sleep(0.05)
-    admit("d1", "d")  # a fresh client after a pause
+    request("d1", "d")  # a fresh client after a pause
     admission.draining = True
-    admit("e1", "e")  # server_shutdown
+    request("e1", "e")  # server_shutdown
     print(json.dumps({"outcomes": outcomes, "switches": switches}))
 
 

@@ -19,18 +19,20 @@ ERROR = "chatgpt_description_error"
 class SioProbe:
     """A connected socketio.Client that records what arrives, with waits on conditions instead of sleeps."""
 
-    def __init__(self, url: str, origin: str | None = None, host: str | None = None, **connect: Any) -> None:
+    def __init__(self, url: str, origin: str | None = None, host: str | None = None,
+                 transports: list[str] | None = None, **connect: Any) -> None:
         # websocket-client sends the server's own origin and host unless told others (a header would be a second one).
         options = {key: value for key, value in (("origin", origin), ("host", host)) if value}
         extra = {"websocket_extra_options": options} if options else {}
         self.client = socketio.Client(reconnection=False, **extra)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
         self.arrivals: list[float] = []  # time.monotonic() of each event, in step with `events`
+        self.tokens: dict[str, str] = {}  # resume tokens, by stream_id, from the acks
         self._cond = threading.Condition()
         self.client.on(CHUNK, self._on_chunk)
         self.client.on(DONE, lambda data: self._record(DONE, data))
         self.client.on(ERROR, lambda data: self._record(ERROR, data))
-        self.client.connect(url, transports=["websocket"], wait_timeout=10, **connect)
+        self.client.connect(url, transports=transports or ["websocket"], wait_timeout=10, **connect)
 
     def _on_chunk(self, text: str, meta: dict) -> None:
         self._record(CHUNK, (text, meta))
@@ -42,8 +44,17 @@ class SioProbe:
             self._cond.notify_all()
 
     def start(self, payload: Any, timeout: float = 10) -> dict:
-        """Emit a request and return its ack."""
-        return self.client.call("chatgpt_description", payload, timeout=timeout)
+        """Emit a request and return its ack, without its resume_token, which is kept in `tokens`."""
+        ack = self.client.call("chatgpt_description", payload, timeout=timeout)
+        if isinstance(ack, dict) and "resume_token" in ack:
+            ack = dict(ack)
+            self.tokens[ack["stream_id"]] = ack.pop("resume_token")
+        return ack
+
+    def resume(self, stream_id: str, after_seq: int, token: str, timeout: float = 10) -> dict:
+        return self.client.call("chatgpt_description_resume",
+                                {"stream_id": stream_id, "after_seq": after_seq, "resume_token": token},
+                                timeout=timeout)
 
     def stop(self, stream_id: str, timeout: float = 10) -> dict:
         return self.client.call("chatgpt_description_stop", {"stream_id": stream_id}, timeout=timeout)

@@ -17,6 +17,7 @@ import requests
 
 from tests.clients import SioProbe
 from tests.fake_upstream import FakeUpstream
+from tests.redis_server import RedisServer, require_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -62,9 +63,9 @@ class LiveServer:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["connections"]
 
 
-def start_server(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
-    """Start the relay in one async mode, as a user does, on a free loopback port."""
-    port = free_port()
+def start_server(mode: str, env: dict[str, str], log_path: Path, port: int | None = None) -> LiveServer:
+    """Start the relay in one async mode, as a user does, on a free loopback port (or `port`)."""
+    port = port or free_port()
     env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
     return launch(mode, server_command(mode), port, env, log_path)
 
@@ -113,6 +114,9 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
         "MAX_CONNECTIONS_PER_CLIENT": "1000",  # and as many Socket.IO connections
+        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/test_resume.py starts
+        # servers with the default grace period.
+        "RESUME_GRACE": "0",
     }
 
 
@@ -145,6 +149,15 @@ def sio_factory(live_server: LiveServer) -> Iterator:
     yield make
     for probe in probes:
         probe.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[RedisServer]:
+    """One real redis-server for the session (tests that stop it use their own)."""
+    require_redis()
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis") / "redis.log").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

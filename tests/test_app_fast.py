@@ -56,7 +56,7 @@ def received_until_terminal(client: SocketIOTestClient, timeout: float = 10) -> 
 
 def test_ack_then_chunks_then_done(sio: SocketIOTestClient) -> None:
     ack = sio.emit("chatgpt_description", {"prompt": controls(chunks=3), "stream_id": "t1"}, callback=True)
-    assert ack == {"stream_id": "t1"}
+    assert ack["stream_id"] == "t1" and isinstance(ack["resume_token"], str)
     events = received_until_terminal(sio)
     chunks = [e["args"] for e in events if e["name"] == "chatgpt_description_chunk"]
     assert all(meta["stream_id"] == "t1" for _, meta in chunks)

@@ -36,7 +36,7 @@ def test_ndjson() -> None:
 
 def test_sse() -> None:
     assert body(server_sent_events, FAILED) == (
-        'event: chunk\ndata: {"text":"a","seq":0}\n\n'
+        'event: chunk\nid: 0\ndata: {"text":"a","seq":0}\n\n'
         'event: error\ndata: {"stream_id":"s1","code":"upstream_timeout","message":"too slow"}\n\n'
     )
 

@@ -53,8 +53,10 @@ def test_server_sent_events(live_server) -> None:
         blocks = response.text.strip().split("\n\n")
     parsed = []
     for block in blocks:
-        event_line, data_line = block.split("\n")
-        parsed.append((event_line.removeprefix("event: "), json.loads(data_line.removeprefix("data: "))))
+        event_line, *id_line, data_line = block.split("\n")
+        data = json.loads(data_line.removeprefix("data: "))
+        assert id_line == ([f"id: {data['seq']}"] if event_line == "event: chunk" else [])  # the cursor
+        parsed.append((event_line.removeprefix("event: "), data))
     *chunks, (last, done) = parsed
     assert {name for name, _ in chunks} == {"chunk"} and last == "done"
     check_cursor([(data["seq"], data["text"]) for _, data in chunks], ["w0 ", "w1 ", "w2 "], done)

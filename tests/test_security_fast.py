@@ -12,7 +12,7 @@ from app.access.limits import Admission
 from app.config import ConfigError, Settings, load_settings
 from app.errors import ErrorCode, RelayError
 from app.streams.log import StreamLog
-from app.streams.registry import StreamRegistry
+from app.streams.registry import ActiveStream, StreamRegistry
 from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
 
@@ -107,39 +107,36 @@ def test_tokens_and_rate_settings() -> None:
     assert settings(rate_limit="").rate_limit == ""
 
 
-def relay(stream_id: str = "s1") -> Relay:
-    """A relay that is never run: admission needs only its stream_id."""
-    return Relay(ChatRequest(stream_id, "m", []), None, StreamLog(stream_id, threading.Event))  # type: ignore[arg-type]
+def running(key: str, client: str) -> ActiveStream:
+    """A stream as the registry holds it while it runs (its producer is never started here)."""
+    return ActiveStream(Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), key, client)  # type: ignore[arg-type]
 
 
 def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
-
-    admission.admit("sid-a", relay(), "a")
-    assert registry.count("a") == 1  # admitted means registered
+    admission.admit("a")
+    registry.add(running("k-a", "a"))
     with pytest.raises(RelayError, match="1 streams running") as caught:
-        admission.admit("sid-a2", relay(), "a")
+        admission.admit("a")
     assert caught.value.code is ErrorCode.TOO_MANY_STREAMS
-    with pytest.raises(RelayError, match="already running") as caught:  # before anything is counted
-        admission.admit("sid-a", relay(), "b")
-    admission.admit("sid-b", relay(), "b")
+    admission.admit("b")
+    registry.add(running("k-b", "b"))
     with pytest.raises(RelayError, match="server") as caught:
-        admission.admit("sid-c", relay(), "c")
-    registry.remove("sid-a", "s1")
-    registry.remove("sid-b", "s1")
+        admission.admit("c")
+    registry.remove("k-a")
+    registry.remove("k-b")
     assert len(registry) == 0 and registry.count("a") == 0
-    for stream_id in ("s2", "s3"):  # the 2nd and 3rd for "a" (the refused ones did not count)
-        admission.admit("sid-a", relay(stream_id), "a")
-        registry.remove("sid-a", stream_id)
+    admission.admit("a")
+    admission.admit("a")  # the 3rd for "a" (the refused one did not count)
     with pytest.raises(RelayError) as caught:  # the 4th within a minute
-        admission.admit("sid-a", relay("s4"), "a")
+        admission.admit("a")
     assert caught.value.code is ErrorCode.RATE_LIMITED and caught.value.to_dict()["retry_after"] >= 1
-    assert len(registry) == 0  # a refusal registers nothing
     admission.draining = True
     with pytest.raises(RelayError) as caught:
-        admission.admit("sid-z", relay(), "z")
+        admission.admit("z")
     assert caught.value.code is ErrorCode.SERVER_SHUTDOWN
+
 
 
 def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -187,19 +184,20 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     access = Access(defaults)
     refused(access.identify, None, "10.0.0.1")
     refused(access.identify, "wrong", "10.0.0.1")
-    relays = (relay(f"s{i}") for i in range(10**6))
-    admission = Admission(defaults, StreamRegistry())
-    for i in range(defaults.max_streams_per_client):
-        admission.admit(f"o{i}", next(relays), "a")
-    refused(admission.admit, "o", next(relays), "a")
     registry = StreamRegistry()
-    rated = Admission(defaults, registry)
-    for _ in range(60):  # RATE_LIMIT's default, one stream at a time
-        registry.remove("o", rated.admit("o", next(relays), "b").relay.stream_id)
-    refused(rated.admit, "o", next(relays), "b")
-    full = Admission(settings(max_streams_per_client=1000, max_streams_total=1, rate_limit=""), StreamRegistry())
-    full.admit("o", next(relays), "c")
-    refused(full.admit, "o2", next(relays), "c")
+    admission = Admission(defaults, registry)
+    for i in range(defaults.max_streams_per_client):
+        admission.admit("a")
+        registry.add(running(f"k{i}", "a"))
+    refused(admission.admit, "a")
+    for _ in range(60):  # RATE_LIMIT's default, never registered: only the rate limit counts them
+        admission.admit("b")
+    refused(admission.admit, "b")
+    full_registry = StreamRegistry()
+    full = Admission(settings(max_streams_per_client=1000, max_streams_total=1, rate_limit=""), full_registry)
+    full.admit("c")
+    full_registry.add(running("k", "c"))
+    refused(full.admit, "c")
     connections = Connections(defaults.max_connections_per_client)
     for _ in range(defaults.max_connections_per_client):
         connections.handshake({"REMOTE_ADDR": "10.0.0.1"})
@@ -207,7 +205,7 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     refused(connections.handshake, {"REMOTE_ADDR": "10.0.0.1"})
     refused(connections.connect, {}, "d")
     full.draining = True
-    refused(full.admit, "o3", next(relays), "e")
+    refused(full.admit, "e")
     for err in refusals:
         assert f'| `{err.code.value}` | "' in protocol and f'"{err.message}"' in protocol, err.message
         assert f"`{err.code.value}`" in readme, err.code

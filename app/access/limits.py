@@ -1,12 +1,13 @@
 """Admission of a new stream: refused while shutting down, over the concurrency caps, or over the rate limit.
 
 Checked after validation and before the upstream is called, so a refused request costs nothing. A
-Socket.IO request whose stream_id is already running is refused first, so it does not use up the rate
-limit either; over HTTP every request is its own owner, so ids never collide.
+Socket.IO request whose stream_id is already running is refused before admission (app/transports/sockets.py), so it
+does not use up the rate limit either; over HTTP every request is its own owner, so ids never collide.
 
-Atomic: from the first check to the stream's registration nothing switches to another green thread, so a
-burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing here may block,
-sleep, log to a socket or start a thread; tests/test_admission_atomic.py traces every switch to hold it so.
+Atomic: from the first check here to the stream's registration (StreamManager.start, app/streams/manager.py,
+which the transports call right after and which never yields) nothing switches to another green thread, so a
+burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing here may block, sleep,
+log to a socket or start a thread: tests/test_admission_atomic.py traces every switch to hold it so.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
-from ..streams.registry import ActiveStream, StreamRegistry
-from ..streams.relay import Relay
+from ..streams.registry import StreamRegistry
 
 _SWEEP_EVERY = 5.0  # seconds between removals of expired rate-limit entries; they only cost memory till then
 
@@ -51,7 +51,7 @@ class InlineSweepStorage(MemoryStorage):
 
 
 class Admission:
-    """One per app; `admit(owner, relay, client)` raises a coded RelayError or registers the stream."""
+    """One per app; `admit(client)` raises a coded RelayError or lets the stream start."""
 
     def __init__(self, settings: Settings, registry: StreamRegistry) -> None:
         self._settings = settings
@@ -60,9 +60,9 @@ class Admission:
         self._limiter = MovingWindowRateLimiter(InlineSweepStorage())
         self.draining = False  # set on SIGTERM (app/serving/shutdown.py)
 
-    def admit(self, owner: str, relay: Relay, client: str) -> ActiveStream:
-        """Check, count against the rate limit and register the stream of `owner` (a sid or an HTTP request)."""
-        self._registry.check_free(owner, relay.stream_id)  # a request error: before anything is counted
+    def admit(self, client: str) -> None:
+        """Let one more stream start for `client`, counting it against the rate limit; the caller registers it
+        before anything can switch green threads (StreamManager.start)."""
         if self.draining:
             raise RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; try again in a moment.")
         settings = self._settings
@@ -84,4 +84,3 @@ class Admission:
                 )
         for rate in self._rates:
             self._limiter.hit(rate, client)
-        return self._registry.add(owner, relay, client)

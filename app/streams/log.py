@@ -72,6 +72,10 @@ class StreamLog:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
         return self._new_event()
 
+    def pieces_after(self, cursor: int) -> list[str]:
+        """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
+        return self._pieces[cursor + 1:]
+
     def wait(self, ready: Callable[[], bool], event: Waitable, timeout: float | None = None) -> bool:
         """Block until `ready()` (checked again after every change), or `timeout`; returns ready()."""
         while not ready():
@@ -84,23 +88,54 @@ class StreamLog:
                 self._waiters.discard(event)
         return True
 
-    def follow(self, cursor: int = -1, timeout: float | None = None) -> Iterator[RelayEvent]:
-        """A reader: the chunks after `cursor`, each holding all that was waiting, then the terminal event."""
-        event = self._new_event()
-        while True:
-            self.wait(self._beyond(cursor), event, timeout)
-            chunk = self.after(cursor)
-            if chunk is not None:
-                cursor = chunk.seq
-                yield chunk
-            elif self.terminal is not None:
-                yield self.terminal
-                return
+    def follow(self, cursor: int = -1, settle: Callable[[], None] | None = None) -> Follower:
+        """A reader from `cursor` on: see Follower."""
+        return Follower(self, cursor, settle)
 
-    def _beyond(self, cursor: int) -> Callable[[], bool]:
+    def beyond(self, cursor: int) -> Callable[[], bool]:
         """Whether a reader at `cursor` has anything to take: a later piece, or the end."""
         return lambda: self.last_seq > cursor or self.terminal is not None
 
     def _wake(self) -> None:
         for event in tuple(self._waiters):  # a copy: a woken reader (an OS thread in tests) may leave meanwhile
             event.set()
+
+
+class Follower:
+    """One delivery's reading of a log: the chunks after its cursor, each holding all that was waiting, then the
+    terminal event. `close()`, from another task, ends it at once (its client left): the stream goes on.
+
+    `settle`, called after each wake and before the pieces are taken, lets a reader wait for its own transport
+    to be ready (a busy websocket writer), so that what arrives meanwhile joins this chunk.
+    """
+
+    def __init__(self, stream_log: StreamLog, cursor: int = -1, settle: Callable[[], None] | None = None) -> None:
+        self.log = stream_log
+        self.cursor = cursor
+        self.closed = False
+        self._settle = settle
+        self._event = stream_log.new_event()
+
+    def close(self) -> None:
+        self.closed = True
+        self._event.set()
+
+    def _ready(self) -> bool:
+        return self.closed or self.log.last_seq > self.cursor or self.log.terminal is not None
+
+    def __iter__(self) -> Iterator[RelayEvent]:
+        stream_log, settle = self.log, self._settle
+        while True:
+            stream_log.wait(self._ready, self._event)
+            if self.closed:
+                return
+            if settle is not None:
+                settle()
+            chunk = stream_log.after(self.cursor)
+            if chunk is not None:
+                self.cursor = chunk.seq
+                yield chunk
+            elif stream_log.terminal is not None:
+                yield stream_log.terminal
+                return
+

@@ -1,20 +1,38 @@
-"""The streams running now, by owner, so a stop or a disconnect finds and ends exactly that client's streams."""
+"""What this instance is doing: the streams it produces, and the deliveries its clients are reading.
+
+A stream and its delivery are apart: a client that disconnects ends its delivery, not the stream, which
+another connection can then resume (docs/protocol.md, "Resuming a stream"). So a stop, a disconnect, a
+limit or a shutdown each looks up exactly what it concerns:
+
+- producers by their global key, and by client identity for the limits (app/access/limits.py);
+- deliveries by owner (a Socket.IO sid, or one HTTP request) and the client's stream_id, with the number of
+  local readers of each produced stream, which starts its grace period when it drops to none.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..errors import ErrorCode, RelayError
 from ..green import interrupt
 from .relay import Relay, StreamCancelled
 
 
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class ActiveStream:
+    """A stream produced on this instance, while its producer runs."""
+
     relay: Relay
-    task: object | None = None  # the producer's green task (Relay.run), which a cancel interrupts
+    key: str  # unique across instances: names the stream in resume tokens and in the shared log
     client: str = ""  # the identity limits count against (app/access/limits.py)
+    task: object | None = None  # the producer's green task (Relay.run), which a cancel interrupts
+    readers: int = 0  # deliveries on this instance reading it now
 
     def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
         """End the stream now, even if its task is blocked waiting for the upstream.
@@ -32,48 +50,77 @@ class ActiveStream:
             interrupt(self.task, StreamCancelled, async_mode, still_wanted=lambda: not relay.finished)
 
 
+@dataclass
+class Delivery:
+    """One owner's reading of one stream: its stream_id on that owner, the stream's key, and its reader."""
+
+    stream_id: str
+    key: str
+    reader: Closable
+
+
 class StreamRegistry:
-    """Streams keyed by (owner, stream_id): an owner is a Socket.IO sid or one HTTP request."""
-
     def __init__(self) -> None:
-        self._by_owner: dict[str, dict[str, ActiveStream]] = {}
+        self._producing: dict[str, ActiveStream] = {}
         self._per_client: Counter[str] = Counter()
+        self._deliveries: dict[str, dict[str, Delivery]] = {}
 
-    def check_free(self, owner: str, stream_id: str) -> None:
-        """Refuse a stream_id this owner already runs: its events would be mixed with the running one's."""
-        if stream_id in self._by_owner.get(owner, {}):
-            raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {stream_id!r} is already running.")
+    # Streams produced here.
 
-    def add(self, owner: str, relay: Relay, client: str = "") -> ActiveStream:
-        self.check_free(owner, relay.stream_id)
-        streams = self._by_owner.setdefault(owner, {})
-        streams[relay.stream_id] = ActiveStream(relay, client=client)
-        self._per_client[client] += 1
-        return streams[relay.stream_id]
+    def add(self, entry: ActiveStream) -> ActiveStream:
+        self._producing[entry.key] = entry
+        self._per_client[entry.client] += 1
+        return entry
+
+    def get(self, key: str) -> ActiveStream | None:
+        return self._producing.get(key)
+
+    def remove(self, key: str) -> None:
+        entry = self._producing.pop(key, None)
+        if entry is not None:
+            self._per_client[entry.client] -= 1
+            if self._per_client[entry.client] <= 0:
+                del self._per_client[entry.client]
 
     def count(self, client: str) -> int:
         """Streams running for one client identity, across all its connections and requests."""
         return self._per_client[client]
 
     def all(self) -> list[ActiveStream]:
-        return [entry for streams in self._by_owner.values() for entry in streams.values()]
-
-    def get(self, owner: str, stream_id: str) -> ActiveStream | None:
-        return self._by_owner.get(owner, {}).get(stream_id)
-
-    def owned_by(self, owner: str) -> list[ActiveStream]:
-        return list(self._by_owner.get(owner, {}).values())
-
-    def remove(self, owner: str, stream_id: str) -> None:
-        streams = self._by_owner.get(owner)
-        if streams is not None:
-            entry = streams.pop(stream_id, None)
-            if entry is not None:
-                self._per_client[entry.client] -= 1
-                if self._per_client[entry.client] <= 0:
-                    del self._per_client[entry.client]
-            if not streams:
-                del self._by_owner[owner]
+        return list(self._producing.values())
 
     def __len__(self) -> int:
-        return sum(len(streams) for streams in self._by_owner.values())
+        return len(self._producing)
+
+    # Deliveries.
+
+    def check_free(self, owner: str, stream_id: str) -> None:
+        """Refuse a stream_id this owner already reads: its events would be mixed with the running one's."""
+        if stream_id in self._deliveries.get(owner, {}):
+            raise RelayError(ErrorCode.INVALID_REQUEST, f"stream_id {stream_id!r} is already running.")
+
+    def deliver(self, owner: str, stream_id: str, key: str, reader: Closable) -> Delivery:
+        self.check_free(owner, stream_id)
+        delivery = self._deliveries.setdefault(owner, {})[stream_id] = Delivery(stream_id, key, reader)
+        entry = self._producing.get(key)
+        if entry is not None:
+            entry.readers += 1
+        return delivery
+
+    def delivery(self, owner: str, stream_id: str) -> Delivery | None:
+        return self._deliveries.get(owner, {}).get(stream_id)
+
+    def deliveries_of(self, owner: str) -> list[Delivery]:
+        return list(self._deliveries.get(owner, {}).values())
+
+    def undeliver(self, owner: str, stream_id: str) -> ActiveStream | None:
+        """End a delivery; returns its stream when it is produced here and this was its last local reader."""
+        deliveries = self._deliveries.get(owner)
+        delivery = deliveries.pop(stream_id, None) if deliveries is not None else None
+        if deliveries is not None and not deliveries:
+            del self._deliveries[owner]
+        entry = self._producing.get(delivery.key) if delivery is not None else None
+        if entry is None:
+            return None
+        entry.readers -= 1
+        return entry if entry.readers <= 0 else None

@@ -120,3 +120,31 @@ def _describe(err: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     return f"{where}: {message}" if where else message[:1].upper() + message[1:]
+
+
+class _ResumeIn(BaseModel):
+    """A resume request (docs/protocol.md, "Resuming a stream")."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    stream_id: str = Field(pattern=STREAM_ID_PATTERN)
+    after_seq: int = Field(-1, ge=-1)
+    resume_token: str = Field(max_length=1000)
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    stream_id: str
+    after_seq: int
+    resume_token: str
+
+
+def parse_resume_request(data: object) -> ResumeRequest:
+    if not isinstance(data, dict):
+        raise _invalid("The resume request must be a JSON object.")
+    try:
+        raw = _ResumeIn.model_validate(data)
+    except ValidationError as err:
+        raise _invalid(_describe(err)) from None
+    return ResumeRequest(raw.stream_id, raw.after_seq, raw.resume_token)
+

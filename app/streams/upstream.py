@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio
 import httpx2
 import openai
-from openai import OpenAI, Timeout
+from openai import DefaultHttpxClient, OpenAI, Timeout
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
@@ -22,6 +22,8 @@ from .sse import ChunkParser
 
 # A local server (Ollama, llama.cpp) needs no key, but the client insists on one.
 _NO_KEY = "not-needed"
+# Connections beyond MAX_STREAMS_TOTAL: streams that have ended may still be closing theirs.
+_CLOSING = 16
 
 
 class UpstreamStream:
@@ -77,11 +79,16 @@ class Upstream:
 
     def __init__(self, settings: Settings) -> None:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _NO_KEY
+        # One connection per running stream, kept for the next one (the client's default keeps only 100 idle,
+        # so at a few hundred streams most would connect anew, and to OpenAI that is a TLS handshake each).
+        connections = settings.max_streams_total + _CLOSING
         self._client = OpenAI(
             api_key=key,
             base_url=settings.openai_base_url or None,
             timeout=Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout),
             max_retries=settings.upstream_max_retries,
+            http_client=DefaultHttpxClient(
+                limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)),
         )
 
     def open(self, request: ChatRequest) -> UpstreamStream:

@@ -1,19 +1,19 @@
-"""Notice an HTTP client that hangs up while its stream waits on the upstream, and cancel that stream at once.
+"""Notice an HTTP client that hangs up while its stream waits on the upstream, and end its delivery at once.
 
 A WSGI app learns that a client has gone only when it next writes, which with a stalled upstream can be
-never; meanwhile the upstream keeps generating tokens that are paid for. So a small green task watches
-the client's socket for the end-of-file a hang-up leaves there. (Socket.IO needs none of this: its
-disconnect handler and ping timeout cover it.)
+never; meanwhile the stream would count as read, and its grace period (RESUME_GRACE) would never start, so
+its upstream would keep generating tokens that are paid for. So a small green task watches the client's
+socket for the end-of-file a hang-up leaves there. (Socket.IO needs none of this: its disconnect handler
+and ping timeout cover it.)
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..green import wait_readable
-from ..streams.registry import ActiveStream
 
 
 def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
@@ -24,22 +24,22 @@ def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
     return sock
 
 
-def watch_client(environ: Mapping[str, Any], entry: ActiveStream, async_mode: str, sleep: Any,
-                 start: Any) -> None:
-    """Cancel `entry` (cause client_gone) as soon as the client closes its connection; no-op elsewhere."""
+def watch_client(environ: Mapping[str, Any], over: Callable[[], bool], on_hangup: Callable[[], None],
+                 async_mode: str, sleep: Any, start: Any) -> None:
+    """Call `on_hangup` as soon as the client closes its connection, until `over()`; no-op elsewhere."""
     sock = client_socket(environ)
     if sock is not None and async_mode in ("gevent", "eventlet"):
-        start(_watch, sock, entry, async_mode, sleep)
+        start(_watch, sock, over, on_hangup, async_mode, sleep)
 
 
-def _watch(sock: socket.socket, entry: ActiveStream, async_mode: str, sleep: Any) -> None:
-    relay = entry.relay
-    while not relay.finished:
+def _watch(sock: socket.socket, over: Callable[[], bool], on_hangup: Callable[[], None], async_mode: str,
+           sleep: Any) -> None:
+    while not over():
         try:
             readable = wait_readable(sock, async_mode, sleep)
         except (OSError, ValueError):  # the server closed the socket: the response is over
             return
-        if relay.finished:
+        if over():
             return
         if readable:
             try:
@@ -49,6 +49,6 @@ def _watch(sock: socket.socket, entry: ActiveStream, async_mode: str, sleep: Any
             except OSError:
                 data = b""
             if data == b"":
-                entry.cancel(async_mode, "client_gone")
+                on_hangup()
             # Bytes instead (a pipelined request) say nothing of a hang-up; the next write will tell.
             return

@@ -35,13 +35,13 @@ def ndjson(stream_id: str, events: Iterable[RelayEvent]) -> Iterator[bytes]:
 
 
 def server_sent_events(stream_id: str, events: Iterable[RelayEvent]) -> Iterator[bytes]:
-    """SSE events `chunk`, then one `done` or `error`; data is JSON, so it never spans lines."""
+    """SSE events `chunk` (with `id:` its seq), then one `done` or `error`; data is JSON, so it never spans lines."""
     for event in events:
-        if isinstance(event, Chunk):
-            name, data = "chunk", {"text": event.text, "seq": event.seq}
+        if isinstance(event, Chunk):  # the id is the cursor: EventSource sends it back as Last-Event-ID
+            yield f"event: chunk\nid: {event.seq}\ndata: {_json({'text': event.text, 'seq': event.seq})}\n\n".encode()
         else:
             name, data = ("done" if isinstance(event, Done) else "error"), event.payload(stream_id)
-        yield f"event: {name}\ndata: {_json(data)}\n\n".encode()
+            yield f"event: {name}\ndata: {_json(data)}\n\n".encode()
 
 
 @dataclass(frozen=True)

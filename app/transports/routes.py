@@ -1,4 +1,4 @@
-"""HTTP transport: `POST /message/stream` (plain text, NDJSON or SSE) and `GET /healthz`."""
+"""HTTP transport: `POST /message/stream` (plain text, NDJSON or SSE), its resume and stop, and `GET /healthz`."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ import uuid
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from ..access.auth import bearer_token
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError, retry_after_seconds
-from ..services import current_services
+from ..services import Services, current_services
 from ..streams.events import Failed, Terminal
+from ..streams.registry import Closable
 from ..streams.schemas import parse_chat_request
 from .disconnect import watch_client
-from .formats import negotiate
+from .formats import BodyFormat, negotiate
 
 log = logging.getLogger(__name__)
 
@@ -40,35 +42,81 @@ def message_stream() -> Response:
     except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
         return _error(RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
 
-    owner = f"http:{uuid.uuid4().hex}"
+    owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
     try:
-        relay = services.new_relay(parse_chat_request(data, services.settings))
-        entry = services.admission.admit(owner, relay, client)
+        chat_request = parse_chat_request(data, services.settings)
+        services.admission.admit(client)
+        started = services.streams.start(chat_request, owner, client)
     except RelayError as err:
         return _error(err)
-    async_mode = services.settings.async_mode
-    entry.task = services.socketio.start_background_task(relay.run)
-    watch_client(request.environ, entry, async_mode, services.socketio.sleep, services.socketio.start_background_task)
-    stream_log = relay.log
+    stream_log = started.relay.log
     # Until the upstream answers, a failure can still be a status code: wait for its answer or the end.
     stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
     if not stream_log.opened:
-        services.registry.remove(owner, relay.stream_id)
+        services.streams.release(owner, chat_request.stream_id)
         return _error(_refusal(stream_log.terminal))
+    headers = {"X-Stream-Id": chat_request.stream_id, "X-Resume-Token": started.token}
+    return _delivery(services, owner, chat_request.stream_id, started.reader, body_format, headers)
+
+
+@bp.get("/message/stream/<stream_id>")
+def resume_stream(stream_id: str) -> Response:
+    """Read a stream again from a cursor: what was written after it, the live rest, then the terminal."""
+    services = current_services()
+    client = services.access.check_http(request.environ, request.headers, request.remote_addr)
+    body_format = negotiate(request.accept_mimetypes)
+    owner = f"http:{uuid.uuid4().hex}"
+    try:
+        after = _cursor(request.headers.get("Last-Event-ID") or request.args.get("after_seq", "-1"))
+        key = services.streams.key_for(_resume_token(services), stream_id, client)
+        reader = services.streams.resume(key, after, owner, stream_id)
+    except RelayError as err:
+        return _error(err)
+    return _delivery(services, owner, stream_id, reader, body_format, {"X-Stream-Id": stream_id})
+
+
+@bp.post("/message/stream/<stream_id>/stop")
+def stop_stream(stream_id: str) -> Response:
+    """Stop a stream from anywhere, with its resume token."""
+    services = current_services()
+    client = services.access.check_http(request.environ, request.headers, request.remote_addr)
+    try:
+        key = services.streams.key_for(_resume_token(services), stream_id, client)
+        if not services.streams.stop(key):
+            raise RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
+    except RelayError as err:
+        return _error(err)
+    return jsonify(stream_id=stream_id)
+
+
+def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
+              body_format: BodyFormat, headers: dict[str, str]) -> Response:
+    """The streamed response of one delivery: written as the reader yields; a hang-up ends the delivery."""
+    async_mode = services.settings.async_mode
+    done = False
 
     def finish() -> None:  # runs when the response closes, streamed to the end or not
-        entry.cancel(async_mode, "client_gone")  # nothing if it ended; else the client left mid-way
-        services.registry.remove(owner, relay.stream_id)
+        nonlocal done
+        done = True
+        reader.close()
+        services.streams.release(owner, stream_id)
 
+    watch_client(request.environ, lambda: done, reader.close, async_mode, services.socketio.sleep,
+                 services.socketio.start_background_task)
     # eventlet's server otherwise holds writes until 4 KB have gathered.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
-    response = Response(
-        body_format.encode(relay.stream_id, stream_log.follow()),
-        content_type=body_format.content_type,
-        headers={**STREAM_HEADERS, "X-Stream-Id": relay.stream_id},
-    )
+    response = Response(body_format.encode(stream_id, reader),  # type: ignore[arg-type]  # a Closable iterable
+                        content_type=body_format.content_type, headers={**STREAM_HEADERS, **headers})
     response.call_on_close(finish)
     return response
+
+
+def _resume_token(services: Services) -> str | None:
+    """The resume token: X-Resume-Token, a Bearer token when AUTH_TOKENS is off, or ?resume_token= (EventSource)."""
+    token = request.headers.get("X-Resume-Token") or request.args.get("resume_token")
+    if token is None and not services.access.tokens_required:
+        token = bearer_token(request.headers)
+    return token
 
 
 def _refusal(terminal: Terminal | None) -> RelayError:
@@ -76,6 +124,16 @@ def _refusal(terminal: Terminal | None) -> RelayError:
     if isinstance(terminal, Failed):
         return RelayError(terminal.code, terminal.message, retry_after=terminal.retry_after)
     return RelayError(ErrorCode.INVALID_REQUEST, "The request was cancelled.")
+
+
+def _cursor(value: str) -> int:
+    try:
+        after = int(value)
+    except ValueError:
+        after = -2
+    if after < -1:
+        raise RelayError(ErrorCode.INVALID_REQUEST, "after_seq (or Last-Event-ID) must be an integer, -1 or more.")
+    return after
 
 
 @bp.get("/healthz")

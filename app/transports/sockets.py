@@ -9,6 +9,7 @@ The event names and payloads are specified in docs/protocol.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
@@ -17,10 +18,9 @@ from ..access.auth import CLIENT_KEY, socket_token
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError
 from ..services import Services
-from ..streams.events import Chunk, Done, Failed
-from ..streams.registry import StreamRegistry
-from ..streams.relay import INTERNAL_FAILURE, Relay
-from ..streams.schemas import parse_chat_request, requested_stream_id
+from ..streams.events import Chunk, Done, Failed, RelayEvent
+from ..streams.relay import INTERNAL_FAILURE
+from ..streams.schemas import parse_chat_request, parse_resume_request, requested_stream_id
 from .packets import Unreadable
 from .sessions import REFUSED_KEY
 from .writer import wait_for_writer
@@ -32,6 +32,7 @@ CHUNK = "chatgpt_description_chunk"
 DONE = "chatgpt_description_done"
 ERROR = "chatgpt_description_error"
 STOP = "chatgpt_description_stop"
+RESUME = "chatgpt_description_resume"
 
 
 def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
@@ -50,45 +51,61 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
 
     @socketio.on(REQUEST)
     def start_stream(data: object = None, *extra: object) -> dict[str, object]:
-        """Validate, start the stream in the background, and ack with its stream_id or an error."""
+        """Validate, start the stream in the background, and ack with its stream_id and resume token, or an error."""
         sid: str = request.sid  # type: ignore[attr-defined]
         client: str = request.environ[CLIENT_KEY]
         try:
             _check_call(REQUEST, data, extra)
-            relay = services.new_relay(parse_chat_request(data, services.settings))
-            entry = services.admission.admit(sid, relay, client)
+            chat_request = parse_chat_request(data, services.settings)
+            # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
+            services.registry.check_free(sid, chat_request.stream_id)
+            services.admission.admit(client)
+            started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid))
         except RelayError as err:
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
             # the stream_id only if no stream of that id is running, which it would seem to end.
             stream_id = requested_stream_id(data)
-            if stream_id is not None and services.registry.get(sid, stream_id) is not None:
+            if stream_id is not None and services.registry.delivery(sid, stream_id) is not None:
                 stream_id = None
-            emit(ERROR, {"stream_id": stream_id, **err.to_dict()})
+            emit(ERROR, {"stream_id": stream_id, **err.to_dict()}, ignore_queue=True)
             return {"error": err.to_dict()}
-        entry.task = socketio.start_background_task(relay.run)
-        socketio.start_background_task(_deliver, socketio, services.registry, sid, relay)
-        return {"stream_id": relay.stream_id}
+        socketio.start_background_task(_deliver, socketio, services, sid, chat_request.stream_id, started.reader)
+        return {"stream_id": chat_request.stream_id, "resume_token": started.token}
+
+    @socketio.on(RESUME)
+    def resume_stream(data: object = None, *extra: object) -> dict[str, object]:
+        """Deliver a stream again from a cursor, on this connection: the rest of it, then its terminal event."""
+        sid: str = request.sid  # type: ignore[attr-defined]
+        try:
+            _check_call(RESUME, data, extra)
+            wanted = parse_resume_request(data)
+            key = services.streams.key_for(wanted.resume_token, wanted.stream_id, request.environ[CLIENT_KEY])
+            reader = services.streams.resume(key, wanted.after_seq, sid, wanted.stream_id,
+                                             settle=_writer_of(socketio, sid))
+        except RelayError as err:
+            return {"error": err.to_dict()}
+        socketio.start_background_task(_deliver, socketio, services, sid, wanted.stream_id, reader)
+        return {"stream_id": wanted.stream_id}
 
     @socketio.on(STOP)
     def stop_stream(data: object = None, *extra: object) -> dict[str, object]:
-        """Cancel one of this client's own streams; its task sends the `done` with finish_reason cancelled."""
+        """Cancel one of this client's streams (or any, with its resume token); its end comes as usual."""
+        sid: str = request.sid  # type: ignore[attr-defined]
         try:
             _check_call(STOP, data, extra)
+            fields = data if isinstance(data, dict) else {}
+            stream_id = fields.get("stream_id")
+            key = services.streams.key_of(sid, stream_id, fields.get("resume_token"), request.environ[CLIENT_KEY])
+            if not services.streams.stop(key):
+                raise RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
         except RelayError as refused:
             return {"error": refused.to_dict()}
-        stream_id = data.get("stream_id") if isinstance(data, dict) else None
-        entry = services.registry.get(request.sid, stream_id) if isinstance(stream_id, str) else None  # type: ignore[attr-defined]
-        if entry is None:
-            err = RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
-            return {"error": err.to_dict()}
-        entry.cancel(services.settings.async_mode, "stopped")
         return {"stream_id": stream_id}
 
     @socketio.on("disconnect")
-    def cancel_client_streams(reason: object = None) -> None:
-        """Nobody is listening any more: stop paying for tokens."""
-        for entry in services.registry.owned_by(request.sid):  # type: ignore[attr-defined]
-            entry.cancel(services.settings.async_mode, "client_gone")
+    def let_go_of_client_streams(reason: object = None) -> None:
+        """Nobody is listening here any more: the streams wait RESUME_GRACE for a resume, then stop."""
+        services.streams.disconnect(request.sid)  # type: ignore[attr-defined]
 
     @socketio.on_error_default
     def unexpected_error(exc: Exception) -> dict[str, object]:
@@ -105,23 +122,27 @@ def _check_call(event: str, data: object, extra: tuple[object, ...]) -> None:
         raise RelayError(ErrorCode.INVALID_REQUEST, f"{event} takes one argument, an object; got {1 + len(extra)}.")
 
 
-def _deliver(socketio: SocketIO, registry: StreamRegistry, sid: str, relay: Relay) -> None:
-    """Follow the stream's log and emit each chunk, then the terminal event, to this client's room only."""
-    stream_id = relay.stream_id
+def _writer_of(socketio: SocketIO, sid: str) -> Callable[[], None]:
+    return lambda: wait_for_writer(socketio.server, sid)
+
+
+def _deliver(socketio: SocketIO, services: Services, sid: str, stream_id: str,
+             reader: Iterable[RelayEvent]) -> None:
+    """Follow the stream and emit each chunk, then the terminal event, to this client's room only."""
     server = socketio.server
     try:
-        for event in relay.log.follow():
+        for event in reader:
             if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                server.emit(CHUNK, (event.text, {"stream_id": stream_id, "seq": event.seq}), to=sid)
-                wait_for_writer(server, sid)
+                server.emit(CHUNK, (event.text, {"stream_id": stream_id, "seq": event.seq}), to=sid,
+                            ignore_queue=True)  # straight to this instance's client, never through Redis
             else:
-                server.emit(DONE if isinstance(event, Done) else ERROR, event.payload(stream_id), to=sid)
+                server.emit(DONE if isinstance(event, Done) else ERROR, event.payload(stream_id), to=sid,
+                            ignore_queue=True)
+    except RelayError as err:  # a resumed stream whose shared log could not be read to its end
+        server.emit(ERROR, {"stream_id": stream_id, **err.to_dict()}, to=sid, ignore_queue=True)
     except Exception:
         log_bug(log, f"stream {stream_id}: emitting failed")
-        entry = registry.get(sid, stream_id)
-        if entry is not None:
-            entry.cancel(server.async_mode, "internal")  # stop paying for a reply nobody will see
-        failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=relay.log.last_seq + 1)
-        server.emit(ERROR, failure.payload(stream_id), to=sid)
+        failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=0)
+        server.emit(ERROR, failure.payload(stream_id), to=sid, ignore_queue=True)
     finally:
-        registry.remove(sid, stream_id)
+        services.streams.release(sid, stream_id)

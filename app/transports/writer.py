@@ -1,9 +1,9 @@
-"""Let a Socket.IO client's websocket writer catch up before the next chunk is built, so that it carries more.
+"""Let a Socket.IO client's websocket writer catch up before the next chunk is taken, so that it carries more.
 
 engine.io queues each emitted packet for the client's writer task, which sends every packet as its own
-websocket frame. While the writer still has packets to take (a slow client, a busy CPU), emitting more
-would only add frames; waiting until it has taken them lets the stream's log gather everything that came
-meanwhile into the next chunk. When the writer is idle this returns at once, so nothing is held back.
+websocket frame. While the writer still has packets it has not taken (a slow client, a busy CPU), emitting
+more would only add frames: waiting until it has taken them lets the stream's log gather everything that
+came meanwhile into the next chunk. When the writer is idle this returns at once, so nothing is held back.
 """
 
 from __future__ import annotations

@@ -1,0 +1,37 @@
+"""Resume tokens: an unguessable, signed capability to read one stream again, from any connection or instance.
+
+Signed with itsdangerous (Flask's own signer) over the stream's global key, its stream_id and, when
+AUTH_TOKENS is on, the client identity, so that a token leaked from one client is useless to another. Without
+AUTH_TOKENS the identity is an address, which changes when a phone moves to another network: the token is
+then bound to the stream alone, and holding it is what proves the right to read.
+"""
+
+from __future__ import annotations
+
+from itsdangerous import BadSignature, URLSafeSerializer
+
+from ..errors import ErrorCode, RelayError
+
+# One message for every refusal, so a caller learns nothing about whether the stream exists.
+NO_SUCH_STREAM = "No stream of yours with that stream_id and resume_token can be resumed."
+
+
+class ResumeTokens:
+    def __init__(self, secret: str | bytes, bind_client: bool) -> None:
+        self._serializer = URLSafeSerializer(secret, salt="chat-relay.resume")
+        self._bind_client = bind_client
+
+    def issue(self, stream_key: str, stream_id: str, client: str) -> str:
+        return self._serializer.dumps([stream_key, stream_id, client if self._bind_client else ""])
+
+    def check(self, token: object, stream_id: object, client: str) -> str:
+        """The stream's key, if `token` was issued for this stream_id (and client); else invalid_request."""
+        if not isinstance(token, str) or not isinstance(stream_id, str) or len(token) > 1000:
+            raise RelayError(ErrorCode.INVALID_REQUEST, NO_SUCH_STREAM)
+        try:
+            stream_key, issued_for, bound = self._serializer.loads(token)
+        except (BadSignature, ValueError, TypeError):
+            raise RelayError(ErrorCode.INVALID_REQUEST, NO_SUCH_STREAM) from None
+        if issued_for != stream_id or bound != (client if self._bind_client else ""):
+            raise RelayError(ErrorCode.INVALID_REQUEST, NO_SUCH_STREAM)
+        return str(stream_key)

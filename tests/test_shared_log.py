@@ -1,0 +1,181 @@
+"""Stream logs shared through a real redis-server (app/streams/shared_log.py): mirrored, read from any cursor,
+ended exactly once, and a dead producer reported, never hidden. Threads stand in for the green tasks."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from app.errors import ErrorCode, RelayError
+from app.streams.events import Chunk, Done, Failed
+from app.streams.log import StreamLog
+from app.streams.shared_log import SharedLogs, encode_terminal, lease_key, log_key
+from tests.conftest import free_port
+from tests.redis_server import RedisServer, require_redis
+
+LEASE_MS = 600  # short, so that a dead producer is seen within a second or two
+
+
+@pytest.fixture
+def shared(redis_server: RedisServer) -> SharedLogs:
+    return SharedLogs(redis_server.url, ttl=30, sleep=time.sleep, lease_ms=LEASE_MS)
+
+
+def produced(shared: SharedLogs, pieces: list[str], terminal: Done | Failed | None = None) -> tuple[str, StreamLog]:
+    """A stream whose producer appended `pieces` (and `terminal`), mirrored to Redis by a mirror thread."""
+    key = uuid.uuid4().hex
+    stream_log = StreamLog("s", threading.Event)
+    mirror = threading.Thread(target=shared.mirror, args=(stream_log, key, lambda: True), daemon=True)
+    mirror.start()
+    wait_until(lambda: shared.redis.exists(log_key(key)))  # the mirror's first write: the log's start
+    for piece in pieces:
+        stream_log.append(piece)
+    if terminal is not None:
+        stream_log.end(terminal)
+        mirror.join(10)
+        assert not mirror.is_alive()
+    return key, stream_log
+
+
+def wait_until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)  # another thread (or Redis) is doing the work: poll its outcome
+
+
+def end_race(shared: SharedLogs, key: str) -> list[int]:
+    """The producer's terminal and a reader's `interrupted`, released together from a barrier."""
+    barrier = threading.Barrier(2)
+    results: list[int] = []
+
+    def producer_end() -> None:
+        barrier.wait()
+        results.append(shared._append(key, "end", "1-1", encode_terminal(Done("stop", 1, None)), 1))
+
+    def reader_interrupt() -> None:
+        barrier.wait()
+        results.append(shared._write(keys=[log_key(key), lease_key(key)], args=[
+            "interrupt", "", encode_terminal(Failed(ErrorCode.INTERRUPTED, "gone", 1)), 30_000, LEASE_MS, 1000, 0]))
+
+    threads = [threading.Thread(target=producer_end), threading.Thread(target=reader_interrupt)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def read_all(events: Iterator) -> tuple[list[Chunk], object]:
+    chunks, terminal = [], None
+    for event in events:
+        if isinstance(event, Chunk):
+            chunks.append(event)
+        else:
+            terminal = event
+    return chunks, terminal
+
+
+def test_a_finished_stream_replays_from_any_cursor(shared: SharedLogs) -> None:
+    pieces = [f"p{i} " for i in range(50)]
+    key, _ = produced(shared, pieces, Done("stop", 50, None))
+    for after in (-1, 0, 17, 48, 49):
+        chunks, terminal = read_all(shared.follow(key, after))
+        assert "".join(c.text for c in chunks) == "".join(pieces[after + 1:])
+        assert all(c.seq > after for c in chunks) and (not chunks or chunks[-1].seq == 49)
+        assert terminal == Done("stop", 50, None)
+
+
+def test_a_live_stream_is_followed_without_gap_or_repeat(shared: SharedLogs) -> None:
+    key, stream_log = produced(shared, ["a ", "b "])
+    got: list = []
+    reader = threading.Thread(target=lambda: got.extend(shared.follow(key, 0)), daemon=True)
+    reader.start()
+    for piece in ["c ", "d ", "e "]:
+        stream_log.append(piece)
+    stream_log.end(Done("length", 5, {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6}))
+    reader.join(10)
+    chunks = [e for e in got if isinstance(e, Chunk)]
+    assert "".join(c.text for c in chunks) == "b c d e "
+    assert [c.seq for c in chunks] == sorted({c.seq for c in chunks}) and chunks[-1].seq == 4
+    assert got[-1] == Done("length", 5, {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6})
+
+
+def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedLogs) -> None:
+    """The producer's lease lapses (its instance was killed): the reader writes the one terminal itself."""
+    key = uuid.uuid4().hex
+    stream_log = StreamLog("s", threading.Event)
+    stream_log.append("kept ")
+    stream_log.append("text ")
+    assert shared._append(key, "p", "2-0", b'["kept ","text "]', 0) == 1  # what its mirror wrote before the kill
+    chunks, terminal = read_all(shared.follow(key, -1))
+    assert "".join(c.text for c in chunks) == "kept text "
+    assert isinstance(terminal, Failed) and terminal.code is ErrorCode.INTERRUPTED and terminal.chunks == 2
+    # A second reader sees the same end, not a second one.
+    assert read_all(shared.follow(key, 1)) == ([], terminal)
+
+
+def test_exactly_one_terminal_whoever_writes_first(shared: SharedLogs) -> None:
+    for _ in range(5):
+        key = uuid.uuid4().hex
+        assert shared._append(key, "p", "1-0", b'["x"]', 0) == 1
+        shared.redis.delete(lease_key(key))
+        results = end_race(shared, key)
+        entries = shared.redis.xrange(log_key(key))
+        assert sum(1 for _, fields in entries if b"end" in fields) == 1
+        assert sorted(results) == [0, 1]
+
+
+def test_a_zombie_write_is_refused_by_redis(shared: SharedLogs) -> None:
+    key = uuid.uuid4().hex
+    assert shared._append(key, "p", "3-0", b'["a","b","c"]', 0) == 1
+    assert shared._append(key, "p", "2-0", b'["stale"]', 0) == 0  # out of order
+    assert shared._append(key, "p", "3-0", b'["c"]', 0) == 0  # a duplicate
+    assert shared._append(key, "p", "5-0", b'["x","y"]', 4) == -1  # a gap: piece 3 is missing
+    assert [fields for _, fields in shared.redis.xrange(log_key(key))] == [{b"p": b'["a","b","c"]'}]
+    assert shared._append(key, "p", "5-0", b'["d","e"]', 3) == 1  # the next in line
+
+
+def test_an_unknown_or_expired_stream(shared: SharedLogs) -> None:
+    with pytest.raises(RelayError) as caught:
+        list(shared.follow(uuid.uuid4().hex, -1))
+    assert caught.value.code is ErrorCode.STREAM_EXPIRED
+
+
+def test_redis_away_then_back(tmp_path) -> None:
+    """While Redis is down: resuming elsewhere gets resume_unavailable, the local log is untouched, and the
+    mirror catches up once Redis is back, with nothing lost or repeated."""
+    require_redis()
+    server = RedisServer(free_port(), tmp_path / "redis.log").start()
+    try:
+        shared = SharedLogs(server.url, ttl=30, sleep=time.sleep, lease_ms=5_000)
+        key, stream_log = produced(shared, ["before "])
+        wait_until(lambda: len(shared.redis.xrange(log_key(key))) == 2)  # the start, and "before"
+        server.stop()
+        stream_log.append("during ")
+        with pytest.raises(RelayError) as caught:
+            list(shared.follow(key, -1))
+        assert caught.value.code is ErrorCode.RESUME_UNAVAILABLE and caught.value.retry_after
+        assert stream_log.after(-1) == Chunk("before during ", 1)  # local readers never needed Redis
+        server.start()  # empty: this server keeps nothing on disk
+        stream_log.append("after ")
+        stream_log.end(Done("stop", 3, None))
+        wait_until(lambda: shared.redis.exists(log_key(key)))  # the mirror retries every second
+        chunks, terminal = read_all(shared.follow(key, -1))
+        assert "".join(c.text for c in chunks) == "before during after " and terminal == Done("stop", 3, None)
+    finally:
+        server.stop()
+
+
+def test_the_log_expires_ttl_after_its_last_write(redis_server: RedisServer) -> None:
+    shared = SharedLogs(redis_server.url, ttl=1, sleep=time.sleep, lease_ms=LEASE_MS)
+    key, _ = produced(shared, ["x"], Done("stop", 1, None))
+    assert 0 < shared.redis.pttl(log_key(key)) <= 1000
+    assert not shared.redis.exists(lease_key(key))  # the producer's end releases its lease
+    with pytest.raises(redis.ResponseError):
+        shared.redis.xadd(log_key(key), {"p": "[]"}, id="1-0")  # and the ids stay Redis's to police
