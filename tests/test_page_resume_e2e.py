@@ -61,8 +61,15 @@ def asked(fake: FakeUpstream, prompt: str) -> int:
     return sum(1 for body in fake.requests if body["messages"][-1]["content"] == prompt)
 
 
-def stored_reply(page) -> dict:
-    return page.evaluate(f"() => JSON.parse(sessionStorage.getItem({json.dumps(CONVERSATION_KEY)})).messages.at(-1)")
+def stored_reply(page, condition: str = "true") -> dict:
+    """The last reply as the tab keeps it, once `condition` (JavaScript, of `reply`) holds: the page saves the
+    conversation at most every 250 ms, so a test awaits what it expects there rather than reading it once."""
+    script = f"""() => {{
+        const raw = sessionStorage.getItem({json.dumps(CONVERSATION_KEY)});
+        const reply = raw === null ? undefined : JSON.parse(raw).messages.at(-1);
+        return reply !== undefined && reply.role === "assistant" && ({condition}) ? reply : null;
+    }}"""
+    return page.wait_for_function(script).json_value()
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +109,7 @@ def test_a_reload_mid_reply_picks_it_up_with_the_exact_text(chat: ChatPage, tran
     prompt = held(gate)
     chat.send(prompt)
     expect(chat.reply_text()).to_have_text(words(4))  # held by the gate: the reply is mid-stream
-    assert stored_reply(chat.page)["transport"] == transport
+    assert stored_reply(chat.page, "reply.content !== ''")["transport"] == transport
 
     chat.page.reload()
     expect(chat.connection).to_have_attribute("data-state", "connected")
@@ -118,7 +125,7 @@ def test_a_reload_mid_reply_picks_it_up_with_the_exact_text(chat: ChatPage, tran
     expect(chat.reply_text()).to_have_text(words(10))  # no gap, no repeat
     expect(chat.reply().get_by_test_id("reconnecting")).to_have_count(0)
     assert asked(fake_upstream, prompt) == 1, "the reply was generated again instead of resumed"
-    assert "resumeToken" not in stored_reply(chat.page)  # an ended reply keeps no token
+    assert "resumeToken" not in stored_reply(chat.page, "reply.status === 'done'")  # an ended reply keeps none
 
 
 def test_a_reload_after_the_reply_ended_shows_it_as_it_ended(chat: ChatPage, fake_upstream: FakeUpstream) -> None:
@@ -139,7 +146,7 @@ def test_stop_reaches_the_server_although_a_closed_connection_no_longer_stops(
     aborted = fake_upstream.aborted
     chat.send(controls(chunks=3000, delay=0.02))
     expect(chat.reply_text()).to_contain_text("w3 ")
-    stream_id = stored_reply(chat.page)["streamId"]
+    stream_id = stored_reply(chat.page, "reply.status === 'streaming'")["streamId"]
     chat.page.get_by_role("button", name="Stop").click()
 
     expect(chat.reply()).to_have_attribute("data-status", "stopped")

@@ -11,6 +11,7 @@ import { stopStream, streamPost, streamResume } from "./streamPost.js";
 
 export const RENDER_INTERVAL_MS = 50; // chunks are gathered and rendered at most this often
 const ACK_TIMEOUT_MS = 10_000;
+const SAVE_INTERVAL_MS = 250;
 // An HTTP Stop needs the stream's resume token, which comes with the response's headers: a Stop pressed before
 // they arrive waits this long for them, then closes the response anyway (the server then cancels the stream
 // when its RESUME_GRACE has passed).
@@ -73,7 +74,28 @@ export function useChatStream() {
   );
 
   // The conversation survives a reload of the tab; a running reply's id, token, transport and cursor with it.
-  useEffect(() => saveChat(state.messages), [state.messages]);
+  // Saved at most every SAVE_INTERVAL_MS while text streams (a long conversation is a large string), and at once
+  // when the tab is hidden or unloaded. Each save is one state's messages, so its text and cursor always agree:
+  // a save that lags only means that a reload's resume reads a little more again.
+  const unsaved = useRef(null);
+  useEffect(() => {
+    unsaved.current ??= setTimeout(() => {
+      unsaved.current = null;
+      saveChat(stateRef.current.messages);
+    }, SAVE_INTERVAL_MS);
+  }, [state.messages]);
+  useEffect(() => {
+    function saveNow() {
+      clearTimeout(unsaved.current);
+      unsaved.current = null;
+      saveChat(stateRef.current.messages);
+    }
+    window.addEventListener("pagehide", saveNow);
+    return () => {
+      window.removeEventListener("pagehide", saveNow);
+      saveNow();
+    };
+  }, []);
 
   const flush = useCallback(() => buffer.current.flush(), []);
   const current = useCallback((entry) => live.current.get(entry.streamId) === entry, []);

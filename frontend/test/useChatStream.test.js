@@ -224,6 +224,29 @@ describe("a reload", () => {
   });
 });
 
+describe("the kept conversation", () => {
+  const kept = () => JSON.parse(sessionStorage.getItem(KEY))?.messages.at(-1);
+
+  it("is saved at most every 250 ms while text streams, and at once when the tab is hidden, text and cursor together", async () => {
+    await mount();
+    await connect();
+    const id = await startOverSocket();
+    await step(() => vi.advanceTimersByTime(250));
+    expect(kept()).toMatchObject({ streamId: id, transport: "socket", resumeToken: "tok-1", content: "" });
+    await chunk("w0 ", 0, id);
+    await render();
+    await chunk("w1 ", 1, id);
+    await render();
+    expect(kept().content).toBe(""); // not yet: the next save is due 250 ms after the last
+    await step(() => vi.advanceTimersByTime(250));
+    expect(kept()).toMatchObject({ content: "w0 w1 ", seq: 1 });
+    await chunk("w2 ", 2, id);
+    await render();
+    await step(() => window.dispatchEvent(new Event("pagehide"))); // a reload, or the tab closing
+    expect(kept()).toMatchObject({ content: "w0 w1 w2 ", seq: 2 });
+  });
+});
+
 describe("over HTTP", () => {
   const encoder = new TextEncoder();
   const line = (event) => encoder.encode(JSON.stringify(event) + "\n");
@@ -311,7 +334,7 @@ describe("New chat", () => {
     await connect();
     const id = await startOverSocket();
     await chunk("w0 ", 0, id);
-    await render();
+    await step(() => vi.advanceTimersByTime(250));
     expect(sessionStorage.getItem(KEY)).not.toBeNull();
     await step(() => hook.newChat());
     expect(emitted("chatgpt_description_stop").at(-1).payload).toEqual({ stream_id: id, resume_token: "tok-1" });
