@@ -328,6 +328,38 @@ describe("over HTTP", () => {
   });
 });
 
+describe("a Stop before the HTTP response's headers", () => {
+  it("waits for the token they bring, then sends the stop and closes the response", async () => {
+    let answer;
+    let signal;
+    const fetch = vi.fn((url, init) => {
+      if (url !== "/message/stream") return Promise.resolve(new Response("{}", { status: 200 }));
+      signal = init.signal;
+      return new Promise((resolve) => {
+        answer = () => resolve(new Response(new ReadableStream({
+          start(controller) {
+            init.signal.addEventListener("abort", () => controller.error(new DOMException("aborted", "AbortError")));
+          },
+        }), { status: 200, headers: { "X-Resume-Token": "tok-late" } }));
+      });
+    });
+    vi.stubGlobal("fetch", fetch);
+    await mount();
+    await step(() => hook.send("hi", { transport: "http", model: null }));
+    await step(() => hook.stop());
+    expect(fetch).toHaveBeenCalledTimes(1); // no token yet: nothing to stop with
+    expect(signal.aborted).toBe(false);
+    await step(async () => {
+      answer();
+      await vi.advanceTimersByTimeAsync(0);
+    });
+    const id = reply().streamId;
+    expect(fetch).toHaveBeenCalledWith(`/message/stream/${id}/stop`, { method: "POST", headers: { "X-Resume-Token": "tok-late" } });
+    expect(signal.aborted).toBe(true);
+    expect(reply().status).toBe("stopped");
+  });
+});
+
 describe("New chat", () => {
   it("stops the running reply, then forgets the conversation here and in storage", async () => {
     await mount();
