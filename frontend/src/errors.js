@@ -1,4 +1,4 @@
-// Error codes (every one in docs/protocol.md's table, plus two the page itself detects) in plain words.
+// Error codes (every one in docs/protocol.md's table, plus those the page itself detects) in plain words.
 
 const HEADLINES = {
   invalid_request: "Request refused.",
@@ -13,6 +13,9 @@ const HEADLINES = {
   host_not_allowed: "The server does not answer to this address.",
   too_many_streams: "Too many replies at once.",
   server_shutdown: "The server is shutting down.",
+  stream_expired: "The server no longer keeps this reply, so the rest of it is lost.", // a resume after RESUME_TTL
+  resume_unavailable: "The reply cannot be picked up again right now.", // the shared store is away; retried
+  interrupted: "The reply was cut off: the server writing it stopped.", // its instance died; the text kept is shown
   network: "Connection failed.",
   disconnected: "Connection lost.",
 };
