@@ -21,11 +21,13 @@ import requests
 
 from app.config import Settings
 from app.serving import local_model, processes
+from app.streams import context_overflow
 from tests.clients import CHUNK, DONE, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server
+from tests.outcomes import TRANSPORTS, run_http, run_socketio
 from tests.tcp_proxy import TcpProxy
 
-STORY = "Write a long story about a dragon who learns to bake bread."  # long enough to stop mid-way
+LONG = "List the numbers from 1 to 300, separated by commas."  # about 300 tokens: long enough to stop mid-way
 # Requests use temperature 0: the same reply every run, so a test cannot pass or fail by luck.
 GENEROUS = 180  # seconds: a small model, but 2 shared cores and maybe a cold start
 
@@ -118,7 +120,7 @@ def test_http_ndjson_streams_a_real_reply_incrementally(relay: LiveServer, proxy
 def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     probe = SioProbe(relay.url)
     try:
-        ack = probe.start({"prompt": "Count from 1 to 100, separated by commas.", "max_tokens": 5, "temperature": 0})
+        ack = probe.start({"prompt": LONG, "max_tokens": 5, "temperature": 0})
         name, terminal = probe.wait_terminal(ack["stream_id"], timeout=GENEROUS)
         assert name == DONE, terminal
         assert terminal["finish_reason"] == "length"
@@ -128,10 +130,42 @@ def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     finally:
         probe.close()
 
-    with post_stream(relay.url, {"prompt": "Count from 1 to 100.", "max_tokens": 3, "temperature": 0},
+    with post_stream(relay.url, {"prompt": LONG, "max_tokens": 3, "temperature": 0},
                      accept="application/x-ndjson") as response:
         events = list(ndjson_events(response))
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize(("question", "answer"), [("What is the capital of France?", "Paris"),
+                                                ("Who wrote Romeo and Juliet?", "Shakespeare")])
+def test_the_base_model_answers_a_simple_question_and_stops(relay: LiveServer, question: str, answer: str) -> None:
+    """The few-shot frame (app/serving/qa_frame.py): a short answer that ends by itself, not max_tokens' cut."""
+    with post_stream(relay.url, {"prompt": question, "max_tokens": 60, "temperature": 0},
+                     accept="application/x-ndjson") as response:
+        events = list(ndjson_events(response))
+    text = "".join(e["text"] for e in events if e["type"] == "chunk")
+    assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop", (text, events[-1])
+    assert answer in text and "Question:" not in text, text
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_conversation_too_long_for_the_context_is_a_clear_invalid_request(relay: LiveServer,
+                                                                           transport: str) -> None:
+    """29,715 characters pass MAX_PROMPT_CHARS but are about 6,000 tokens: more than the model's 4,096."""
+    prompt = "word " * 5943
+    assert len(prompt) == 29_715
+    payload = {"prompt": prompt, "stream_id": f"long-{transport}", "temperature": 0}
+    if transport == "socketio":
+        probe = SioProbe(relay.url)
+        try:
+            outcome = run_socketio(probe, payload, timeout=GENEROUS)
+        finally:
+            probe.close()
+    else:
+        outcome = run_http(relay.url, payload, timeout=GENEROUS)
+    assert (outcome.terminal["code"], outcome.terminal["message"]) == ("invalid_request", context_overflow.MESSAGE)
+    assert f"stream_id=long-{transport} " in relay.log() and "cause=invalid_request" in relay.log()
+    assert_model_is_free(relay)
 
 
 def test_concurrent_streams_wait_their_turn_and_end_whole(relay: LiveServer) -> None:
@@ -155,7 +189,7 @@ def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
     seen = model_disconnects(model_server)
     try:
         aborted = proxy.snapshot()["aborted"]
-        ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
+        ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
         stream_id = ack["stream_id"]
         probe.wait_chunks(stream_id, 3, timeout=GENEROUS)
         assert probe.stop(stream_id) == {"stream_id": stream_id}
@@ -174,7 +208,7 @@ def test_disconnect_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
     seen = model_disconnects(model_server)
     probe = SioProbe(relay.url)
     aborted = proxy.snapshot()["aborted"]
-    ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
+    ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
     probe.wait_chunks(ack["stream_id"], 3, timeout=GENEROUS)
     probe.close()
     assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
@@ -186,7 +220,7 @@ def test_http_abort_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
                                                 model_server: local_model.LocalModelServer) -> None:
     seen = model_disconnects(model_server)
     aborted = proxy.snapshot()["aborted"]
-    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400, "temperature": 0},
+    response = post_stream(relay.url, {"prompt": LONG, "max_tokens": 400, "temperature": 0},
                            accept="application/x-ndjson")
     events = ndjson_events(response)
     assert [next(events)["type"] for _ in range(3)] == ["chunk"] * 3
@@ -343,7 +377,7 @@ def test_launcher_stops_the_relay_when_the_model_dies() -> None:
     try:
         family = _descendants(launcher.pid)
         model_pid = next(pid for pid in family
-                         if b"llama_cpp.server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+                         if b"app.serving.model_server" in Path(f"/proc/{pid}/cmdline").read_bytes())
         os.kill(model_pid, signal.SIGKILL)
         rest, _ = launcher.communicate(timeout=60)
         output.append(rest)
