@@ -22,7 +22,7 @@ import requests
 from app.config import Settings
 from app.serving import local_model, processes
 from app.streams import context_overflow
-from tests.clients import CHUNK, DONE, SioProbe, ndjson_events, post_stream
+from tests.clients import CHUNK, DONE, ERROR, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server
 from tests.outcomes import TRANSPORTS, run_http, run_socketio
 from tests.tcp_proxy import TcpProxy
@@ -343,9 +343,20 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
 
         family = _descendants(launcher.pid)
         assert len(family) >= (3 if mode == "gevent" else 2), family  # the model, gunicorn's master and worker
-        os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
-        rest, _ = launcher.communicate(timeout=60)
+        probe = SioProbe(f"http://127.0.0.1:{port}")
+        try:
+            ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
+            probe.wait_chunks(ack["stream_id"], 1, timeout=GENEROUS)
+            os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
+            if sig == signal.SIGINT:  # a quick drain: the running stream ends at once, and says why
+                name, terminal = probe.wait_terminal(ack["stream_id"], timeout=30)
+                assert (name, terminal["code"]) == (ERROR, "server_shutdown"), terminal
+            rest, _ = launcher.communicate(timeout=60)
+        finally:
+            probe.close()
         output.append(rest)
+        if sig == signal.SIGINT:
+            assert "cause=server_shutdown" in rest, rest
         assert launcher.returncode == 0, "".join(output)
         assert not [pid for pid in family if _alive(pid)], "".join(output)
         assert processes.port_problem("127.0.0.1", model_port) is None

@@ -8,6 +8,7 @@ eventlet's `python -m app` gets it directly.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from app.serving.shutdown import chain_interrupt
 from tests.clients import ERROR, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
@@ -142,3 +144,95 @@ def test_fast_streams_cut_by_sigterm_end_cleanly_on_keep_alive(mode: str, fake_u
     log = server.log()
     assert log.count("cause=server_shutdown") == len(received)
     assert "Traceback" not in log and "StreamCancelled" not in log
+
+
+def _held_streams(server: LiveServer, fake_upstream: FakeUpstream, gate: str) -> tuple[SioProbe, threading.Thread,
+                                                                                      list[dict]]:
+    """One Socket.IO and one HTTP stream, both held mid-way by the fake until the gate opens (never)."""
+    probe = SioProbe(server.url)
+    held = controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3)
+    probe.start({"prompt": held, "stream_id": "held"})
+    http_events: list[dict] = []
+
+    def read_http() -> None:
+        with post_stream(server.url, {"prompt": held, "stream_id": "held-http"},
+                         accept="application/x-ndjson") as response:
+            http_events.extend(ndjson_events(response))
+
+    reader = threading.Thread(target=read_http)
+    reader.start()
+    probe.wait_chunks("held", 1)
+    assert fake_upstream.wait_for(lambda f: f.in_flight_with(gate) == 2)
+    return probe, reader, http_events
+
+
+def _assert_cut_with_server_shutdown(server: LiveServer, probe: SioProbe, reader: threading.Thread,
+                                     http_events: list[dict]) -> None:
+    """Both streams end with `server_shutdown` within a few seconds (far inside SHUTDOWN_GRACE), then the
+    server exits; each stream logged its stream_end line."""
+    name, error = probe.wait_terminal("held", timeout=10)
+    assert (name, error["code"]) == (ERROR, "server_shutdown")
+    reader.join(10)
+    assert not reader.is_alive()
+    assert [e["type"] for e in http_events] == ["chunk", "error"] and http_events[-1]["code"] == "server_shutdown"
+    assert server.process.wait(timeout=15) == 0
+    assert len(probe.terminals("held")) == 1
+    log = server.log()
+    assert log.count("cause=server_shutdown") == 2, log
+    assert "Traceback" not in log
+    probe.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_ends_running_streams_at_once_then_exits(mode: str, fake_upstream: FakeUpstream, gate: str,
+                                                        tmp_path) -> None:
+    """The terminal's Ctrl-C reaches the server's whole process group (gunicorn's master and worker alike):
+    no grace period, each running stream ends with its `server_shutdown` event, then the server exits."""
+    env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
+    server = start_server(mode, env, tmp_path / "server.log", new_session=True)
+    try:
+        probe, reader, http_events = _held_streams(server, fake_upstream, gate)
+        os.killpg(server.process.pid, signal.SIGINT)
+        _assert_cut_with_server_shutdown(server, probe, reader, http_events)
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_cuts_a_sigterm_drain_short(mode: str, fake_upstream: FakeUpstream, gate: str, tmp_path) -> None:
+    """SIGTERM (to the server alone, as a process manager sends it) waits SHUTDOWN_GRACE; Ctrl-C then ends it."""
+    env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
+    server = start_server(mode, env, tmp_path / "server.log", new_session=True)
+    try:
+        probe, reader, http_events = _held_streams(server, fake_upstream, gate)
+        server.process.send_signal(signal.SIGTERM)
+        wait_log(server, "shutdown: draining 2 streams")
+        assert probe.terminals("held") == []  # still within the grace period
+        os.killpg(server.process.pid, signal.SIGINT)
+        _assert_cut_with_server_shutdown(server, probe, reader, http_events)
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def test_a_second_ctrl_c_exits_at_once() -> None:
+    """Real signals to this process, through the handlers `chain_interrupt` installs (the servers' own Ctrl-C
+    handling): the first SIGINT, and the SIGQUIT gunicorn's master adds, start the quick drain; only a second
+    SIGINT exits at once."""
+    calls: list[object] = []
+
+    class Recorder:  # stands in for the app's Shutdown, to see which calls the signals make
+        def begin(self, when_drained: object = None, grace: float | None = None) -> None:
+            calls.append(("drain", grace))
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        chain_interrupt(Recorder(), when_drained=lambda: None, exit_now=lambda: calls.append("exit now"),  # type: ignore[arg-type]
+                        also=(signal.SIGQUIT,))
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGINT):
+            os.kill(os.getpid(), signum)  # the handler runs in this thread before os.kill returns to the test
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert calls == [("drain", 0), ("drain", 0), "exit now"]

@@ -164,8 +164,9 @@ def serve_with_local_model(settings: Settings) -> int:
     except (ConfigError, local_model.LocalModelError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # already stopping
+        signal.signal(signal.SIGINT, _raise_stop)  # a second Ctrl-C: stop at once (_stop_children)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _stop_children(relay, model, stopped_by)
     return 0 if stopped_by is not None else 1
@@ -173,7 +174,11 @@ def serve_with_local_model(settings: Settings) -> int:
 
 def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModelServer | None,
                    stopped_by: signal.Signals | None) -> None:
-    """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish."""
+    """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish.
+
+    Ctrl-C is passed on as SIGINT: the relay ends its streams at once with `server_shutdown`, then exits
+    (app/serving/shutdown.py). A second Ctrl-C while stopping kills both at once.
+    """
     if stopped_by is None:
         for name, process in (("relay", relay), ("local model server", model.process if model else None)):
             if process is not None and process.poll() is not None:
@@ -181,15 +186,22 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
         if model is not None and model.process.poll() is not None:
             print(f"Its last words: {processes.log_tail(model.log_path, lines=1)!r}; its log: {model.log_path}",
                   file=sys.stderr)
-    if relay is not None or model is not None:
-        print("Stopping...", flush=True)
-    if relay is not None:
-        graceful = stopped_by == signal.SIGTERM
-        processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
-    if model is not None:
-        processes.stop(model.process, signal.SIGTERM, timeout=10)
-    if relay is not None or model is not None:
-        print("Stopped.", flush=True)
+    if relay is None and model is None:
+        return
+    graceful = stopped_by == signal.SIGTERM
+    print("Stopping..." if graceful else "Stopping... (Ctrl-C again to stop at once)", flush=True)
+    try:
+        if relay is not None:
+            processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
+        if model is not None:
+            processes.stop(model.process, signal.SIGTERM, timeout=10)
+    except _Stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("Stopping at once.", flush=True)
+        for process in (relay, model.process if model else None):
+            if process is not None:
+                processes.stop(process, signal.SIGKILL, timeout=5)
+    print("Stopped.", flush=True)
 
 
 def _listed(items: list[str]) -> str:
