@@ -287,6 +287,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone already
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -301,10 +308,10 @@ def launcher_env(**extra: str) -> dict[str, str]:
     return {**env, "PORT": str(free_port()), "LOCAL_MODEL_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def start_launcher(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+def start_launcher(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, list[str]]:
     """`python -m app.serving.launch` in its own session, like a shell's job, read until it says it is ready."""
-    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.launch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.launch", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []
     assert launcher.stdout is not None
     for line in launcher.stdout:
@@ -367,6 +374,32 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
             launcher.wait()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_dev_without_a_key_serves_the_local_model() -> None:
+    """`make dev` with no key starts the local model as `make run` does (it used to restart a failing relay under
+    watchmedo forever), with the relay under watchmedo; Ctrl-C stops all of it."""
+    require_local_model()
+    env = launcher_env()
+    port = int(env["PORT"])
+    launcher, output = start_launcher(env, "--dev")
+    try:
+        family = _descendants(launcher.pid)
+        assert any(b"watchdog.watchmedo" in _cmdline(pid) for pid in family), family
+        with post_stream(f"http://127.0.0.1:{port}", {"prompt": "Say hello.", "max_tokens": 16},
+                         accept="application/x-ndjson") as response:
+            events = list(ndjson_events(response))
+        assert events[-1]["type"] == "done", events
+        os.killpg(launcher.pid, signal.SIGINT)
+        rest, _ = launcher.communicate(timeout=60)
+        output.append(rest)
+        assert launcher.returncode == 0, "".join(output)
+        assert not [pid for pid in family if _alive(pid)], "".join(output)
+        assert "Traceback" not in "".join(output)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
 
 
 def test_assert_helpers_see_processes() -> None:

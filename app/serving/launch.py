@@ -4,6 +4,10 @@
   the server (gunicorn with gunicorn.conf.py, or `python -m app` for ASYNC_MODE=eventlet).
 - Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
+
+With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save under
+app/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo they would be
+restarted forever.
 """
 
 from __future__ import annotations
@@ -29,11 +33,20 @@ OPENAI_URL = "https://api.openai.com/v1"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the relay is local, whatever HTTP_PROXY says
 
 
-def relay_command(settings: Settings) -> list[str]:
-    """The relay as it runs in production, in the configured async mode."""
+def relay_command(settings: Settings, dev: bool = False) -> list[str]:
+    """The relay as it runs in production, in the configured async mode; with `dev`, restarted on every save."""
     if settings.async_mode == "eventlet":
-        return [sys.executable, "-m", "app"]
-    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+        command = [sys.executable, "-m", "app"]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+    if dev:
+        # A relay that exits (a syntax error just saved) waits for the next save instead of restarting in a loop.
+        # watchmedo stops it with SIGINT, as Ctrl-C would (a quick drain), and kills it if that takes over 5 s:
+        # sooner than the launcher gives up on watchmedo (_stop_children), so nothing outlives them.
+        command = [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", "--directory", str(ROOT / "app"),
+                   "--patterns", "*.py", "--recursive", "--no-restart-on-command-exit", "--kill-after", "5",
+                   "--", *command]
+    return command
 
 
 def page_url(settings: Settings) -> str:
@@ -86,7 +99,7 @@ def _explain(code: ErrorCode, where: str, settings: Settings) -> str:
             "OPENAI_BASE_URL: it is the API's root and usually ends in /v1.")
 
 
-def serve_with_upstream(settings: Settings) -> int:
+def serve_with_upstream(settings: Settings, dev: bool = False) -> int:
     """Check the configured upstream, then replace this process with the server."""
     check_port(settings)
     warning = check_upstream(settings)
@@ -94,7 +107,7 @@ def serve_with_upstream(settings: Settings) -> int:
         print(warning, file=sys.stderr, flush=True)
     print(f"Upstream: {shown_url(settings.openai_base_url or OPENAI_URL)}, model {settings.openai_model}. "
           f"Page: {page_url(settings)}", flush=True)
-    command = relay_command(settings)
+    command = relay_command(settings, dev)
     os.execv(command[0], command)  # the server gets the terminal's Ctrl-C directly; nothing left to supervise
 
 
@@ -125,7 +138,7 @@ def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float =
     raise ConfigError(f"The relay did not answer on {url} within {timeout:.0f} s; its output is above.")
 
 
-def serve_with_local_model(settings: Settings) -> int:
+def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
     """Start the local model, then the relay pointed at it; stop both on Ctrl-C, SIGTERM, or either one's exit."""
     check_port(settings)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -139,7 +152,7 @@ def serve_with_local_model(settings: Settings) -> int:
         if settings.default_max_tokens is None:
             # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
             env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
-        relay = processes.spawn(relay_command(settings), env)
+        relay = processes.spawn(relay_command(settings, dev), env)
         wait_for_relay(relay, settings)
         children = (model.process, relay)
 
@@ -152,7 +165,8 @@ def serve_with_local_model(settings: Settings) -> int:
             f"\nReady. Open {page_url(settings)}  (HTTP streams: POST {page_url(settings)}message/stream)\n"
             f"Upstream: the local model {local_model.ALIAS} (llama-cpp-python at {model.base_url}), a small "
             "stand-in: its answers are poor, but real and streamed token by token.\n"
-            "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n",
+            "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n"
+            + ("The relay restarts on every save under app/; the model keeps running.\n" if dev else ""),
             flush=True,
         )
         on_child_exit(signal.SIGCHLD, None)  # one may have exited before the handler was in place
@@ -225,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 0 if the local model would be used (no key, no base URL), 1 otherwise")
     parser.add_argument("--check-build-tools", action="store_true",
                         help="exit 1, saying what to install, if llama-cpp-python cannot compile here")
+    parser.add_argument("--dev", action="store_true",
+                        help="restart the relay on every save under app/ (make dev)")
     args = parser.parse_args(argv)
     if args.check_build_tools:
         return check_build_tools()
@@ -235,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         if settings.async_mode == "threading":
             raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
         if settings.uses_local_model:
-            return serve_with_local_model(settings)
-        return serve_with_upstream(settings)
+            return serve_with_local_model(settings, args.dev)
+        return serve_with_upstream(settings, args.dev)
     except (ConfigError, local_model.LocalModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
