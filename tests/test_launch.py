@@ -102,6 +102,18 @@ def test_unreachable_base_url() -> None:
     closed = free_port()
     result = run(OPENAI_BASE_URL=f"http://127.0.0.1:{closed}/v1", UPSTREAM_MAX_RETRIES="0")
     assert_clear_failure(result, "Cannot reach", "OPENAI_BASE_URL", str(closed))
+    assert "To use the local model instead, unset OPENAI_BASE_URL." in result.stderr
+
+
+def test_the_hint_for_a_base_url_in_dotenv_says_to_remove_it_there(tmp_path: Path) -> None:
+    """Unsetting a variable the shell never had would change nothing: the URL is in .env."""
+    closed = free_port()
+    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL=http://127.0.0.1:{closed}/v1\nUPSTREAM_MAX_RETRIES=0\n")
+    env = {**CLEAN_ENV, "PYTHONPATH": str(ROOT), "PORT": str(free_port())}
+    result = subprocess.run(LAUNCH, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert_clear_failure(result, "Cannot reach", str(closed), "To use the local model instead, remove "
+                         "OPENAI_BASE_URL from .env.")
+    assert "unset" not in result.stderr.lower()
 
 
 def test_credentials_in_the_base_url_are_never_printed() -> None:

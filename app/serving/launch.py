@@ -23,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from dotenv import dotenv_values
+
 from ..config import ConfigError, Settings, load_settings
 from ..errors import ErrorCode, RelayError
 from ..streams.upstream import Upstream, shown_url
@@ -73,7 +75,7 @@ def check_upstream(settings: Settings) -> str | None:
     except RelayError as err:
         if err.code == ErrorCode.RATE_LIMITED:
             return f"warning: {where} is rate limiting this key right now; starting anyway."
-        raise ConfigError(_explain(err.code, where, settings)) from None
+        raise ConfigError(_explain(err.code, where, settings).strip()) from None
     if settings.openai_model not in models:
         listed = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
         return (f"warning: {where} does not list OPENAI_MODEL={settings.openai_model} (it lists: {listed or 'none'}); "
@@ -81,8 +83,25 @@ def check_upstream(settings: Settings) -> str | None:
     return None
 
 
+def local_model_hint(settings: Settings, dotenv: Path = Path(".env")) -> str:
+    """How to fall back to the local model: each upstream setting undone where it was set, the environment or .env."""
+    in_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+    steps = []
+    for name, value in (("OPENAI_API_KEY", settings.openai_api_key), ("OPENAI_BASE_URL", settings.openai_base_url)):
+        if not value:
+            continue
+        if os.environ.get(name):  # the environment wins over .env
+            steps.append(f"unset {name}")
+        elif in_file.get(name):
+            steps.append(f"remove {name} from .env")
+    if not steps:
+        return ""
+    text = " and ".join(steps)
+    return f"To use the local model instead, {text}."
+
+
 def _explain(code: ErrorCode, where: str, settings: Settings) -> str:
-    local_hint = "Unset OPENAI_API_KEY and OPENAI_BASE_URL to use the local model instead."
+    local_hint = local_model_hint(settings)
     if code == ErrorCode.UPSTREAM_AUTH:
         if settings.openai_api_key is None:
             return f"{where} wants an API key: set OPENAI_API_KEY (in the environment or in .env)."
