@@ -263,10 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.check_build_tools:
         return check_build_tools()
+    if args.wants_local:
+        try:
+            return 0 if load_settings().uses_local_model else 1
+        except ConfigError:
+            return 1  # quietly: the launcher's own start, which follows in `make run`, says what is wrong
     try:
         settings = load_settings()
-        if args.wants_local:
-            return 0 if settings.uses_local_model else 1
         if settings.async_mode == "threading":
             raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
         if settings.uses_local_model:
