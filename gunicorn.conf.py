@@ -66,7 +66,12 @@ def post_worker_init(worker: object) -> None:
     shutdown = services_of(worker.wsgi).shutdown  # type: ignore[attr-defined]  # a gunicorn Worker
     chain_sigterm(shutdown, worker.handle_exit)  # type: ignore[attr-defined]
 
-    def quit_now() -> None:
-        worker.handle_quit(signal.SIGQUIT, None)  # type: ignore[attr-defined]
+    quitting = False
+
+    def quit_now() -> None:  # once: a second quit, while the first exits, would fail during interpreter shutdown
+        nonlocal quitting
+        if not quitting:
+            quitting = True
+            worker.handle_quit(signal.SIGQUIT, None)  # type: ignore[attr-defined]
 
     chain_interrupt(shutdown, when_drained=quit_now, exit_now=quit_now, also=(signal.SIGQUIT,))

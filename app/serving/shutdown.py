@@ -56,11 +56,12 @@ class Shutdown:
         which runs at once if the drain is already done.
         """
         deadline = time.monotonic() + (self._settings.shutdown_grace if grace is None else grace)
+        new_callback = when_drained is not None and when_drained is not self._when_drained
         if when_drained is not None:
             self._when_drained = when_drained
         if self.began:
             self._deadline = min(self._deadline, deadline)
-            if self.done and when_drained is not None:
+            if self.done and new_callback and when_drained is not None:
                 when_drained()
             return
         self.began = True
@@ -109,16 +110,19 @@ def chain_interrupt(shutdown: Shutdown, when_drained: Callable[[], None], exit_n
     the terminal's Ctrl-C on to its worker as SIGQUIT, which the worker gets beside the terminal's own SIGINT.
     """
     interrupts = 0
+    draining = False
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupts
+        nonlocal interrupts, draining
         if signum == signal.SIGINT:
             interrupts += 1
             if interrupts > 1:
                 log.info("shutdown: second Ctrl-C, exiting now")
                 exit_now()
                 return
-        shutdown.begin(when_drained, grace=0)
+        if not draining:  # once: `when_drained` must run only once
+            draining = True
+            shutdown.begin(when_drained, grace=0)
 
     for signum in (signal.SIGINT, *also):
         signal.signal(signum, on_signal)
