@@ -126,6 +126,7 @@ _EXPECTED = {
     "greater_than_equal": "must be at least {ge:g}",
     "less_than_equal": "must be at most {le:g}",
     "string_pattern_mismatch": "must be 1 to 64 letters, digits, '_' or '-'",
+    "string_too_long": "must be at most {max_length} characters",
     "missing": "is missing",
     "extra_forbidden": "is not a known field",
 }
