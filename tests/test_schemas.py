@@ -67,7 +67,7 @@ def test_bad_payloads_are_invalid_requests(settings: Settings, payload: object) 
 
 
 @pytest.mark.parametrize(("payload", "message"), [
-    ({}, "Send exactly one of 'prompt' and 'messages'."),
+    ({}, "Send either 'prompt' or 'messages', not both."),
     ({"prompt": "  "}, "'prompt' must not be empty."),
     ({"prompt": ["list"]}, "'prompt' must be a string."),
     ({"messages": [{"role": "user"}]}, "'messages[0].content' is missing."),
@@ -79,7 +79,7 @@ def test_bad_payloads_are_invalid_requests(settings: Settings, payload: object) 
     ({"prompt": "x", "max_tokens": 51}, "'max_tokens' must be at most 50."),
     ({"prompt": "x", "max_tokens": 1.5}, "'max_tokens' must be a whole number."),
     ({"prompt": "x", "stream_id": "a/b"}, "'stream_id' must be 1 to 64 letters, digits, '_' or '-'."),
-    ({"messages": [{"role": "user", "content": "x"}] * 4}, "'messages' must hold at most 3 messages."),
+    ({"messages": [{"role": "user", "content": "x"}] * 4}, "Too many messages: at most 3 are allowed."),
 ])
 def test_refusals_say_what_the_field_takes(settings: Settings, payload: dict, message: str) -> None:
     with pytest.raises(RelayError) as caught:

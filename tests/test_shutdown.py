@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from app.serving.shutdown import chain_interrupt
 from tests.clients import ERROR, SioProbe, ndjson_events, post_stream
@@ -236,3 +237,22 @@ def test_a_second_ctrl_c_exits_at_once() -> None:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
     assert calls == [("drain", 0), "exit now"]  # the drain began once
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_exits_even_with_a_vanished_polling_client(mode: str, fake_upstream: FakeUpstream, tmp_path) -> None:
+    """A long-polling Socket.IO client that is gone without a word (a tab just closed) never takes its close
+    packet: the drain must not wait for it. Before, the worker waited until gunicorn killed it at
+    graceful_timeout (30 s)."""
+    server = start_server(mode, upstream_env(fake_upstream), tmp_path / "server.log", new_session=True)
+    try:
+        handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
+        sid = json.loads(handshake.text[1:])["sid"]  # "0{...}": engine.io's open packet
+        connect = requests.post(f"{server.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="40", timeout=5)
+        assert connect.text.lower() == "ok"  # connected to the namespace; it never polls again
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=25) == 0  # generous, but inside graceful_timeout
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+    assert "SIGKILL" not in server.log() and "Traceback" not in server.log()

@@ -83,10 +83,27 @@ class Shutdown:
         while len(registry) and time.monotonic() < deadline:
             sleep(_POLL)
         log.info("shutdown: %d streams ended early; disconnecting clients", len(cut))
-        self._socketio.server.eio.disconnect()  # every client; queued events are sent first
+        self._disconnect_clients()
         self.done = True
         if self._when_drained is not None:
             self._when_drained()
+
+    def _disconnect_clients(self) -> None:
+        """Disconnect every Socket.IO client, sending queued events first, for at most _SETTLE seconds.
+
+        engine.io waits until a client has taken its close packet: a long-polling client that is gone (a tab
+        just closed) never polls for it, and the server would never exit.
+        """
+        finished: list[bool] = []
+
+        def disconnect() -> None:
+            self._socketio.server.eio.disconnect()
+            finished.append(True)
+
+        self._socketio.start_background_task(disconnect)
+        deadline = time.monotonic() + _SETTLE
+        while not finished and time.monotonic() < deadline:
+            self._socketio.sleep(_POLL)
 
 
 def chain_sigterm(shutdown: Shutdown, then: SignalHandler | None = None,

@@ -38,7 +38,7 @@ class _ChatRequestIn(BaseModel):
     @model_validator(mode="after")
     def _one_conversation(self) -> _ChatRequestIn:
         if (self.prompt is None) == (self.messages is None):
-            raise ValueError("Send exactly one of 'prompt' and 'messages'.")
+            raise ValueError("Send either 'prompt' or 'messages', not both.")
         if self.prompt is not None and not self.prompt.strip():
             raise ValueError("'prompt' must not be empty.")
         if self.messages is not None and not self.messages:
@@ -71,7 +71,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
     else:
         messages = [m.model_dump() for m in raw.messages or []]
     if len(messages) > settings.max_messages:
-        raise _invalid(f"'messages' must hold at most {settings.max_messages} messages.")
+        raise _invalid(f"Too many messages: at most {settings.max_messages} are allowed.")
     if sum(len(m["content"]) for m in messages) > settings.max_prompt_chars:
         raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars:,} characters are allowed.")
     if not all(_is_encodable(m["content"]) for m in messages):
