@@ -147,23 +147,26 @@ def test_fast_streams_cut_by_sigterm_end_cleanly_on_keep_alive(mode: str, fake_u
     assert "Traceback" not in log and "StreamCancelled" not in log
 
 
-def _held_streams(server: LiveServer, fake_upstream: FakeUpstream, gate: str) -> tuple[SioProbe, threading.Thread,
-                                                                                      list[dict]]:
+def _held_streams(server: LiveServer, gate: str) -> tuple[SioProbe, threading.Thread, list[dict]]:
     """One Socket.IO and one HTTP stream, both held mid-way by the fake until the gate opens (never)."""
     probe = SioProbe(server.url)
     held = controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3)
     probe.start({"prompt": held, "stream_id": "held"})
     http_events: list[dict] = []
+    streaming = threading.Event()  # the HTTP stream's first chunk has arrived: it is past its status line
 
     def read_http() -> None:
         with post_stream(server.url, {"prompt": held, "stream_id": "held-http"},
                          accept="application/x-ndjson") as response:
-            http_events.extend(ndjson_events(response))
+            for event in ndjson_events(response):
+                http_events.append(event)
+                streaming.set()
+        streaming.set()
 
     reader = threading.Thread(target=read_http)
     reader.start()
     probe.wait_chunks("held", 1)
-    assert fake_upstream.wait_for(lambda f: f.in_flight_with(gate) == 2)
+    assert streaming.wait(10) and http_events[0].get("type") == "chunk", http_events
     return probe, reader, http_events
 
 
@@ -192,7 +195,7 @@ def test_ctrl_c_ends_running_streams_at_once_then_exits(mode: str, fake_upstream
     env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
     server = start_server(mode, env, tmp_path / "server.log", new_session=True)
     try:
-        probe, reader, http_events = _held_streams(server, fake_upstream, gate)
+        probe, reader, http_events = _held_streams(server, gate)
         os.killpg(server.process.pid, signal.SIGINT)
         _assert_cut_with_server_shutdown(server, probe, reader, http_events)
     finally:
@@ -206,7 +209,7 @@ def test_ctrl_c_cuts_a_sigterm_drain_short(mode: str, fake_upstream: FakeUpstrea
     env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
     server = start_server(mode, env, tmp_path / "server.log", new_session=True)
     try:
-        probe, reader, http_events = _held_streams(server, fake_upstream, gate)
+        probe, reader, http_events = _held_streams(server, gate)
         server.process.send_signal(signal.SIGTERM)
         wait_log(server, "shutdown: draining 2 streams")
         assert probe.terminals("held") == []  # still within the grace period
