@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test test-fast lint bench clean build page-dev screenshot
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -74,6 +74,7 @@ test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 ## test-fast: the tests that start no server, no browser and no model (seconds, where `make test` takes minutes)
 FAST_TESTS := tests/test_*_fast.py tests/test_schemas.py tests/test_config.py tests/test_formats.py \
               tests/test_env_example.py tests/test_qa_frame.py tests/test_dockerfile.py
+.PHONY: test-fast
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q $(FAST_TESTS)
 
