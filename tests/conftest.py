@@ -58,19 +58,19 @@ class LiveServer:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
 
 
-def start_server(mode: str, env: dict[str, str], log_path: Path, new_session: bool = False) -> LiveServer:
-    """Start the relay in one async mode, as a user does, on a free loopback port.
-
-    `new_session`: its own process group, which a test can signal whole, as a terminal's Ctrl-C does.
-    """
+def start_server(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
+    """Start the relay in one async mode, as a user does, on a free loopback port."""
     port = free_port()
     env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
-    return launch(mode, server_command(mode), port, env, log_path, new_session=new_session)
+    return launch(mode, server_command(mode), port, env, log_path)
 
 
 def launch(name: str, command: list[str], port: int, env: dict[str, str], log_path: Path,
            timeout: float = 30, new_session: bool = False) -> LiveServer:
-    """Run a server and wait until /healthz answers (or the process dies, which fails at once)."""
+    """Run a server and wait until /healthz answers (or the process dies, which fails at once).
+
+    `new_session`: its own process group, which a test can signal whole, as a terminal's Ctrl-C does.
+    """
     log = log_path.open("w")
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=new_session)

@@ -14,13 +14,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
 
 from app.serving.shutdown import chain_interrupt
 from tests.clients import ERROR, SioProbe, ndjson_events, post_stream
-from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
+from tests.conftest import MODES, LiveServer, free_port, launch, server_command, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 
 GRACE = 4.0
@@ -147,6 +148,14 @@ def test_fast_streams_cut_by_sigterm_end_cleanly_on_keep_alive(mode: str, fake_u
     assert "Traceback" not in log and "StreamCancelled" not in log
 
 
+def start_in_own_group(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
+    """The relay as start_server starts it, in a process group of its own, as a terminal's job is: a test can
+    then send the group a Ctrl-C, which reaches gunicorn's master and worker alike."""
+    port = free_port()
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
+    return launch(mode, server_command(mode), port, env, log_path, new_session=True)
+
+
 def _held_streams(server: LiveServer, gate: str) -> tuple[SioProbe, threading.Thread, list[dict]]:
     """One Socket.IO and one HTTP stream, both held mid-way by the fake until the gate opens (never)."""
     probe = SioProbe(server.url)
@@ -193,7 +202,7 @@ def test_ctrl_c_ends_running_streams_at_once_then_exits(mode: str, fake_upstream
     """The terminal's Ctrl-C reaches the server's whole process group (gunicorn's master and worker alike):
     no grace period, each running stream ends with its `server_shutdown` event, then the server exits."""
     env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
-    server = start_server(mode, env, tmp_path / "server.log", new_session=True)
+    server = start_in_own_group(mode, env, tmp_path / "server.log")
     try:
         probe, reader, http_events = _held_streams(server, gate)
         os.killpg(server.process.pid, signal.SIGINT)
@@ -207,7 +216,7 @@ def test_ctrl_c_ends_running_streams_at_once_then_exits(mode: str, fake_upstream
 def test_ctrl_c_cuts_a_sigterm_drain_short(mode: str, fake_upstream: FakeUpstream, gate: str, tmp_path) -> None:
     """SIGTERM (to the server alone, as a process manager sends it) waits SHUTDOWN_GRACE; Ctrl-C then ends it."""
     env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
-    server = start_server(mode, env, tmp_path / "server.log", new_session=True)
+    server = start_in_own_group(mode, env, tmp_path / "server.log")
     try:
         probe, reader, http_events = _held_streams(server, gate)
         server.process.send_signal(signal.SIGTERM)
@@ -247,7 +256,7 @@ def test_ctrl_c_exits_even_with_a_vanished_polling_client(mode: str, fake_upstre
     """A long-polling Socket.IO client that is gone without a word (a tab just closed) never takes its close
     packet: the drain must not wait for it. Before, the worker waited until gunicorn killed it at
     graceful_timeout (30 s)."""
-    server = start_server(mode, upstream_env(fake_upstream), tmp_path / "server.log", new_session=True)
+    server = start_in_own_group(mode, upstream_env(fake_upstream), tmp_path / "server.log")
     try:
         handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
         sid = json.loads(handshake.text[1:])["sid"]  # "0{...}": engine.io's open packet
