@@ -48,13 +48,31 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def post_worker_init(worker: object) -> None:
-    """On SIGTERM, drain the streams (app/shutdown.py), then let the worker stop accepting as it always does.
+    """Drain the streams before the worker stops (app/serving/shutdown.py).
 
-    The gevent worker's own handler only clears `alive`; its run loop then closes the listener and waits
-    up to graceful_timeout for connections to end. Draining ends every stream with a terminal event
-    within SHUTDOWN_GRACE and disconnects the Socket.IO clients, so the wait ends early.
+    SIGTERM: drain within SHUTDOWN_GRACE, then let the worker stop accepting as it always does. The gevent
+    worker's own handler only clears `alive`; its run loop then closes the listener and waits up to
+    graceful_timeout for connections to end. Draining ends every stream with a terminal event and disconnects
+    the Socket.IO clients, so the wait ends early.
+
+    Ctrl-C: the worker gets SIGINT from the terminal, and SIGQUIT from the master (its quick shutdown), and
+    would exit at once, cutting streams without their last event. Instead: a quick drain, then the worker's own
+    quit; a second Ctrl-C quits at once.
     """
-    from app.services import services_of
-    from app.serving.shutdown import chain_sigterm
+    import signal
 
-    chain_sigterm(services_of(worker.wsgi).shutdown, worker.handle_exit)  # type: ignore[attr-defined]  # a gunicorn Worker
+    from app.services import services_of
+    from app.serving.shutdown import chain_interrupt, chain_sigterm
+
+    shutdown = services_of(worker.wsgi).shutdown  # type: ignore[attr-defined]  # a gunicorn Worker
+    chain_sigterm(shutdown, worker.handle_exit)  # type: ignore[attr-defined]
+
+    quitting = False
+
+    def quit_now() -> None:  # once: a second quit, while the first exits, would fail during interpreter shutdown
+        nonlocal quitting
+        if not quitting:
+            quitting = True
+            worker.handle_quit(signal.SIGQUIT, None)  # type: ignore[attr-defined]
+
+    chain_interrupt(shutdown, when_drained=quit_now, exit_now=quit_now, also=(signal.SIGQUIT,))

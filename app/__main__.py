@@ -47,7 +47,7 @@ def main() -> int:
     upstream = shown_url(settings.openai_base_url) if settings.openai_base_url else "OpenAI"
     print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
     if settings.async_mode == "eventlet":
-        _drain_on_sigterm(app)
+        _drain_on_signals(app)
         _serve_eventlet(app, settings.host, settings.port)
     else:
         socketio.run(app, host=settings.host, port=settings.port, log_output=True)
@@ -97,19 +97,21 @@ class _EventletLog:
         self.info(msg, *args)
 
 
-def _drain_on_sigterm(app: "Flask") -> None:
-    """SIGTERM: drain the streams (app/serving/shutdown.py), then stop eventlet's server so `_serve_eventlet` returns.
+def _drain_on_signals(app: "Flask") -> None:
+    """SIGTERM or Ctrl-C: drain the streams (app/serving/shutdown.py), then stop eventlet's server so
+    `_serve_eventlet` returns. A second Ctrl-C exits at once.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
-    stops; it does so only after the drain, because it closes its websockets as it stops. Until then
-    new connections are accepted, but new streams are refused with `server_shutdown`.
+    stops; it does so only after the drain, because it closes its websockets as it stops (and then waits
+    for every connection to end, which a second Ctrl-C does not). Until then new connections are accepted,
+    but new streams are refused with `server_shutdown`.
     """
     import eventlet
     import eventlet.hubs
     import greenlet
 
     from .services import services_of
-    from .serving.shutdown import chain_sigterm
+    from .serving.shutdown import chain_interrupt, chain_sigterm
 
     main_greenlet = greenlet.getcurrent()
 
@@ -123,7 +125,9 @@ def _drain_on_sigterm(app: "Flask") -> None:
             eventlet.sleep(0.5)
 
     eventlet.spawn(keep_the_hub_awake)
-    chain_sigterm(services_of(app).shutdown, when_drained=stop_server)
+    shutdown = services_of(app).shutdown
+    chain_sigterm(shutdown, when_drained=stop_server)
+    chain_interrupt(shutdown, when_drained=stop_server, exit_now=lambda: os._exit(130))  # 128 + SIGINT, as shells do
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .access.hosts import allowed_host_entry
+from .serving.qa_frame import NAME as QA_FRAME
 
 AsyncMode = Literal["gevent", "eventlet", "threading"]
 
@@ -57,7 +58,9 @@ class Settings(BaseSettings):
     # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)
     local_model_path: str | None = None  # another GGUF file to serve instead of the packaged Gemma 3 270M
-    local_model_chat_format: str = "gemma"  # llama-cpp-python's name for the file's chat markup
+    # How the conversation is written for the model: the few-shot Q&A frame for the packaged base model
+    # (app/serving/qa_frame.py), or llama-cpp-python's name for another file's chat markup; "" uses the file's own.
+    local_model_chat_format: str = QA_FRAME
 
     # Access, abuse limits, liveness and shutdown (README "Security and limits").
     auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # empty: no token needed

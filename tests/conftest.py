@@ -71,10 +71,14 @@ def start_server(mode: str, env: dict[str, str], log_path: Path, port: int | Non
 
 
 def launch(name: str, command: list[str], port: int, env: dict[str, str], log_path: Path,
-           timeout: float = 30) -> LiveServer:
-    """Run a server and wait until /healthz answers (or the process dies, which fails at once)."""
+           timeout: float = 30, new_session: bool = False) -> LiveServer:
+    """Run a server and wait until /healthz answers (or the process dies, which fails at once).
+
+    `new_session`: its own process group, which a test can signal whole, as a terminal's Ctrl-C does.
+    """
     log = log_path.open("w")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=new_session)
     server = LiveServer(name, f"http://127.0.0.1:{port}", process, log_path)
     deadline = time.monotonic() + timeout
     try:

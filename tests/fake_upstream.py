@@ -24,6 +24,8 @@ _ERROR_KINDS = {
     500: ("server_error", None),
     503: ("server_error", None),
 }
+_CONTEXT_MESSAGE = ("This model's maximum context length is 4096 tokens. However, your messages resulted in "
+                    "6610 tokens. SECRET-BODY-DETAIL")
 
 
 def controls(**kw: Any) -> str:
@@ -206,6 +208,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault in ("401", "403", "404", "429", "500", "503"):
             extra = {"retry-after": "0"} if fault == "429" else {}
             return self._send_error(int(fault), f"fake {fault} SECRET-BODY-DETAIL", extra)
+        if fault == "context_length":  # OpenAI's answer to a conversation longer than the model's context
+            return self._send_error(400, _CONTEXT_MESSAGE, code="context_length_exceeded")
         try:
             self._stream(body, ctl, f"chatcmpl-fake-{number}")
         except (_ClientGone, BrokenPipeError, ConnectionResetError):
@@ -282,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self._event({**base, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": None}]})
         fault = ctl.get("fault")
         at = {"stall": ctl.get("stall_after", 1), "drop": ctl.get("drop_after", 2),
-              "malformed": 1, "error_event": 1}.get(fault)
+              "malformed": 1, "error_event": 1, "context_length_event": 0}.get(fault)
         if at is None or sent != min(int(at), total):
             return False
         if fault == "stall":
@@ -296,6 +300,12 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         elif fault == "error_event":
             self._event({"error": {"message": "fake mid-stream SECRET-BODY-DETAIL", "type": "server_error"}})
+            self._write_chunk(b"")
+            return True
+        elif fault == "context_length_event":  # as the local model reports it, its 200 already sent
+            self._event({"error": {"message": _CONTEXT_MESSAGE, "type": "invalid_request_error",
+                                   "param": "messages", "code": "context_length_exceeded"}})
+            self._write_chunk(b"data: [DONE]\n\n")
             self._write_chunk(b"")
             return True
         return False
@@ -343,8 +353,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
 
-    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        kind, code = _ERROR_KINDS.get(status, ("invalid_request_error", None))
+    def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None,
+                    code: str | None = None) -> None:
+        kind, default_code = _ERROR_KINDS.get(status, ("invalid_request_error", None))
+        code = code or default_code
         self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": code}}, headers)
 
     def _send_json(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> None:

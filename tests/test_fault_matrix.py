@@ -39,6 +39,7 @@ FAULTS = [
     ("malformed-sse-json", {"fault": "malformed", "chunks": 400, "delay": 0.01}, None, "upstream_error", None, 1, 1),
     ("no-finish-reason", {"fault": "no_finish", "chunks": 3}, None, "upstream_error", None, 1, 0),
     ("error-event-mid-stream", {"fault": "error_event", "chunks": 3}, None, "upstream_error", None, 1, 0),
+    ("context-length-exceeded", {"fault": "context_length"}, None, "invalid_request", 400, 1, 0),
 ]
 
 

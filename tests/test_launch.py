@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings
-from app.serving import local_model
+from app.serving import local_model, processes
 from tests.conftest import ROOT, free_port, launch, stop_server
 from tests.fake_upstream import FakeUpstream
 
@@ -102,6 +102,18 @@ def test_unreachable_base_url() -> None:
     closed = free_port()
     result = run(OPENAI_BASE_URL=f"http://127.0.0.1:{closed}/v1", UPSTREAM_MAX_RETRIES="0")
     assert_clear_failure(result, "Cannot reach", "OPENAI_BASE_URL", str(closed))
+    assert "To use the local model instead, unset OPENAI_BASE_URL." in result.stderr
+
+
+def test_the_hint_for_a_base_url_in_dotenv_says_to_remove_it_there(tmp_path: Path) -> None:
+    """Unsetting a variable the shell never had would change nothing: the URL is in .env."""
+    closed = free_port()
+    (tmp_path / ".env").write_text(f"OPENAI_BASE_URL=http://127.0.0.1:{closed}/v1\nUPSTREAM_MAX_RETRIES=0\n")
+    env = {**CLEAN_ENV, "PYTHONPATH": str(ROOT), "PORT": str(free_port())}
+    result = subprocess.run(LAUNCH, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=90)
+    assert_clear_failure(result, "Cannot reach", str(closed), "To use the local model instead, remove "
+                         "OPENAI_BASE_URL from .env.")
+    assert "unset" not in result.stderr.lower()
 
 
 def test_credentials_in_the_base_url_are_never_printed() -> None:
@@ -166,5 +178,37 @@ def test_local_settings_do_not_need_a_key() -> None:
     assert settings.uses_local_model
     command = local_model.server_command(Path("/m.gguf"), settings)
     assert command[command.index("--host") + 1] == "127.0.0.1"
-    assert command[command.index("--chat_format") + 1] == "gemma"
+    assert command[command.index("--chat_format") + 1] == "few-shot-qa"  # app/serving/qa_frame.py
     assert command[command.index("--interrupt_requests") + 1] == "False"
+
+
+# --- `make dev`: python -m app.serving.launch --dev, the relay under watchdog's watchmedo ---------------------------
+
+
+def test_make_dev_runs_the_launcher() -> None:
+    """`make dev` goes through the launcher, which checks the settings before watchmedo can restart a failure."""
+    result = subprocess.run(["make", "-n", "dev"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert "-m app.serving.launch --dev" in result.stdout, result.stdout + result.stderr
+
+
+def test_dev_with_bad_settings_stops_with_the_message() -> None:
+    """Once, with what to fix, and a non-zero status: not restarted by watchmedo forever."""
+    result = run("--dev", RATE_LIMIT="lots")
+    assert_clear_failure(result, "RATE_LIMIT", "60/minute")
+    assert result.returncode == 2
+    assert result.stderr.count("Invalid settings") == 1
+
+
+def test_dev_with_an_upstream_serves_under_watchmedo(fake: FakeUpstream, tmp_path: Path) -> None:
+    """With a key and a base URL it checks them, then serves under watchmedo, which stops the relay with it."""
+    port = free_port()
+    env = {**CLEAN_ENV, "PORT": str(port), "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-right-key",
+           "OPENAI_MODEL": "fake-model"}
+    server = launch("launcher-dev", [*LAUNCH, "--dev"], port, env, tmp_path / "dev.log")
+    try:
+        assert b"watchdog.watchmedo" in Path(f"/proc/{server.process.pid}/cmdline").read_bytes()
+        assert f"Upstream: {fake.url}, model fake-model" in server.log()
+    finally:
+        stop_server(server)
+    assert processes.port_problem("127.0.0.1", port) is None  # the relay under watchmedo stopped too
+    assert "Traceback" not in server.log()

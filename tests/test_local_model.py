@@ -21,11 +21,13 @@ import requests
 
 from app.config import Settings
 from app.serving import local_model, processes
-from tests.clients import CHUNK, DONE, SioProbe, ndjson_events, post_stream
+from app.streams import context_overflow
+from tests.clients import CHUNK, DONE, ERROR, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server
+from tests.outcomes import TRANSPORTS, run_http, run_socketio
 from tests.tcp_proxy import TcpProxy
 
-STORY = "Write a long story about a dragon who learns to bake bread."  # long enough to stop mid-way
+LONG = "List the numbers from 1 to 300, separated by commas."  # about 300 tokens: long enough to stop mid-way
 # Requests use temperature 0: the same reply every run, so a test cannot pass or fail by luck.
 GENEROUS = 180  # seconds: a small model, but 2 shared cores and maybe a cold start
 
@@ -118,7 +120,7 @@ def test_http_ndjson_streams_a_real_reply_incrementally(relay: LiveServer, proxy
 def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     probe = SioProbe(relay.url)
     try:
-        ack = probe.start({"prompt": "Count from 1 to 100, separated by commas.", "max_tokens": 5, "temperature": 0})
+        ack = probe.start({"prompt": LONG, "max_tokens": 5, "temperature": 0})
         name, terminal = probe.wait_terminal(ack["stream_id"], timeout=GENEROUS)
         assert name == DONE, terminal
         assert terminal["finish_reason"] == "length"
@@ -128,10 +130,42 @@ def test_max_tokens_is_honoured(relay: LiveServer) -> None:
     finally:
         probe.close()
 
-    with post_stream(relay.url, {"prompt": "Count from 1 to 100.", "max_tokens": 3, "temperature": 0},
+    with post_stream(relay.url, {"prompt": LONG, "max_tokens": 3, "temperature": 0},
                      accept="application/x-ndjson") as response:
         events = list(ndjson_events(response))
     assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize(("question", "answer"), [("What is the capital of France?", "Paris"),
+                                                ("Who wrote Romeo and Juliet?", "Shakespeare")])
+def test_the_base_model_answers_a_simple_question_and_stops(relay: LiveServer, question: str, answer: str) -> None:
+    """The few-shot frame (app/serving/qa_frame.py): a short answer that ends by itself, not max_tokens' cut."""
+    with post_stream(relay.url, {"prompt": question, "max_tokens": 60, "temperature": 0},
+                     accept="application/x-ndjson") as response:
+        events = list(ndjson_events(response))
+    text = "".join(e["text"] for e in events if e["type"] == "chunk")
+    assert events[-1]["type"] == "done" and events[-1]["finish_reason"] == "stop", (text, events[-1])
+    assert answer in text and "Question:" not in text, text
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_conversation_too_long_for_the_context_is_a_clear_invalid_request(relay: LiveServer,
+                                                                           transport: str) -> None:
+    """29,715 characters pass MAX_PROMPT_CHARS but are about 6,000 tokens: more than the model's 4,096."""
+    prompt = "word " * 5943
+    assert len(prompt) == 29_715
+    payload = {"prompt": prompt, "stream_id": f"long-{transport}", "temperature": 0}
+    if transport == "socketio":
+        probe = SioProbe(relay.url)
+        try:
+            outcome = run_socketio(probe, payload, timeout=GENEROUS)
+        finally:
+            probe.close()
+    else:
+        outcome = run_http(relay.url, payload, timeout=GENEROUS)
+    assert (outcome.terminal["code"], outcome.terminal["message"]) == ("invalid_request", context_overflow.MESSAGE)
+    assert f"stream_id=long-{transport} " in relay.log() and "cause=invalid_request" in relay.log()
+    assert_model_is_free(relay)
 
 
 def test_concurrent_streams_wait_their_turn_and_end_whole(relay: LiveServer) -> None:
@@ -155,7 +189,7 @@ def test_stop_closes_the_upstream_request(relay: LiveServer, proxy: TcpProxy,
     seen = model_disconnects(model_server)
     try:
         aborted = proxy.snapshot()["aborted"]
-        ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
+        ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
         stream_id = ack["stream_id"]
         probe.wait_chunks(stream_id, 3, timeout=GENEROUS)
         assert probe.stop(stream_id) == {"stream_id": stream_id}
@@ -174,7 +208,7 @@ def test_disconnect_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
     seen = model_disconnects(model_server)
     probe = SioProbe(relay.url)
     aborted = proxy.snapshot()["aborted"]
-    ack = probe.start({"prompt": STORY, "max_tokens": 400, "temperature": 0})
+    ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
     probe.wait_chunks(ack["stream_id"], 3, timeout=GENEROUS)
     probe.close()
     assert proxy.wait_for(lambda p: p.aborted > aborted), proxy.snapshot()
@@ -186,7 +220,7 @@ def test_http_abort_closes_the_upstream_request(relay: LiveServer, proxy: TcpPro
                                                 model_server: local_model.LocalModelServer) -> None:
     seen = model_disconnects(model_server)
     aborted = proxy.snapshot()["aborted"]
-    response = post_stream(relay.url, {"prompt": STORY, "max_tokens": 400, "temperature": 0},
+    response = post_stream(relay.url, {"prompt": LONG, "max_tokens": 400, "temperature": 0},
                            accept="application/x-ndjson")
     events = ndjson_events(response)
     assert [next(events)["type"] for _ in range(3)] == ["chunk"] * 3
@@ -253,6 +287,13 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # gone already
+        return b""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -267,10 +308,10 @@ def launcher_env(**extra: str) -> dict[str, str]:
     return {**env, "PORT": str(free_port()), "LOCAL_MODEL_PORT": str(free_port()), "PYTHONUNBUFFERED": "1", **extra}
 
 
-def start_launcher(env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
+def start_launcher(env: dict[str, str], *args: str) -> tuple[subprocess.Popen, list[str]]:
     """`python -m app.serving.launch` in its own session, like a shell's job, read until it says it is ready."""
-    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.launch"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    launcher = subprocess.Popen([sys.executable, "-m", "app.serving.launch", *args], cwd=ROOT, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     output: list[str] = []
     assert launcher.stdout is not None
     for line in launcher.stdout:
@@ -309,9 +350,20 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
 
         family = _descendants(launcher.pid)
         assert len(family) >= (3 if mode == "gevent" else 2), family  # the model, gunicorn's master and worker
-        os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
-        rest, _ = launcher.communicate(timeout=60)
+        probe = SioProbe(f"http://127.0.0.1:{port}")
+        try:
+            ack = probe.start({"prompt": LONG, "max_tokens": 400, "temperature": 0})
+            probe.wait_chunks(ack["stream_id"], 1, timeout=GENEROUS)
+            os.killpg(launcher.pid, sig)  # to the launcher's whole group, as the terminal's Ctrl-C does
+            if sig == signal.SIGINT:  # a quick drain: the running stream ends at once, and says why
+                name, terminal = probe.wait_terminal(ack["stream_id"], timeout=30)
+                assert (name, terminal["code"]) == (ERROR, "server_shutdown"), terminal
+            rest, _ = launcher.communicate(timeout=60)
+        finally:
+            probe.close()
         output.append(rest)
+        if sig == signal.SIGINT:
+            assert "cause=server_shutdown" in rest, rest
         assert launcher.returncode == 0, "".join(output)
         assert not [pid for pid in family if _alive(pid)], "".join(output)
         assert processes.port_problem("127.0.0.1", model_port) is None
@@ -322,6 +374,32 @@ def test_launcher_serves_the_local_model_and_stops_cleanly(sig: signal.Signals, 
             launcher.wait()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+
+
+def test_dev_without_a_key_serves_the_local_model() -> None:
+    """`make dev` with no key starts the local model as `make run` does (it used to restart a failing relay under
+    watchmedo forever), with the relay under watchmedo; Ctrl-C stops all of it."""
+    require_local_model()
+    env = launcher_env()
+    port = int(env["PORT"])
+    launcher, output = start_launcher(env, "--dev")
+    try:
+        family = _descendants(launcher.pid)
+        assert any(b"watchdog.watchmedo" in _cmdline(pid) for pid in family), family
+        with post_stream(f"http://127.0.0.1:{port}", {"prompt": "Say hello.", "max_tokens": 16},
+                         accept="application/x-ndjson") as response:
+            events = list(ndjson_events(response))
+        assert events[-1]["type"] == "done", events
+        os.killpg(launcher.pid, signal.SIGINT)
+        rest, _ = launcher.communicate(timeout=60)
+        output.append(rest)
+        assert launcher.returncode == 0, "".join(output)
+        assert not [pid for pid in family if _alive(pid)], "".join(output)
+        assert "Traceback" not in "".join(output)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
 
 
 def test_assert_helpers_see_processes() -> None:
@@ -343,7 +421,7 @@ def test_launcher_stops_the_relay_when_the_model_dies() -> None:
     try:
         family = _descendants(launcher.pid)
         model_pid = next(pid for pid in family
-                         if b"llama_cpp.server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+                         if b"app.serving.model_server" in Path(f"/proc/{pid}/cmdline").read_bytes())
         os.kill(model_pid, signal.SIGKILL)
         rest, _ = launcher.communicate(timeout=60)
         output.append(rest)

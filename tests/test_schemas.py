@@ -40,25 +40,25 @@ def test_default_max_tokens_applies_when_the_request_names_none(settings: Settin
     assert parse_chat_request({"prompt": "x", "max_tokens": 40}, settings).max_tokens == 40
 
 
-@pytest.mark.parametrize(
-    "payload",
-    [
-        None, [], "text", 5,
-        {}, {"prompt": ""}, {"prompt": "   "}, {"messages": []}, {"prompt": "a", "messages": []},
-        {"prompt": b"bytes"}, {"prompt": ["list"]}, {"prompt": {"nested": {"deep": 1}}},
-        {"messages": "hi"}, {"messages": [{"role": "user"}]}, {"messages": [{"content": "x"}]},
-        {"messages": [{"role": "tool", "content": "x"}]}, {"messages": [{"role": "user", "content": 5}]},
-        {"messages": [{"role": "user", "content": "x", "name": "extra"}]},
-        {"prompt": "x", "temperature": "0.5"}, {"prompt": "x", "temperature": 3},
-        {"prompt": "x", "temperature": float("nan")}, {"prompt": "x", "temperature": True},
-        {"prompt": "x", "max_tokens": 0}, {"prompt": "x", "max_tokens": 51}, {"prompt": "x", "max_tokens": 1.5},
-        {"prompt": "x", "max_tokens": "10"}, {"prompt": "x", "model": "other"}, {"prompt": "x", "model": 3},
-        {"prompt": "x", "stream_id": ""}, {"prompt": "x", "stream_id": "a" * 65}, {"prompt": "x", "stream_id": "a/b"},
-        {"prompt": "x", "stream_id": "a\n"}, {"prompt": "x", "stream_id": 7},
-        {"prompt": "x" * 101}, {"messages": [{"role": "user", "content": "x"}] * 4},
-        {"prompt": "bad \ud800 surrogate"}, {"prompt": "x", "unknown": 1},
-    ],
-)
+BAD_PAYLOADS = [
+    None, [], "text", 5,
+    {}, {"prompt": ""}, {"prompt": "   "}, {"messages": []}, {"prompt": "a", "messages": []},
+    {"prompt": b"bytes"}, {"prompt": ["list"]}, {"prompt": {"nested": {"deep": 1}}},
+    {"messages": "hi"}, {"messages": [{"role": "user"}]}, {"messages": [{"content": "x"}]},
+    {"messages": [{"role": "tool", "content": "x"}]}, {"messages": [{"role": "user", "content": 5}]},
+    {"messages": [{"role": "user", "content": "x", "name": "extra"}]},
+    {"prompt": "x", "temperature": "0.5"}, {"prompt": "x", "temperature": 3},
+    {"prompt": "x", "temperature": float("nan")}, {"prompt": "x", "temperature": True},
+    {"prompt": "x", "max_tokens": 0}, {"prompt": "x", "max_tokens": 51}, {"prompt": "x", "max_tokens": 1.5},
+    {"prompt": "x", "max_tokens": "10"}, {"prompt": "x", "model": "other"}, {"prompt": "x", "model": 3},
+    {"prompt": "x", "stream_id": ""}, {"prompt": "x", "stream_id": "a" * 65}, {"prompt": "x", "stream_id": "a/b"},
+    {"prompt": "x", "stream_id": "a\n"}, {"prompt": "x", "stream_id": 7},
+    {"prompt": "x" * 101}, {"messages": [{"role": "user", "content": "x"}] * 4},
+    {"prompt": "bad \ud800 surrogate"}, {"prompt": "x", "unknown": 1},
+]
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS)
 def test_bad_payloads_are_invalid_requests(settings: Settings, payload: object) -> None:
     with pytest.raises(RelayError) as caught:
         parse_chat_request(payload, settings)
@@ -66,10 +66,49 @@ def test_bad_payloads_are_invalid_requests(settings: Settings, payload: object) 
     assert caught.value.message and len(caught.value.message) < 300
 
 
+@pytest.mark.parametrize(("payload", "message"), [
+    ({}, "Send either 'prompt' or 'messages', not both."),
+    ({"prompt": "  "}, "'prompt' must not be empty."),
+    ({"prompt": ["list"]}, "'prompt' must be a string."),
+    ({"messages": [{"role": "user"}]}, "'messages[0].content' is missing."),
+    ({"messages": [{"role": "tool", "content": "x"}]}, "'messages[0].role' must be 'system', 'user' or 'assistant'."),
+    ({"messages": ["x"]}, "'messages[0]' must be an object with 'role' and 'content'."),
+    ({"promt": "x"}, "'promt' is not a known field."),
+    ({"prompt": "x", "temperature": "0.5"}, "'temperature' must be a number."),
+    ({"prompt": "x", "temperature": 3}, "'temperature' must be at most 2."),
+    ({"prompt": "x", "max_tokens": 51}, "'max_tokens' must be at most 50."),
+    ({"prompt": "x", "max_tokens": 1.5}, "'max_tokens' must be a whole number."),
+    ({"prompt": "x", "stream_id": "a/b"}, "'stream_id' must be 1 to 64 letters, digits, '_' or '-'."),
+    ({"messages": [{"role": "user", "content": "x"}] * 4}, "Too many messages: at most 3 are allowed."),
+])
+def test_refusals_say_what_the_field_takes(settings: Settings, payload: dict, message: str) -> None:
+    with pytest.raises(RelayError) as caught:
+        parse_chat_request(payload, settings)
+    assert caught.value.message == message
+
+
+PYDANTIC_WORDS = ("Input should", "Value error", "Field required", "Extra inputs", "String should", "instance of",
+                  "valid dictionary")
+
+
+@pytest.mark.parametrize("payload", BAD_PAYLOADS)
+def test_every_refusal_is_one_sentence_in_our_voice(settings: Settings, payload: object) -> None:
+    """A sentence that starts with a capital or a quoted field name and ends with a period; none of pydantic's."""
+    with pytest.raises(RelayError) as caught:
+        parse_chat_request(payload, settings)
+    message = caught.value.message
+    assert message[0] == "'" or message[0].isupper(), message
+    assert message.endswith(".") and ". " not in message.rstrip("."), message
+    assert not any(words in message for words in PYDANTIC_WORDS), message
+
+
 def test_messages_never_echo_huge_input(settings: Settings) -> None:
     with pytest.raises(RelayError) as caught:
         parse_chat_request({"prompt": 12345678901234567890, "model": "y" * 10_000}, settings)
     assert "1234567890" not in caught.value.message and "y" * 100 not in caught.value.message
+    with pytest.raises(RelayError) as caught:
+        parse_chat_request({"prompt": "x", "z" * 10_000: 1}, settings)
+    assert len(caught.value.message) < 100
 
 
 def test_requested_stream_id_only_when_well_formed() -> None:

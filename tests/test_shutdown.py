@@ -8,16 +8,20 @@ eventlet's `python -m app` gets it directly.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import requests
 
+from app.serving.shutdown import chain_interrupt
 from tests.clients import ERROR, SioProbe, ndjson_events, post_stream
-from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
+from tests.conftest import MODES, LiveServer, free_port, launch, server_command, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 
 GRACE = 4.0
@@ -142,3 +146,125 @@ def test_fast_streams_cut_by_sigterm_end_cleanly_on_keep_alive(mode: str, fake_u
     log = server.log()
     assert log.count("cause=server_shutdown") == len(received)
     assert "Traceback" not in log and "StreamCancelled" not in log
+
+
+def start_in_own_group(mode: str, env: dict[str, str], log_path: Path) -> LiveServer:
+    """The relay as start_server starts it, in a process group of its own, as a terminal's job is: a test can
+    then send the group a Ctrl-C, which reaches gunicorn's master and worker alike."""
+    port = free_port()
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode, **env}
+    return launch(mode, server_command(mode), port, env, log_path, new_session=True)
+
+
+def _held_streams(server: LiveServer, gate: str) -> tuple[SioProbe, threading.Thread, list[dict]]:
+    """One Socket.IO and one HTTP stream, both held mid-way by the fake until the gate opens (never)."""
+    probe = SioProbe(server.url)
+    held = controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3)
+    probe.start({"prompt": held, "stream_id": "held"})
+    http_events: list[dict] = []
+    streaming = threading.Event()  # the HTTP stream's first chunk has arrived: it is past its status line
+
+    def read_http() -> None:
+        with post_stream(server.url, {"prompt": held, "stream_id": "held-http"},
+                         accept="application/x-ndjson") as response:
+            for event in ndjson_events(response):
+                http_events.append(event)
+                streaming.set()
+        streaming.set()
+
+    reader = threading.Thread(target=read_http)
+    reader.start()
+    probe.wait_chunks("held", 1)
+    assert streaming.wait(10) and http_events[0].get("type") == "chunk", http_events
+    return probe, reader, http_events
+
+
+def _assert_cut_with_server_shutdown(server: LiveServer, probe: SioProbe, reader: threading.Thread,
+                                     http_events: list[dict]) -> None:
+    """Both streams end with `server_shutdown` within a few seconds (far inside SHUTDOWN_GRACE), then the
+    server exits; each stream logged its stream_end line."""
+    name, error = probe.wait_terminal("held", timeout=10)
+    assert (name, error["code"]) == (ERROR, "server_shutdown")
+    reader.join(10)
+    assert not reader.is_alive()
+    assert [e["type"] for e in http_events] == ["chunk", "error"] and http_events[-1]["code"] == "server_shutdown"
+    assert server.process.wait(timeout=15) == 0
+    assert len(probe.terminals("held")) == 1
+    log = server.log()
+    assert log.count("cause=server_shutdown") == 2, log
+    assert "Traceback" not in log
+    probe.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_ends_running_streams_at_once_then_exits(mode: str, fake_upstream: FakeUpstream, gate: str,
+                                                        tmp_path) -> None:
+    """The terminal's Ctrl-C reaches the server's whole process group (gunicorn's master and worker alike):
+    no grace period, each running stream ends with its `server_shutdown` event, then the server exits."""
+    env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
+    server = start_in_own_group(mode, env, tmp_path / "server.log")
+    try:
+        probe, reader, http_events = _held_streams(server, gate)
+        os.killpg(server.process.pid, signal.SIGINT)
+        _assert_cut_with_server_shutdown(server, probe, reader, http_events)
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_cuts_a_sigterm_drain_short(mode: str, fake_upstream: FakeUpstream, gate: str, tmp_path) -> None:
+    """SIGTERM (to the server alone, as a process manager sends it) waits SHUTDOWN_GRACE; Ctrl-C then ends it."""
+    env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "20"}
+    server = start_in_own_group(mode, env, tmp_path / "server.log")
+    try:
+        probe, reader, http_events = _held_streams(server, gate)
+        server.process.send_signal(signal.SIGTERM)
+        wait_log(server, "shutdown: draining 2 streams")
+        assert probe.terminals("held") == []  # still within the grace period
+        os.killpg(server.process.pid, signal.SIGINT)
+        _assert_cut_with_server_shutdown(server, probe, reader, http_events)
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def test_a_second_ctrl_c_exits_at_once() -> None:
+    """Real signals to this process, through the handlers `chain_interrupt` installs (the servers' own Ctrl-C
+    handling): the first SIGINT, and the SIGQUIT gunicorn's master adds, start the quick drain; only a second
+    SIGINT exits at once."""
+    calls: list[object] = []
+
+    class Recorder:  # stands in for the app's Shutdown, to see which calls the signals make
+        def begin(self, when_drained: object = None, grace: float | None = None) -> None:
+            calls.append(("drain", grace))
+
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGQUIT)}
+    try:
+        chain_interrupt(Recorder(), when_drained=lambda: None, exit_now=lambda: calls.append("exit now"),  # type: ignore[arg-type]
+                        also=(signal.SIGQUIT,))
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGINT):
+            os.kill(os.getpid(), signum)  # the handler runs in this thread before os.kill returns to the test
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert calls == [("drain", 0), "exit now"]  # the drain began once
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ctrl_c_exits_even_with_a_vanished_polling_client(mode: str, fake_upstream: FakeUpstream, tmp_path) -> None:
+    """A long-polling Socket.IO client that is gone without a word (a tab just closed) never takes its close
+    packet: the drain must not wait for it. Before, the worker waited until gunicorn killed it at
+    graceful_timeout (30 s)."""
+    server = start_in_own_group(mode, upstream_env(fake_upstream), tmp_path / "server.log")
+    try:
+        handshake = requests.get(f"{server.url}/socket.io/?EIO=4&transport=polling", timeout=5)
+        sid = json.loads(handshake.text[1:])["sid"]  # "0{...}": engine.io's open packet
+        connect = requests.post(f"{server.url}/socket.io/?EIO=4&transport=polling&sid={sid}", data="40", timeout=5)
+        assert connect.text.lower() == "ok"  # connected to the namespace; it never polls again
+        os.killpg(server.process.pid, signal.SIGINT)
+        assert server.process.wait(timeout=25) == 0  # generous, but inside graceful_timeout
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
+    assert "SIGKILL" not in server.log() and "Traceback" not in server.log()

@@ -4,6 +4,10 @@
   the server (gunicorn with gunicorn.conf.py, or `python -m app` for ASYNC_MODE=eventlet).
 - Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
+
+With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save under
+app/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo they would be
+restarted forever.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from dotenv import dotenv_values
+
 from ..config import ConfigError, Settings, load_settings
 from ..errors import ErrorCode, RelayError
 from ..streams.upstream import Upstream, shown_url
@@ -29,11 +35,20 @@ OPENAI_URL = "https://api.openai.com/v1"
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the relay is local, whatever HTTP_PROXY says
 
 
-def relay_command(settings: Settings) -> list[str]:
-    """The relay as it runs in production, in the configured async mode."""
+def relay_command(settings: Settings, dev: bool = False) -> list[str]:
+    """The relay as it runs in production, in the configured async mode; with `dev`, restarted on every save."""
     if settings.async_mode == "eventlet":
-        return [sys.executable, "-m", "app"]
-    return [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+        command = [sys.executable, "-m", "app"]
+    else:
+        command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
+    if dev:
+        # A relay that exits (a syntax error just saved) waits for the next save instead of restarting in a loop.
+        # watchmedo stops it with SIGINT, as Ctrl-C would (a quick drain), and kills it if that takes over 5 s:
+        # sooner than the launcher gives up on watchmedo (_stop_children), so nothing outlives them.
+        command = [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", "--directory", str(ROOT / "app"),
+                   "--patterns", "*.py", "--recursive", "--no-restart-on-command-exit", "--kill-after", "5",
+                   "--", *command]
+    return command
 
 
 def page_url(settings: Settings) -> str:
@@ -60,7 +75,7 @@ def check_upstream(settings: Settings) -> str | None:
     except RelayError as err:
         if err.code == ErrorCode.RATE_LIMITED:
             return f"warning: {where} is rate limiting this key right now; starting anyway."
-        raise ConfigError(_explain(err.code, where, settings)) from None
+        raise ConfigError(_explain(err.code, where, settings).strip()) from None
     if settings.openai_model not in models:
         listed = ", ".join(models[:8]) + (", ..." if len(models) > 8 else "")
         return (f"warning: {where} does not list OPENAI_MODEL={settings.openai_model} (it lists: {listed or 'none'}); "
@@ -68,8 +83,25 @@ def check_upstream(settings: Settings) -> str | None:
     return None
 
 
+def local_model_hint(settings: Settings, dotenv: Path = Path(".env")) -> str:
+    """How to fall back to the local model: each upstream setting undone where it was set, the environment or .env."""
+    in_file = dotenv_values(dotenv) if dotenv.is_file() else {}
+    steps = []
+    for name, value in (("OPENAI_API_KEY", settings.openai_api_key), ("OPENAI_BASE_URL", settings.openai_base_url)):
+        if not value:
+            continue
+        if os.environ.get(name):  # the environment wins over .env
+            steps.append(f"unset {name}")
+        elif in_file.get(name):
+            steps.append(f"remove {name} from .env")
+    if not steps:
+        return ""
+    text = " and ".join(steps)
+    return f"To use the local model instead, {text}."
+
+
 def _explain(code: ErrorCode, where: str, settings: Settings) -> str:
-    local_hint = "Unset OPENAI_API_KEY and OPENAI_BASE_URL to use the local model instead."
+    local_hint = local_model_hint(settings)
     if code == ErrorCode.UPSTREAM_AUTH:
         if settings.openai_api_key is None:
             return f"{where} wants an API key: set OPENAI_API_KEY (in the environment or in .env)."
@@ -86,7 +118,7 @@ def _explain(code: ErrorCode, where: str, settings: Settings) -> str:
             "OPENAI_BASE_URL: it is the API's root and usually ends in /v1.")
 
 
-def serve_with_upstream(settings: Settings) -> int:
+def serve_with_upstream(settings: Settings, dev: bool = False) -> int:
     """Check the configured upstream, then replace this process with the server."""
     check_port(settings)
     warning = check_upstream(settings)
@@ -94,7 +126,7 @@ def serve_with_upstream(settings: Settings) -> int:
         print(warning, file=sys.stderr, flush=True)
     print(f"Upstream: {shown_url(settings.openai_base_url or OPENAI_URL)}, model {settings.openai_model}. "
           f"Page: {page_url(settings)}", flush=True)
-    command = relay_command(settings)
+    command = relay_command(settings, dev)
     os.execv(command[0], command)  # the server gets the terminal's Ctrl-C directly; nothing left to supervise
 
 
@@ -125,7 +157,7 @@ def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float =
     raise ConfigError(f"The relay did not answer on {url} within {timeout:.0f} s; its output is above.")
 
 
-def serve_with_local_model(settings: Settings) -> int:
+def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
     """Start the local model, then the relay pointed at it; stop both on Ctrl-C, SIGTERM, or either one's exit."""
     check_port(settings)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -139,7 +171,7 @@ def serve_with_local_model(settings: Settings) -> int:
         if settings.default_max_tokens is None:
             # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
             env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
-        relay = processes.spawn(relay_command(settings), env)
+        relay = processes.spawn(relay_command(settings, dev), env)
         wait_for_relay(relay, settings)
         children = (model.process, relay)
 
@@ -152,7 +184,8 @@ def serve_with_local_model(settings: Settings) -> int:
             f"\nReady. Open {page_url(settings)}  (HTTP streams: POST {page_url(settings)}message/stream)\n"
             f"Upstream: the local model {local_model.ALIAS} (llama-cpp-python at {model.base_url}), a small "
             "stand-in: its answers are poor, but real and streamed token by token.\n"
-            "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n",
+            "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n"
+            + ("The relay restarts on every save under app/; the model keeps running.\n" if dev else ""),
             flush=True,
         )
         on_child_exit(signal.SIGCHLD, None)  # one may have exited before the handler was in place
@@ -164,8 +197,9 @@ def serve_with_local_model(settings: Settings) -> int:
     except (ConfigError, local_model.LocalModelError) as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the stopping short
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN)  # already stopping
+        signal.signal(signal.SIGINT, _raise_stop)  # a second Ctrl-C: stop at once (_stop_children)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         _stop_children(relay, model, stopped_by)
     return 0 if stopped_by is not None else 1
@@ -173,7 +207,11 @@ def serve_with_local_model(settings: Settings) -> int:
 
 def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModelServer | None,
                    stopped_by: signal.Signals | None) -> None:
-    """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish."""
+    """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish.
+
+    Ctrl-C is passed on as SIGINT: the relay ends its streams at once with `server_shutdown`, then exits
+    (app/serving/shutdown.py). A second Ctrl-C while stopping kills both at once.
+    """
     if stopped_by is None:
         for name, process in (("relay", relay), ("local model server", model.process if model else None)):
             if process is not None and process.poll() is not None:
@@ -181,15 +219,22 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
         if model is not None and model.process.poll() is not None:
             print(f"Its last words: {processes.log_tail(model.log_path, lines=1)!r}; its log: {model.log_path}",
                   file=sys.stderr)
-    if relay is not None or model is not None:
-        print("Stopping...", flush=True)
-    if relay is not None:
-        graceful = stopped_by == signal.SIGTERM
-        processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
-    if model is not None:
-        processes.stop(model.process, signal.SIGTERM, timeout=10)
-    if relay is not None or model is not None:
-        print("Stopped.", flush=True)
+    if relay is None and model is None:
+        return
+    graceful = stopped_by == signal.SIGTERM
+    print("Stopping..." if graceful else "Stopping... (Ctrl-C again to stop at once)", flush=True)
+    try:
+        if relay is not None:
+            processes.stop(relay, signal.SIGTERM if graceful else signal.SIGINT, timeout=35 if graceful else 10)
+        if model is not None:
+            processes.stop(model.process, signal.SIGTERM, timeout=10)
+    except _Stop:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        print("Stopping at once.", flush=True)
+        for process in (relay, model.process if model else None):
+            if process is not None:
+                processes.stop(process, signal.SIGKILL, timeout=5)
+    print("Stopped.", flush=True)
 
 
 def _listed(items: list[str]) -> str:
@@ -213,18 +258,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="exit 0 if the local model would be used (no key, no base URL), 1 otherwise")
     parser.add_argument("--check-build-tools", action="store_true",
                         help="exit 1, saying what to install, if llama-cpp-python cannot compile here")
+    parser.add_argument("--dev", action="store_true",
+                        help="restart the relay on every save under app/ (make dev)")
     args = parser.parse_args(argv)
     if args.check_build_tools:
         return check_build_tools()
+    if args.wants_local:
+        try:
+            return 0 if load_settings().uses_local_model else 1
+        except ConfigError:
+            return 1  # quietly: the launcher's own start, which follows in `make run`, says what is wrong
     try:
         settings = load_settings()
-        if args.wants_local:
-            return 0 if settings.uses_local_model else 1
         if settings.async_mode == "threading":
             raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
         if settings.uses_local_model:
-            return serve_with_local_model(settings)
-        return serve_with_upstream(settings)
+            return serve_with_local_model(settings, args.dev)
+        return serve_with_upstream(settings, args.dev)
     except (ConfigError, local_model.LocalModelError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

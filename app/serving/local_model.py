@@ -23,6 +23,7 @@ from ..streams.schemas import ChatRequest
 from ..streams.upstream import Upstream
 from . import processes
 
+ROOT = Path(__file__).resolve().parents[2]
 ALIAS = "gemma-3-270m"  # the model name the relay asks for; the server answers to it whatever the file is called
 HOST = "127.0.0.1"  # never reachable from other machines
 CONTEXT_TOKENS = 4096
@@ -131,7 +132,7 @@ def _sha256(path: Path) -> str:
 def server_command(model: Path, settings: Settings) -> list[str]:
     """llama-cpp-python's OpenAI-compatible server for `model`, on loopback only."""
     command = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "app.serving.model_server",  # llama_cpp.server, with the few-shot frame (its docstring)
         "--model", str(model),
         "--model_alias", ALIAS,
         "--host", HOST,
@@ -142,7 +143,8 @@ def server_command(model: Path, settings: Settings) -> list[str]:
         "--interrupt_requests", "False",
     ]
     if settings.local_model_chat_format:
-        # Without the right chat format the prompt is not wrapped in Gemma's turns and replies come back empty.
+        # The packaged base model gets the few-shot Q&A frame (app/serving/qa_frame.py); another file may need
+        # llama-cpp-python's name for its own markup (chatml, gemma...), or "" for the template in the file.
         command += ["--chat_format", settings.local_model_chat_format]
     return command
 
@@ -190,7 +192,9 @@ def _server_env() -> dict[str, str]:
     its options (PORT, HOST, MODEL, API_KEY...), and the relay's own PORT or an API_KEY must not reach it."""
     keep = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TMPDIR", "TZ")
     env = {k: v for k, v in os.environ.items() if k in keep or k.startswith(("LC_", "XDG_", "OMP_"))}
-    return {**env, "PYTHONUNBUFFERED": "1"}  # its log shows each line as it happens
+    # Unbuffered, so its log shows each line as it happens; PYTHONPATH, so `-m app.serving.model_server` is found
+    # from any working directory.
+    return {**env, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT)}
 
 
 def _exit_explained(server: LocalModelServer) -> str:

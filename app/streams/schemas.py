@@ -38,11 +38,11 @@ class _ChatRequestIn(BaseModel):
     @model_validator(mode="after")
     def _one_conversation(self) -> _ChatRequestIn:
         if (self.prompt is None) == (self.messages is None):
-            raise ValueError("send either 'prompt' or 'messages', not both and not neither")
+            raise ValueError("Send either 'prompt' or 'messages', not both.")
         if self.prompt is not None and not self.prompt.strip():
-            raise ValueError("'prompt' must not be empty")
+            raise ValueError("'prompt' must not be empty.")
         if self.messages is not None and not self.messages:
-            raise ValueError("'messages' must not be empty")
+            raise ValueError("'messages' must hold at least one message.")
         return self
 
 
@@ -73,7 +73,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
     if len(messages) > settings.max_messages:
         raise _invalid(f"Too many messages: at most {settings.max_messages} are allowed.")
     if sum(len(m["content"]) for m in messages) > settings.max_prompt_chars:
-        raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars} characters are allowed.")
+        raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars:,} characters are allowed.")
     if not all(_is_encodable(m["content"]) for m in messages):
         raise _invalid("The text contains invalid Unicode (an unpaired surrogate).")
 
@@ -81,7 +81,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
     if model not in settings.allowed_models:
         raise _invalid(f"Unknown model {model[:64]!r}: choose one of {', '.join(settings.allowed_models)}.")
     if raw.max_tokens is not None and raw.max_tokens > settings.max_tokens_limit:
-        raise _invalid(f"max_tokens is too large: at most {settings.max_tokens_limit} is allowed.")
+        raise _invalid(f"'max_tokens' must be at most {settings.max_tokens_limit}.")
     if settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
 
@@ -112,14 +112,39 @@ def _is_encodable(text: str) -> bool:
     return True
 
 
+# What a field must be, by pydantic's error type, in the same voice as the messages above: one sentence that
+# names the field in quotes and says what it takes. pydantic's own wording ("Input should be...") never reaches
+# the client, nor the input itself, which may be huge.
+_EXPECTED = {
+    "string_type": "must be a string",
+    "list_type": "must be a list",
+    "model_type": "must be an object with 'role' and 'content'",
+    "float_type": "must be a number",
+    "int_type": "must be a whole number",
+    "finite_number": "must be a finite number",
+    "literal_error": "must be {expected}",
+    "greater_than_equal": "must be at least {ge:g}",
+    "less_than_equal": "must be at most {le:g}",
+    "string_pattern_mismatch": "must be 1 to 64 letters, digits, '_' or '-'",
+    "string_too_long": "must be at most {max_length} characters",
+    "missing": "is missing",
+    "extra_forbidden": "is not a known field",
+}
+
+
 def _describe(err: ValidationError) -> str:
-    """One plain sentence from pydantic's first error; never echoes the (possibly huge) input."""
+    """One sentence, in our voice, from pydantic's first error."""
     first = err.errors(include_url=False, include_input=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    return f"{where}: {message}" if where else message[:1].upper() + message[1:]
+    if first["type"] == "value_error":  # our own model validator's sentence
+        return str(first.get("ctx", {}).get("error", "The request is not valid."))
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    where = where if len(where) <= 64 else where[:64] + "..."  # an unknown field's name is the client's
+    expected = _EXPECTED.get(first["type"], "is not valid")
+    try:
+        expected = expected.format(**first.get("ctx", {}))
+    except (KeyError, ValueError):
+        expected = "is not valid"
+    return f"'{where}' {expected}." if where else "The request is not valid."
 
 
 class _ResumeIn(BaseModel):
@@ -147,4 +172,3 @@ def parse_resume_request(data: object) -> ResumeRequest:
     except ValidationError as err:
         raise _invalid(_describe(err)) from None
     return ResumeRequest(raw.stream_id, raw.after_seq, raw.resume_token)
-

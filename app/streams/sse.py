@@ -15,6 +15,7 @@ from __future__ import annotations
 import orjson
 
 from ..errors import ErrorCode, RelayError
+from .context_overflow import context_overflow_error, is_context_overflow
 
 MALFORMED = "The model sent a malformed response."
 
@@ -116,4 +117,6 @@ def _usage(usage: object) -> dict[str, int] | None:
 
 def stream_error(error: object) -> RelayError:
     """An error the upstream sent inside the stream, as our code; never with the upstream's own words."""
+    if is_context_overflow(error):  # the local model reports it this way, its status being already sent
+        return context_overflow_error()
     return RelayError(ErrorCode.UPSTREAM_ERROR, "The model's server failed to answer.")

@@ -17,6 +17,7 @@ from openai import DefaultHttpxClient, OpenAI, Timeout
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from .context_overflow import context_overflow_error, is_context_overflow
 from .schemas import ChatRequest
 from .sse import ChunkParser
 
@@ -121,6 +122,8 @@ class Upstream:
 
 def _relay_error(err: openai.APIError) -> RelayError:
     """Translate the client's exceptions into our codes; never pass on the upstream's own words."""
+    if is_context_overflow(err.body):  # a 400 before the stream, or an error event inside it
+        return context_overflow_error()
     if isinstance(err, openai.APITimeoutError):
         return RelayError(ErrorCode.UPSTREAM_TIMEOUT, "The model took too long to respond.")
     if isinstance(err, openai.APIConnectionError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 
@@ -105,8 +106,10 @@ def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
                  services.socketio.start_background_task)
     # eventlet's server otherwise holds writes until 4 KB have gathered.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
-    response = Response(body_format.encode(stream_id, reader),  # type: ignore[arg-type]  # a Closable iterable
-                        content_type=body_format.content_type, headers={**STREAM_HEADERS, **headers})
+    # An empty first write sends the headers (X-Resume-Token among them) before the first text, under gunicorn;
+    # eventlet's server skips empty writes, and sends them with the first text.
+    body = itertools.chain((b"",), body_format.encode(stream_id, reader))  # type: ignore[arg-type]  # a Closable
+    response = Response(body, content_type=body_format.content_type, headers={**STREAM_HEADERS, **headers})
     response.call_on_close(finish)
     return response
 

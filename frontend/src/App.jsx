@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { Composer } from "./components/Composer.jsx";
 import { ConnectionStatus } from "./components/ConnectionStatus.jsx";
 import { Conversation } from "./components/Conversation.jsx";
+import { NewChat } from "./components/NewChat.jsx";
 import { ChatOptions } from "./components/ChatOptions.jsx";
 import { TokenForm } from "./components/TokenForm.jsx";
 import { describeError } from "./errors.js";
@@ -9,7 +10,7 @@ import { fetchModels } from "./models.js";
 import { useChatStream } from "./useChatStream.js";
 
 export default function App() {
-  const { connection, messages, active, access, refusal, send, stop, submitToken } = useChatStream();
+  const { connection, messages, active, access, refusal, send, stop, newChat, submitToken } = useChatStream();
   const [models, setModels] = useState([]);
   const [model, setModel] = useState(null);
   const [transport, setTransport] = useState("socket");
@@ -31,7 +32,10 @@ export default function App() {
     <div className="page">
       <header>
         <h1>Chat relay</h1>
-        <ConnectionStatus connection={connection} />
+        <div className="header-end">
+          <NewChat onClick={newChat} disabled={messages.length === 0} busy={busy} />
+          <ConnectionStatus connection={connection} />
+        </div>
       </header>
       <ChatOptions
         models={models}

@@ -2,11 +2,12 @@
 // (and re-parses Markdown) about 20 times a second however fast tokens arrive.
 
 /**
- * onFlush(streamId, text) gets each stream's gathered text, in arrival order. flush() hands on
- * everything at once (before a terminal event); cancel() drops the pending timer.
+ * onFlush(streamId, text, seq) gets each stream's gathered text, in arrival order, with the cursor (docs/protocol.md,
+ * "The cursor") of the last chunk in it: the text shown and the cursor a resume starts from always move together.
+ * flush() hands on everything at once (before a terminal event, or a resume); cancel() drops the pending timer.
  */
 export function createChunkBuffer(onFlush, intervalMs) {
-  const pending = new Map();
+  const pending = new Map(); // streamId -> {text, seq}
   let timer = null;
 
   function flush() {
@@ -14,12 +15,14 @@ export function createChunkBuffer(onFlush, intervalMs) {
     timer = null;
     const gathered = [...pending];
     pending.clear();
-    for (const [streamId, text] of gathered) onFlush(streamId, text);
+    for (const [streamId, { text, seq }] of gathered) onFlush(streamId, text, seq);
   }
 
   return {
-    add(streamId, text) {
-      pending.set(streamId, (pending.get(streamId) ?? "") + text);
+    /** Add a chunk; `seq` is its cursor (null when the transport has none), kept as the latest for the stream. */
+    add(streamId, text, seq = null) {
+      const before = pending.get(streamId);
+      pending.set(streamId, { text: (before?.text ?? "") + text, seq: seq ?? before?.seq ?? null });
       timer ??= setTimeout(flush, intervalMs);
     },
     flush,

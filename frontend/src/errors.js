@@ -1,4 +1,4 @@
-// Error codes (every one in docs/protocol.md's table, plus two the page itself detects) in plain words.
+// Error codes (every one in docs/protocol.md's table, plus those the page itself detects) in plain words.
 
 const HEADLINES = {
   invalid_request: "Request refused.",
@@ -14,6 +14,9 @@ const HEADLINES = {
   too_many_streams: "Too many replies at once.",
   too_many_connections: "Too many connections open from here (other tabs?).",
   server_shutdown: "The server is shutting down.",
+  stream_expired: "The server no longer keeps this reply, so the rest of it is lost.", // a resume after RESUME_TTL
+  resume_unavailable: "The reply cannot be picked up again right now.", // the shared store is away; retried
+  interrupted: "The reply was cut off: the server writing it stopped.", // its instance died; the text kept is shown
   network: "Connection failed.",
   disconnected: "Connection lost.",
 };

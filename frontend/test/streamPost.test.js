@@ -1,12 +1,12 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { streamPost } from "../src/streamPost.js";
+import { stopStream, streamPost, streamResume } from "../src/streamPost.js";
 
 afterEach(() => vi.unstubAllGlobals());
 
-function ndjsonResponse(lines) {
+function ndjsonResponse(lines, headers = {}) {
   return new Response(lines.map((l) => JSON.stringify(l) + "\n").join(""), {
     status: 200,
-    headers: { "Content-Type": "application/x-ndjson; charset=utf-8" },
+    headers: { "Content-Type": "application/x-ndjson; charset=utf-8", ...headers },
   });
 }
 
@@ -89,5 +89,98 @@ describe("streamPost", () => {
     await expect(streamPost({ prompt: "hi" }, { signal: controller.signal, onEvent: (e) => events.push(e) }))
       .rejects.toMatchObject({ name: "AbortError" });
     expect(events).toEqual([]);
+  });
+});
+
+describe("streamPost's headers", () => {
+  it("hands on the stream id and resume token before any chunk", async () => {
+    const seen = [];
+    const response = ndjsonResponse([{ type: "chunk", text: "Hi", seq: 0 }, { type: "done" }],
+      { "X-Stream-Id": "s1", "X-Resume-Token": "tok-1" });
+    vi.stubGlobal("fetch", vi.fn(async () => response));
+    await streamPost({ prompt: "hi", stream_id: "s1" }, {
+      signal: new AbortController().signal,
+      onOpen: (opened) => seen.push(["open", opened]),
+      onEvent: (e) => seen.push([e.type]),
+    });
+    expect(seen).toEqual([["open", { streamId: "s1", resumeToken: "tok-1" }], ["chunk"], ["done"]]);
+  });
+
+  it("tells a proxy's 502 (the relay behind it away) as network, which the page retries", async () => {
+    const { events } = await eventsFor(new Response("<html>Bad Gateway</html>", { status: 502 }));
+    expect(events).toMatchObject([{ type: "error", code: "network" }]);
+  });
+});
+
+describe("streamResume", () => {
+  async function resume(response, options = {}) {
+    const fetch = vi.fn(async () => response);
+    vi.stubGlobal("fetch", fetch);
+    const events = [];
+    const opened = [];
+    await streamResume("s/1", 7, "tok-1", {
+      signal: new AbortController().signal,
+      onEvent: (e) => events.push(e),
+      onOpen: (o) => opened.push(o),
+      ...options,
+    });
+    return { events, fetch, opened };
+  }
+
+  it("GETs the rest after the cursor with the resume token, and passes the events on", async () => {
+    const done = { type: "done", stream_id: "s/1", finish_reason: "stop", chunks: 10, usage: null };
+    const { events, fetch, opened } = await resume(ndjsonResponse([{ type: "chunk", text: "w8 w9 ", seq: 9 }, done],
+      { "X-Stream-Id": "s/1" }));
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe("/message/stream/s%2F1?after_seq=7");
+    expect(init.method).toBe("GET");
+    expect(init.headers).toEqual({ Accept: "application/x-ndjson", "X-Resume-Token": "tok-1" });
+    expect(opened).toHaveLength(1);
+    expect(events).toEqual([{ type: "chunk", text: "w8 w9 ", seq: 9 }, done]);
+  });
+
+  it("sends the access token as the Bearer, beside the resume token", async () => {
+    const { fetch } = await resume(ndjsonResponse([{ type: "done" }]), { token: "access-1" });
+    expect(fetch.mock.calls[0][1].headers).toEqual({
+      Accept: "application/x-ndjson",
+      "X-Resume-Token": "tok-1",
+      Authorization: "Bearer access-1",
+    });
+  });
+
+  it("passes a refusal on with its code: stream_expired, or resume_unavailable with retry_after", async () => {
+    const expired = await resume(new Response(JSON.stringify({ error: { code: "stream_expired", message: "Gone." } }), { status: 410 }));
+    expect(expired.events).toEqual([{ type: "error", stream_id: "s/1", code: "stream_expired", message: "Gone." }]);
+    expect(expired.opened).toEqual([]);
+    const body = { error: { code: "resume_unavailable", message: "Later.", retry_after: 2 } };
+    const later = await resume(new Response(JSON.stringify(body), { status: 503, headers: { "Retry-After": "2" } }));
+    expect(later.events).toEqual([{ type: "error", stream_id: "s/1", code: "resume_unavailable", message: "Later.", retry_after: 2 }]);
+  });
+
+  it("ends with network when the server cannot be reached or the body drops", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => { throw new TypeError("Failed to fetch"); }));
+    const events = [];
+    await streamResume("s1", -1, "t", { signal: new AbortController().signal, onEvent: (e) => events.push(e) });
+    expect(events).toMatchObject([{ type: "error", code: "network" }]);
+    const dropped = await resume(ndjsonResponse([{ type: "chunk", text: "a", seq: 8 }]));
+    expect(dropped.events.map((e) => e.code ?? e.type)).toEqual(["chunk", "network"]);
+  });
+});
+
+describe("stopStream", () => {
+  it("POSTs the stop with the resume token (and the access token)", async () => {
+    const fetch = vi.fn(async () => new Response(JSON.stringify({ stream_id: "s1" }), { status: 200 }));
+    vi.stubGlobal("fetch", fetch);
+    expect(await stopStream("s1", "tok-1", { token: "access-1" })).toBe(true);
+    const [url, init] = fetch.mock.calls[0];
+    expect(url).toBe("/message/stream/s1/stop");
+    expect(init).toEqual({ method: "POST", headers: { "X-Resume-Token": "tok-1", Authorization: "Bearer access-1" } });
+  });
+
+  it("never rejects: a stop that cannot be delivered is left to the server's grace period", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => { throw new TypeError("Failed to fetch"); }));
+    expect(await stopStream("s1", "tok-1")).toBe(false);
+    vi.stubGlobal("fetch", vi.fn(async () => new Response("{}", { status: 400 })));
+    expect(await stopStream("s1", "tok-1")).toBe(false);
   });
 });

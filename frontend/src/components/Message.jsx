@@ -16,6 +16,10 @@ function ReplyText({ content }) {
 
 function ReplyNote({ message, stopping }) {
   if (message.status === "streaming") {
+    if (!stopping && message.reconnecting) {
+      // The connection dropped (or the page was reloaded): the hook is resuming the reply from its cursor.
+      return <p className="note reconnecting" role="status" data-testid="reconnecting">Reconnecting…</p>;
+    }
     return <p className="note muted">{stopping ? "Stopping…" : message.content ? "" : "Waiting for the model…"}</p>;
   }
   if (message.status === "stopped") return <p className="note stopped" data-testid="stopped">Stopped.</p>;
@@ -43,7 +47,12 @@ export function Message({ message, stopping }) {
     );
   }
   return (
-    <li className={`message assistant status-${message.status}`} data-testid="reply" data-status={message.status}>
+    <li
+      className={`message assistant status-${message.status}`}
+      data-testid="reply"
+      data-status={message.status}
+      data-reconnecting={message.reconnecting ? "true" : undefined}
+    >
       <ReplyText content={message.content} />
       <ReplyNote message={message} stopping={stopping} />
     </li>
