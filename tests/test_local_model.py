@@ -66,7 +66,9 @@ def proxy(model_server: local_model.LocalModelServer) -> Iterator[TcpProxy]:
 @pytest.fixture(scope="module", params=MODES)
 def relay(request: pytest.FixtureRequest, proxy: TcpProxy, tmp_path_factory) -> Iterator[LiveServer]:
     """The relay in each async mode, as `make run` points it at the local model (here through the proxy)."""
-    env = {"OPENAI_BASE_URL": proxy.url, "OPENAI_MODEL": local_model.ALIAS, "UPSTREAM_READ_TIMEOUT": "120"}
+    # RESUME_GRACE=0: a disconnect or a hang-up cancels at once, which the tests of closing the upstream expect.
+    env = {"OPENAI_BASE_URL": proxy.url, "OPENAI_MODEL": local_model.ALIAS, "UPSTREAM_READ_TIMEOUT": "120",
+           "RESUME_GRACE": "0"}
     server = start_server(request.param, env, tmp_path_factory.mktemp(f"local-{request.param}") / "server.log")
     yield server
     stop_server(server)

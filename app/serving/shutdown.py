@@ -73,14 +73,14 @@ class Shutdown:
         registry, sleep = self._registry, self._socketio.sleep
         log.info("shutdown: draining %d streams, grace %.1fs", len(registry),
                  max(0.0, self._deadline - time.monotonic()))
-        while len(registry) and time.monotonic() < self._deadline:
+        while registry.busy() and time.monotonic() < self._deadline:
             sleep(_POLL)
         cut = registry.all()
         error = RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; this stream was ended early.")
         for entry in cut:
             entry.cancel(self._settings.async_mode, "server_shutdown", error)
         deadline = time.monotonic() + _SETTLE
-        while len(registry) and time.monotonic() < deadline:
+        while registry.busy() and time.monotonic() < deadline:
             sleep(_POLL)
         log.info("shutdown: %d streams ended early; disconnecting clients", len(cut))
         self._disconnect_clients()

@@ -92,6 +92,11 @@ class StreamRegistry:
     def __len__(self) -> int:
         return len(self._producing)
 
+    def busy(self) -> int:
+        """Streams produced here and deliveries still sending: a drain is over when both are done, so that every
+        cut stream's terminal event has gone out before the clients are disconnected."""
+        return len(self._producing) + sum(len(deliveries) for deliveries in self._deliveries.values())
+
     # Deliveries.
 
     def check_free(self, owner: str, stream_id: str) -> None:
