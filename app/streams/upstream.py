@@ -25,6 +25,7 @@ from .sse import ChunkParser
 _NO_KEY = "not-needed"
 # Connections beyond MAX_STREAMS_TOTAL: streams that have ended may still be closing theirs.
 _CLOSING = 16
+_KEPT_IDLE = 32  # idle connections kept for the next streams (to OpenAI, each saves a TLS handshake)
 
 
 class UpstreamStream:
@@ -80,16 +81,16 @@ class Upstream:
 
     def __init__(self, settings: Settings) -> None:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _NO_KEY
-        # One connection per running stream, kept for the next one (the client's default keeps only 100 idle,
-        # so at a few hundred streams most would connect anew, and to OpenAI that is a TLS handshake each).
-        connections = settings.max_streams_total + _CLOSING
+        # A connection for every stream that may run (MAX_STREAMS_TOTAL), so none waits for one; but few kept idle:
+        # the pool looks at every idle connection's socket each time a request starts or ends (httpcore), which
+        # with hundreds kept turned the end of a busy second into seconds of CPU.
         self._client = OpenAI(
             api_key=key,
             base_url=settings.openai_base_url or None,
             timeout=Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout),
             max_retries=settings.upstream_max_retries,
-            http_client=DefaultHttpxClient(
-                limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)),
+            http_client=DefaultHttpxClient(limits=httpx2.Limits(
+                max_connections=settings.max_streams_total + _CLOSING, max_keepalive_connections=_KEPT_IDLE)),
         )
 
     def open(self, request: ChatRequest) -> UpstreamStream:
