@@ -477,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin server and load to cores")
     parser.add_argument("--quick", action="store_true", help="a smoke run: small levels and counts")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
-    parser.add_argument("--plots", type=Path, default=PLOTS, help="where the PNG plots go ('' for none)")
+    parser.add_argument("--plots", type=Path, default=PLOTS, help="where the PNG plots go")
+    parser.add_argument("--no-plots", dest="plots", action="store_const", const=None, help="write no plots")
     args = parser.parse_args(argv)
     if args.quick:
         args.levels, args.chunks, args.tput_chunks, args.single, args.storm, args.memory = "10,20", 20, 200, 5, 20, 50
@@ -505,7 +506,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(tables(document))
-    if str(args.plots):
+    if args.plots is not None:
         for path in plots(document, args.plots):
             print(f"plot: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
     return 0
