@@ -38,6 +38,8 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+if _settings.log_format == "json":  # gunicorn's own lines too: its access lines and notices
+    logger_class = "app.serving.gunicorn_logs.JsonLogger"
 
 # Runtime files go to a private run directory, never the home directory (gunicorn's default
 # control socket is ~/.gunicorn/gunicorn.ctl). One name per port, so servers side by side don't collide.
@@ -50,10 +52,11 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 def post_worker_init(worker: object) -> None:
     """Drain the streams before the worker stops (app/serving/shutdown.py).
 
-    SIGTERM: drain within SHUTDOWN_GRACE, then let the worker stop accepting as it always does. The gevent
-    worker's own handler only clears `alive`; its run loop then closes the listener and waits up to
-    graceful_timeout for connections to end. Draining ends every stream with a terminal event and disconnects
-    the Socket.IO clients, so the wait ends early.
+    SIGTERM: drain within SHUTDOWN_GRACE, then let the worker stop as it always does. The gevent worker's own
+    handler only clears `alive`; its run loop then closes the listener and waits up to graceful_timeout for
+    connections to end. It runs once the drain is over, so that until then the worker keeps accepting: a load
+    balancer's /readyz gets its 503, and a new stream its `server_shutdown`, instead of no answer. Draining ends
+    every stream with a terminal event and disconnects the Socket.IO clients, so the wait ends early.
 
     Ctrl-C: the worker gets SIGINT from the terminal, and SIGQUIT from the master (its quick shutdown), and
     would exit at once, cutting streams without their last event. Instead: a quick drain, then the worker's own
@@ -65,7 +68,7 @@ def post_worker_init(worker: object) -> None:
     from app.serving.shutdown import chain_interrupt, chain_sigterm
 
     shutdown = services_of(worker.wsgi).shutdown  # type: ignore[attr-defined]  # a gunicorn Worker
-    chain_sigterm(shutdown, worker.handle_exit)  # type: ignore[attr-defined]
+    chain_sigterm(shutdown, when_drained=lambda: worker.handle_exit(signal.SIGTERM, None))  # type: ignore[attr-defined]
 
     quitting = False
 

@@ -44,10 +44,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     from .access.auth import Access
     from .access.hosts import SocketIOHostGuard
     from .config import load_settings
+    from .errors import ErrorCode, RelayError
+    from .observability import logs
+    from .observability.metrics import Metrics
     from .services import EXTENSION_KEY, Services
     from .streams.registry import StreamRegistry
     from .streams.upstream import Upstream
     from .transports import websocket_frames, wire_json
+    from .transports.operations import bp as operations_bp
     from .transports.packets import TolerantPacket
     from .transports.page import bp as page_bp
     from .transports.routes import bp
@@ -57,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or load_settings()
     settings.require_upstream()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings.log_level, settings.log_format)
     # The HTTP client logs every upstream request with its full URL, user:password@ included; the
     # stream_end line already says what happened to each stream.
     for name in ("httpx", "httpx2", "httpcore"):
@@ -67,10 +71,22 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     origins = settings.cors_allowed_origins
     access = Access(settings)
+    metrics = Metrics(settings.allowed_models)
+
+    def refused_over_socketio(err: RelayError) -> None:
+        metrics.refused("socketio", err.code)
+
+    def socketio_origin_allowed(origin: str | None, environ: dict[str, object]) -> bool:
+        """engine.io asks once per request with an Origin, and answers a refused one with its own 400."""
+        if access.origin_allowed(origin, environ):
+            return True
+        metrics.refused("socketio", ErrorCode.ORIGIN_NOT_ALLOWED)
+        return False
+
     socketio = SocketIO(
         app,
         async_mode=settings.async_mode,
-        cors_allowed_origins=access.origin_allowed,  # same origin, or listed ones; never a wildcard
+        cors_allowed_origins=socketio_origin_allowed,  # same origin, or listed ones; never a wildcard
         max_http_buffer_size=MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
         ping_interval=settings.ping_interval,  # a client silent for interval + timeout is gone: streams cancelled
         ping_timeout=settings.ping_timeout,
@@ -79,12 +95,15 @@ def create_app(settings: Settings | None = None) -> Flask:
         **socketio_queue(settings.redis_url),
     )
     websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
-    services = Services(settings, Upstream(settings), StreamRegistry(), socketio, access)
+    services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
     app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
-    # Each engine.io handshake counted against its address (MAX_CONNECTIONS_PER_CLIENT), for allowed hosts only.
-    app.wsgi_app = HandshakeGate(app.wsgi_app, services.connections)  # type: ignore[method-assign]
+    # Each engine.io handshake counted against its address (MAX_CONNECTIONS_PER_CLIENT), for allowed hosts only;
+    # none while draining.
+    app.wsgi_app = HandshakeGate(app.wsgi_app, services.connections,  # type: ignore[method-assign]
+                                 draining=lambda: services.shutdown.began, refused=refused_over_socketio)
     # Socket.IO only for ALLOWED_HOSTS (DNS rebinding); inside ProxyFix, so the forwarded Host is the one checked.
-    app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host)  # type: ignore[method-assign]
+    app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host,  # type: ignore[method-assign]
+                                     refused=refused_over_socketio)
     if settings.trusted_proxies:
         # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
         hops = settings.trusted_proxies
@@ -96,5 +115,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_socket_handlers(socketio, services)
     watch_sessions(socketio, services.connections, settings.socketio_connect_timeout)
     app.register_blueprint(bp)
+    app.register_blueprint(operations_bp)
     app.register_blueprint(page_bp)
     return app

@@ -6,28 +6,33 @@ before openai or anything networked.
 """
 
 import os
+import warnings
 
 from dotenv import dotenv_values  # reads a file; opens no socket
 
 _MODE = os.environ.get("ASYNC_MODE") or dotenv_values(".env").get("ASYNC_MODE") or "gevent"
-if _MODE == "eventlet":
-    import eventlet
+# Kept until logging is set up, then shown (app/observability/logs.py: as JSON with LOG_FORMAT=json): eventlet
+# warns on import that it is deprecated.
+with warnings.catch_warnings(record=True) as _EARLY_WARNINGS:
+    if _MODE == "eventlet":
+        import eventlet
 
-    eventlet.monkey_patch()
-elif _MODE == "gevent":
-    from gevent import monkey
+        eventlet.monkey_patch()
+    elif _MODE == "gevent":
+        from gevent import monkey
 
-    monkey.patch_all()
+        monkey.patch_all()
 
 import logging  # noqa: E402
 import sys  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 if TYPE_CHECKING:
     from flask import Flask
 
 from . import create_app  # noqa: E402
 from .config import ConfigError, load_settings  # noqa: E402
+from .observability.logs import access_fields, log_event  # noqa: E402
 from .streams.upstream import shown_url  # noqa: E402
 
 
@@ -43,22 +48,29 @@ def main() -> int:
         print("error: ASYNC_MODE=threading is for tests; use gevent (gunicorn) or eventlet.", file=sys.stderr)
         return 2
     app = create_app(settings)
+    for early in _EARLY_WARNINGS:
+        warnings.showwarning(early.message, early.category, early.filename, early.lineno)
     socketio = app.extensions["socketio"]
     upstream = shown_url(settings.openai_base_url) if settings.openai_base_url else "OpenAI"
-    print(f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}", flush=True)
+    serving = f"Serving on http://{settings.host}:{settings.port} ({settings.async_mode}), upstream {upstream}"
+    if settings.log_format == "json":  # every line a JSON object
+        logging.getLogger("app").info("%s", serving)
+    else:
+        print(serving, flush=True)
     if settings.async_mode == "eventlet":
         _drain_on_signals(app)
-        _serve_eventlet(app, settings.host, settings.port)
+        _serve_eventlet(app, settings.host, settings.port, json_access=settings.log_format == "json")
     else:
         socketio.run(app, host=settings.host, port=settings.port, log_output=True)
     return 0
 
 
-def _serve_eventlet(app: "Flask", host: str, port: int) -> None:
+def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> None:
     """eventlet's production server, as `socketio.run` starts it, but with its debug mode off.
 
     `socketio.run` keeps `debug` for itself, so eventlet's server would run with its own default,
-    debug=True, and answer an unhandled error with the traceback in the body.
+    debug=True, and answer an unhandled error with the traceback in the body. With LOG_FORMAT=json its
+    access lines keep their fields (`_KeepFields`) and become JSON objects like gunicorn's.
     """
     import eventlet.green.socket
     import eventlet.wsgi
@@ -71,21 +83,35 @@ def _serve_eventlet(app: "Flask", host: str, port: int) -> None:
         app,
         log=_EventletLog(logging.getLogger("eventlet.wsgi")),
         log_output=True,
+        log_format=_KeepFields() if json_access else eventlet.wsgi.DEFAULT_LOG_FORMAT,
         debug=False,
         minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
         max_size=WORKER_CONNECTIONS,  # as gunicorn's worker_connections; eventlet's own default is 1024
     )
 
 
+class _KeepFields:
+    """eventlet's access line is `log_format % fields`: this `log_format` keeps the fields themselves."""
+
+    def __mod__(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return fields
+
+
 class _EventletLog:
     """eventlet's server logs any error while writing a response, such as a client that hung up, as a whole
     traceback (and logs nothing else that needs more than a line). Keep it to its last line: no stack traces
-    in the log."""
+    in the log. An access line's fields (LOG_FORMAT=json: `_KeepFields`) are logged as one event."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self._logger = logger
 
-    def info(self, msg: str, *args: object) -> None:
+    def info(self, msg: str | dict[str, Any], *args: object) -> None:
+        if isinstance(msg, dict):
+            method, _, rest = str(msg.get("request_line")).partition(" ")  # "GET /path?query HTTP/1.1"
+            log_event(self._logger, "access", access_fields(
+                msg.get("client_ip"), method, rest.partition(" ")[0], msg.get("status_code"), msg.get("body_length"),
+                float(msg.get("wall_seconds") or 0)))
+            return
         if msg.startswith("Traceback"):
             msg, args = "response ended early: %s", (msg.strip().splitlines()[-1],)
         self._logger.info(msg.rstrip(), *args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -48,6 +49,12 @@ class Settings(BaseSettings):
     # saves in bytes (docs/benchmarks.md); turn it on for clients on slow links (app/transports/websocket_frames.py)
     websocket_compression: bool = False
     log_level: str = "INFO"
+    # text: today's readable lines; json: one JSON object per line, for log shippers (app/observability/logs.py)
+    log_format: Literal["text", "json"] = "text"
+    # Who may read GET /metrics on the main port: addresses or networks of the TCP peer (the scraper itself, never a
+    # forwarded address); empty turns /metrics off. Requests that came through a proxy are refused whatever their
+    # address, so nginx on the same machine never exposes it (app/access/metrics_access.py).
+    metrics_allow: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     # Request limits.
     max_prompt_chars: int = Field(32_000, ge=1)  # all message contents together
@@ -91,7 +98,7 @@ class Settings(BaseSettings):
     allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", "allowed_hosts",
-                                  mode="before")(_split_csv)
+                                  "metrics_allow", mode="before")(_split_csv)
 
     @field_validator("rate_limit")
     @classmethod
@@ -111,6 +118,16 @@ class Settings(BaseSettings):
         if "*" in origins:
             raise ValueError("'*' is not allowed: list the origins that may connect")
         return origins
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a network (127.0.0.1, 10.0.0.0/8, ::1)") from None
+        return entries
 
     @field_validator("allowed_hosts")
     @classmethod

@@ -74,14 +74,16 @@ class SocketIOHostGuard:
 
     engine.io checks the Origin only when there is one, and a same-origin polling GET carries none, so the
     Host is checked here, before engine.io sees the request. ProxyFix wraps this, so behind a trusted proxy
-    the forwarded host is the one checked. `check_host` raises the RelayError to answer with.
+    the forwarded host is the one checked. `check_host` raises the RelayError to answer with; `refused` is told
+    of it (the metrics).
     """
 
     def __init__(self, wsgi_app: WSGIApplication, check_host: Callable[[dict[str, Any]], None],
-                 path: str = "/socket.io") -> None:
+                 path: str = "/socket.io", refused: Callable[[RelayError], None] = lambda err: None) -> None:
         self.wsgi_app = wsgi_app
         self.check_host = check_host
         self.path = path
+        self.refused = refused
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or ""
@@ -89,6 +91,7 @@ class SocketIOHostGuard:
             try:
                 self.check_host(environ)
             except RelayError as err:  # the same JSON body as the HTTP refusals; clients see a failed handshake
+                self.refused(err)
                 body = json.dumps({"error": err.to_dict()}, separators=(",", ":")).encode()
                 status = HTTPStatus(err.http_status)
                 start_response(f"{status.value} {status.phrase}",

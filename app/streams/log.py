@@ -72,6 +72,10 @@ class StreamLog:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
         return self._new_event()
 
+    def text_bytes(self) -> int:
+        """The UTF-8 size of all the text appended; read once, at the stream's end, for its metrics."""
+        return len("".join(self._pieces).encode("utf-8", "surrogatepass"))
+
     def pieces_after(self, cursor: int) -> list[str]:
         """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
         return self._pieces[cursor + 1:]

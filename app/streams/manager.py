@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ErrorCode, RelayError
+from ..observability.metrics import Metrics
 from .log import Follower, StreamLog
 from .registry import ActiveStream, Closable, StreamRegistry
 from .relay import Relay
@@ -43,18 +44,23 @@ class Started:
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
                  shared: SharedLogs | None, new_event: Callable[[], Any], spawn: Callable[..., Any],
-                 sleep: Callable[[float], None], async_mode: str, grace: float, ttl: float) -> None:
+                 sleep: Callable[[float], None], async_mode: str, grace: float, ttl: float,
+                 metrics: Metrics | None = None) -> None:
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
+        self._metrics = metrics
         self._new_event, self._spawn, self._sleep = new_event, spawn, sleep
         self._async_mode, self._grace, self._ttl = async_mode, grace, ttl
         self._ended: OrderedDict[str, tuple[float, StreamLog]] = OrderedDict()  # key -> (kept until, log)
 
     def start(self, request: ChatRequest, owner: str, client: str,
-              settle: Callable[[], None] | None = None) -> Started:
-        """Register and start a new stream, delivered to `owner`; never yields."""
+              settle: Callable[[], None] | None = None, transport: str = "") -> Started:
+        """Register and start a new stream, delivered to `owner` over `transport`; never yields."""
         key = uuid.uuid4().hex
         stream_log = StreamLog(request.stream_id, self._new_event)
-        relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0))
+        relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
+                      metrics=self._metrics)
+        if self._metrics is not None:
+            self._metrics.stream_started(transport, request.model)
         entry = self._registry.add(ActiveStream(relay, key, client))
         reader = stream_log.follow(settle=settle)
         self._registry.deliver(owner, request.stream_id, key, reader)

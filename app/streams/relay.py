@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError
+from ..observability.logs import log_event
+from ..observability.metrics import Metrics, StreamEnd
 from .events import Done, Failed, Terminal
 from .log import StreamLog
 from .schemas import ChatRequest
@@ -35,11 +37,15 @@ class Relay:
     """Produces one completion into its log; `run()` always ends the log with exactly one Done or Failed."""
 
     def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamLog,
-                 pause: Callable[[], None] = lambda: None) -> None:
+                 pause: Callable[[], None] = lambda: None, transport: str = "",
+                 metrics: Metrics | None = None) -> None:
         self.request = request
         self.log = stream_log
+        self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
+        self.created = time.monotonic()  # the client's time to first chunk counts from here
         self._upstream = upstream
         self._pause = pause  # lets other tasks (readers, websocket writers, other streams) run
+        self._metrics = metrics
         self._stream: UpstreamStream | None = None
         self.cancelled = False
         self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown
@@ -65,19 +71,26 @@ class Relay:
         append, pause = stream_log.append, self._pause
         terminal: Terminal
         stream: UpstreamStream | None = None
+        first_piece: float | None = None
         try:
             if not self.cancelled:
                 stream = self._stream = self._upstream.open(self.request)
                 stream_log.mark_opened()
-                turn = 0
-                for text in stream:
-                    append(text)
-                    turn += 1
-                    if turn == PIECES_PER_TURN:
-                        turn = 0
-                        pause()
-                    if self.cancelled:
-                        break
+                pieces = iter(stream)
+                first = next(pieces, None)  # the first piece on its own, so that only it is timed
+                if first is not None:
+                    first_piece = time.monotonic()
+                    append(first)
+                if first is not None and not self.cancelled:
+                    turn = 1
+                    for text in pieces:  # every other piece: nothing here but relaying it
+                        append(text)
+                        turn += 1
+                        if turn == PIECES_PER_TURN:
+                            turn = 0
+                            pause()
+                        if self.cancelled:
+                            break
             terminal = self._outcome(stream)
         except StreamCancelled:
             terminal = self._outcome(stream)
@@ -92,7 +105,7 @@ class Relay:
                 self.close()  # cut short: the upstream stops before anyone is told
         stream_log.end(terminal)
         self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
-        self._log_end(terminal, time.monotonic() - began, stream.finish_reason if stream else None)
+        self._report_end(terminal, began, first_piece, stream)
 
     def close(self) -> None:
         """Drop the upstream connection; safe to call more than once."""
@@ -113,20 +126,33 @@ class Relay:
             return Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", self._chunks())
         return Done(stream.finish_reason, self._chunks(), usage)
 
-    def _log_end(self, terminal: Terminal, duration: float, upstream_finish: str | None) -> None:
-        """One structured line per stream, without prompt or reply text.
+    def _report_end(self, terminal: Terminal, began: float, first_piece: float | None,
+                    stream: UpstreamStream | None) -> None:
+        """The stream's one `stream_end` log line, without prompt or reply text, and its metrics: all that is
+        counted of a stream is counted here, once (app/observability/metrics.py).
 
         finish_reason is what the client got (`none` for an error); cause says why the stream ended:
         completed, stopped, client_gone, server_shutdown, or the error code.
         """
+        duration = time.monotonic() - began
         if isinstance(terminal, Done):
             finish = terminal.finish_reason
             cause = self.cancel_cause if finish == "cancelled" else "completed"
         else:
             finish = "none"
             cause = self.cancel_cause if self.cancelled else terminal.code.value
-        log.info(
-            "stream_end stream_id=%s model=%s chunks=%d finish_reason=%s cause=%s upstream_finish=%s duration_ms=%d",
-            self.stream_id, self.request.model, terminal.chunks, finish, cause or "stopped",
-            upstream_finish or "none", duration * 1000,
-        )
+        cause = cause or "stopped"
+        log_event(log, "stream_end", {
+            "stream_id": self.stream_id, "model": self.request.model, "chunks": terminal.chunks,
+            "finish_reason": finish, "cause": cause, "upstream_finish": (stream and stream.finish_reason) or "none",
+            "duration_ms": int(duration * 1000),
+        })
+        if self._metrics is not None:
+            upstream_error = None  # the upstream's failure, not a cancel's error nor a bug of ours
+            if isinstance(terminal, Failed) and not self.cancelled and terminal.code is not ErrorCode.INTERNAL:
+                upstream_error = terminal.code
+            self._metrics.stream_ended(StreamEnd(
+                self.transport, self.request.model, cause, duration, terminal.chunks, self.log.text_bytes(),
+                usage=terminal.usage if isinstance(terminal, Done) else None,
+                upstream_first_chunk=None if first_piece is None else first_piece - began,
+                upstream_error=upstream_error))

@@ -35,6 +35,8 @@ from typing import Any
 
 import orjson
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
@@ -109,6 +111,8 @@ class SharedLogs:
         self.redis = redis.Redis.from_url(url, socket_timeout=3, **options)
         # XREAD BLOCK waits BLOCK_MS on the server: its socket must wait longer than that.
         self._blocking = redis.Redis.from_url(url, socket_timeout=BLOCK_MS / 1000 + 3, **options)
+        # Readiness (app/serving/readiness.py) asks whether Redis answers now: one try, a short wait.
+        self._probe = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
         self._write = self.redis.register_script(_WRITE)
         self._url = url
         self._ttl_ms = int(ttl * 1000)
@@ -262,8 +266,9 @@ class SharedLogs:
                 self.redis.delete(reader_key(stream_key))
 
     def ping(self) -> bool:
+        """Whether Redis answers now, within a second, without retries."""
         try:
-            return bool(self.redis.ping())
+            return bool(self._probe.ping())
         except redis.RedisError:
             return False
 

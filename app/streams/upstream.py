@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio
@@ -20,6 +22,9 @@ from ..errors import ErrorCode, RelayError
 from .context_overflow import context_overflow_error, is_context_overflow
 from .schemas import ChatRequest
 from .sse import ChunkParser
+
+if TYPE_CHECKING:
+    from ..observability.metrics import Metrics
 
 # A local server (Ollama, llama.cpp) needs no key, but the client insists on one.
 _NO_KEY = "not-needed"
@@ -76,21 +81,54 @@ class UpstreamStream:
         self._response.close()
 
 
+class _RetriesCounted(DefaultHttpxClient):
+    """The openai client's HTTP client, counting its retries (relay_upstream_retries_total) by the code of the
+    failure retried.
+
+    The openai client retries a failed request in its own loop, before the first chunk, each attempt one `send`
+    in the stream's own task, numbered in its `x-stainless-retry-count` header. Each attempt's failure is kept
+    for that task (a thread-local is a green-thread-local once monkey-patched), and the retry that follows it
+    is counted with that failure's code. Once per attempt, never per chunk: the body is read later.
+    """
+
+    def __init__(self, metrics: Metrics, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._metrics = metrics
+        self._failure = threading.local()
+
+    def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+        if request.headers.get("x-stainless-retry-count", "0") != "0":
+            self._metrics.upstream_retried(getattr(self._failure, "code", ErrorCode.UPSTREAM_ERROR))
+        try:
+            response = super().send(request, **kwargs)
+        except httpx2.TimeoutException:
+            self._failure.code = ErrorCode.UPSTREAM_TIMEOUT
+            raise
+        except Exception:
+            self._failure.code = ErrorCode.UPSTREAM_UNAVAILABLE
+            raise
+        if response.status_code >= 400:
+            self._failure.code = _status_error(response.status_code)
+        return response
+
+
 class Upstream:
     """A configured OpenAI client; one per process, so connections are pooled."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _NO_KEY
         # A connection for every stream that may run (MAX_STREAMS_TOTAL), so none waits for one; but few kept idle:
         # the pool looks at every idle connection's socket each time a request starts or ends (httpcore), which
         # with hundreds kept turned the end of a busy second into seconds of CPU.
+        limits = httpx2.Limits(max_connections=settings.max_streams_total + _CLOSING,
+                               max_keepalive_connections=_KEPT_IDLE)
         self._client = OpenAI(
             api_key=key,
             base_url=settings.openai_base_url or None,
             timeout=Timeout(settings.upstream_read_timeout, connect=settings.upstream_connect_timeout),
             max_retries=settings.upstream_max_retries,
-            http_client=DefaultHttpxClient(limits=httpx2.Limits(
-                max_connections=settings.max_streams_total + _CLOSING, max_keepalive_connections=_KEPT_IDLE)),
+            http_client=DefaultHttpxClient(limits=limits) if metrics is None
+            else _RetriesCounted(metrics, limits=limits),
         )
 
     def open(self, request: ChatRequest) -> UpstreamStream:
@@ -142,6 +180,17 @@ def _relay_error(err: openai.APIError) -> RelayError:
         message = "The model rejected the request (is the conversation too long for it?)."
         return RelayError(ErrorCode.INVALID_REQUEST, message)
     return RelayError(ErrorCode.UPSTREAM_ERROR, "The model's server failed to answer.")
+
+
+def _status_error(status: int) -> ErrorCode:
+    """The code `_relay_error` gives a failed response of this status."""
+    if status in (401, 403):
+        return ErrorCode.UPSTREAM_AUTH
+    if status == 429:
+        return ErrorCode.RATE_LIMITED
+    if status in (400, 422):
+        return ErrorCode.INVALID_REQUEST
+    return ErrorCode.UPSTREAM_ERROR
 
 
 def _retry_after(err: openai.RateLimitError) -> float | None:

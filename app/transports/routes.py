@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
+from collections.abc import Iterable
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -13,15 +14,17 @@ from ..access.auth import bearer_token
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError, retry_after_seconds
 from ..services import Services, current_services
-from ..streams.events import Failed, Terminal
+from ..streams.events import Failed, RelayEvent, Terminal
 from ..streams.registry import Closable
 from ..streams.schemas import parse_chat_request
 from .disconnect import watch_client
+from .first_chunk import first_chunk_timed
 from .formats import BodyFormat, negotiate
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("http", __name__)
+TRANSPORT = "http"  # in the metrics' labels
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
@@ -37,27 +40,28 @@ def message_stream() -> Response:
     body_format = negotiate(request.accept_mimetypes)
     if not request.is_json:
         message = "Send a JSON body with Content-Type: application/json."
-        return _error(RelayError(ErrorCode.INVALID_REQUEST, message), 415)
+        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, message), 415)
     try:
         data = request.get_json()
     except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
-        return _error(RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
+        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
 
     owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
     try:
         chat_request = parse_chat_request(data, services.settings)
         services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client)
+        started = services.streams.start(chat_request, owner, client, transport=TRANSPORT)
     except RelayError as err:
-        return _error(err)
+        return _refused(services, err)
     stream_log = started.relay.log
     # Until the upstream answers, a failure can still be a status code: wait for its answer or the end.
     stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
-    if not stream_log.opened:
+    if not stream_log.opened:  # a stream that failed (its metrics say so), not a refusal
         services.streams.release(owner, chat_request.stream_id)
         return _error(_refusal(stream_log.terminal))
     headers = {"X-Stream-Id": chat_request.stream_id, "X-Resume-Token": started.token}
-    return _delivery(services, owner, chat_request.stream_id, started.reader, body_format, headers)
+    return _delivery(services, owner, chat_request.stream_id, started.reader, body_format, headers,
+                     since=started.relay.created)
 
 
 @bp.get("/message/stream/<stream_id>")
@@ -91,8 +95,9 @@ def stop_stream(stream_id: str) -> Response:
 
 
 def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
-              body_format: BodyFormat, headers: dict[str, str]) -> Response:
-    """The streamed response of one delivery: written as the reader yields; a hang-up ends the delivery."""
+              body_format: BodyFormat, headers: dict[str, str], since: float | None = None) -> Response:
+    """The streamed response of one delivery: written as the reader yields; a hang-up ends the delivery.
+    With `since` (the stream's start), the time to its first chunk is measured (app/transports/first_chunk.py)."""
     async_mode = services.settings.async_mode
     done = False
 
@@ -108,7 +113,11 @@ def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
     request.environ["eventlet.minimum_write_chunk_size"] = 0
     # An empty first write sends the headers (X-Resume-Token among them) before the first text, under gunicorn;
     # eventlet's server skips empty writes, and sends them with the first text.
-    body = itertools.chain((b"",), body_format.encode(stream_id, reader))  # type: ignore[arg-type]  # a Closable
+    events: Iterable[RelayEvent] = reader  # type: ignore[assignment]  # a Follower or a RemoteFollower
+    if since is not None:
+        events = first_chunk_timed(events, since,
+                                   lambda seconds: services.metrics.first_chunk_delivered(TRANSPORT, seconds))
+    body = itertools.chain((b"",), body_format.encode(stream_id, events))
     response = Response(body, content_type=body_format.content_type, headers={**STREAM_HEADERS, **headers})
     response.call_on_close(finish)
     return response
@@ -148,8 +157,8 @@ def healthz() -> Response:
 
 @bp.app_errorhandler(RelayError)
 def relay_error(err: RelayError) -> Response:
-    """Refusals raised before a view runs (app/access/auth.py) in the same JSON shape."""
-    return _error(err)
+    """Refusals raised before a view runs (app/access/auth.py: host, origin, token) in the same JSON shape."""
+    return _refused(current_services(), err)
 
 
 @bp.app_errorhandler(HTTPException)
@@ -159,6 +168,8 @@ def http_error(exc: HTTPException) -> Response:
     message = exc.description or exc.name
     if exc.code == 413:
         message = f"The request is too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+    if request.endpoint == "http.message_stream":  # a stream request refused (its body too large)
+        return _refused(current_services(), RelayError(code, message), exc.code)
     return _error(RelayError(code, message), exc.code)
 
 
@@ -167,6 +178,12 @@ def unexpected_error(exc: Exception) -> Response:
     """The backstop for a bug in a view: one log line, and the client gets only the code."""
     log_bug(log, f"{request.method} {request.path} failed", exc)
     return _error(RelayError(ErrorCode.INTERNAL, "The server failed to handle the request."))
+
+
+def _refused(services: Services, err: RelayError, status: int | None = None) -> Response:
+    """A request refused by this server itself, before any stream: counted (relay_refusals_total), then answered."""
+    services.metrics.refused(TRANSPORT, err.code)
+    return _error(err, status)
 
 
 def _error(err: RelayError, status: int | None = None) -> Response:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..access.connections import HELD_KEY, Connections, Held
-from ..errors import RelayError
+from ..errors import ErrorCode, RelayError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -27,17 +27,22 @@ REFUSED_KEY = "chat_relay.refused"  # in the environ: its Socket.IO connect was 
 
 
 class HandshakeGate:
-    """WSGI middleware: count each engine.io handshake against its address before engine.io sees it.
+    """WSGI middleware: count each engine.io handshake against its address before engine.io sees it, and refuse
+    new connections while the server drains (`draining()`), as new streams are refused then.
 
-    Here, rather than in engine.io's connect event, so that a refusal is a 429 with the same JSON body as the
-    other refusals; engine.io's own can only be a 401. A handshake engine.io turns down (a bad query, a
-    foreign origin) is released as it returns.
+    Here, rather than in engine.io's connect event, so that a refusal is a 429 (503 while draining) with the
+    same JSON body as the other refusals; engine.io's own can only be a 401. A handshake engine.io turns down
+    (a bad query, a foreign origin) is released as it returns. `refused` is told of each refusal (the metrics).
     """
 
-    def __init__(self, wsgi_app: WSGIApplication, connections: Connections, path: str = "/socket.io") -> None:
+    def __init__(self, wsgi_app: WSGIApplication, connections: Connections, path: str = "/socket.io", *,
+                 draining: Callable[[], bool] = lambda: False,
+                 refused: Callable[[RelayError], None] = lambda err: None) -> None:
         self.wsgi_app = wsgi_app
         self.connections = connections
         self.path = path
+        self.draining = draining
+        self.refused = refused
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or ""
@@ -46,8 +51,11 @@ class HandshakeGate:
         if not handshake:
             return self.wsgi_app(environ, start_response)
         try:
+            if self.draining():  # a client reconnecting during the drain would hold the server open
+                raise RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; try again in a moment.")
             held = self.connections.handshake(environ)
         except RelayError as err:
+            self.refused(err)
             body = json.dumps({"error": err.to_dict()}, separators=(",", ":")).encode()
             status = HTTPStatus(err.http_status)
             start_response(f"{status.value} {status.phrase}",

@@ -21,6 +21,7 @@ from ..services import Services
 from ..streams.events import Chunk, Done, Failed, RelayEvent
 from ..streams.relay import INTERNAL_FAILURE
 from ..streams.schemas import parse_chat_request, parse_resume_request, requested_stream_id
+from .first_chunk import first_chunk_timed
 from .packets import Unreadable
 from .sessions import REFUSED_KEY
 from .writer import wait_for_writer
@@ -33,6 +34,7 @@ DONE = "chatgpt_description_done"
 ERROR = "chatgpt_description_error"
 STOP = "chatgpt_description_stop"
 RESUME = "chatgpt_description_resume"
+TRANSPORT = "socketio"  # in the metrics' labels
 
 
 def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
@@ -47,6 +49,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             services.connections.connect(request.environ, client)  # keeps `client` in the environ (CLIENT_KEY)
         except RelayError as err:
             request.environ[REFUSED_KEY] = True
+            services.metrics.refused(TRANSPORT, err.code)
             raise ConnectionRefusedError(err.message, err.to_dict()) from None
 
     @socketio.on(REQUEST)
@@ -60,8 +63,10 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
             services.registry.check_free(sid, chat_request.stream_id)
             services.admission.admit(client)
-            started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid))
+            started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid),
+                                             transport=TRANSPORT)
         except RelayError as err:
+            services.metrics.refused(TRANSPORT, err.code)
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
             # the stream_id only if no stream of that id is running, which it would seem to end.
             stream_id = requested_stream_id(data)
@@ -69,7 +74,9 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
                 stream_id = None
             emit(ERROR, {"stream_id": stream_id, **err.to_dict()}, ignore_queue=True)
             return {"error": err.to_dict()}
-        socketio.start_background_task(_deliver, socketio, services, sid, chat_request.stream_id, started.reader)
+        events = first_chunk_timed(started.reader, started.relay.created,
+                                   lambda seconds: services.metrics.first_chunk_delivered(TRANSPORT, seconds))
+        socketio.start_background_task(_deliver, socketio, services, sid, chat_request.stream_id, events)
         return {"stream_id": chat_request.stream_id, "resume_token": started.token}
 
     @socketio.on(RESUME)
