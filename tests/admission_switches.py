@@ -32,6 +32,7 @@ from app.access import limits  # noqa: E402
 from app.access.limits import Admission  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.errors import ErrorCode, RelayError  # noqa: E402
+from app.observability.metrics import Metrics  # noqa: E402
 from app.streams.manager import StreamManager  # noqa: E402
 from app.streams.registry import StreamRegistry  # noqa: E402
 from app.streams.schemas import ChatRequest  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> None:
     spawn = gevent.spawn if MODE == "gevent" else eventlet.spawn  # what engine.io's start_background_task does
     streams = StreamManager(upstream=upstream, registry=registry, tokens=ResumeTokens(b"k" * 32, bind_client=False),
                             shared=None, new_event=threading.Event, spawn=spawn, sleep=time.sleep,
-                            async_mode=MODE, grace=0, ttl=60)  # type: ignore[arg-type]
+                            async_mode=MODE, grace=0, ttl=60, metrics=Metrics(["m"]))  # type: ignore[arg-type]
     time.sleep(0.05)  # a green sleep: the rate-limit storage's own timers, if any, run out, as between bursts
     me = greenlet.getcurrent()
     switches: list[str] = []

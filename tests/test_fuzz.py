@@ -3,8 +3,8 @@
 Over 10,000 generated payloads in all: wrong types, missing and unknown fields, huge and deeply nested
 values, lone surrogates, invalid UTF-8, non-object JSON, invalid JSON, and raw Socket.IO event packets
 whose data is no call of an event. Each gets an `invalid_request` or a stream that ends with exactly one
-terminal event. Afterwards the server runs no streams, and its worker has not grown in memory, threads
-or open files beyond a tolerance.
+terminal event. Afterwards the server runs no streams, its worker has not grown in memory, threads
+or open files beyond a tolerance, and its metrics count what the clients saw, with no client text in a label.
 
 Derandomized, so a run is reproducible; the fake answers valid requests with a short reply.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from hypothesis import strategies as st
 from tests.clients import DONE, ERROR, SioProbe
 from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream
+from tests.metrics_scrape import check_bounded, relay_samples, scrape_text
 
 SOCKETIO_EXAMPLES = 5200
 HTTP_EXAMPLES = 4500
@@ -117,32 +119,36 @@ def usage(pid: int) -> dict[str, int]:
 
 # -- the checks ---------------------------------------------------------------------------------------------
 
-def check_socketio(probe: SioProbe, payload: object) -> None:
+def check_socketio(probe: SioProbe, payload: object) -> str:
+    """One payload over Socket.IO: `refused` (invalid_request) or `streamed` (to a clean end)."""
     with probe._cond:
         probe.events.clear()
     ack = probe.start(payload)
     if "error" in ack:
         assert ack["error"]["code"] == "invalid_request" and ack["error"]["message"], ack
         probe.wait(lambda p: any(n == ERROR for n, _ in p.events))
-        return
+        return "refused"
     stream_id = ack["stream_id"]
     probe.wait_terminal(stream_id)
     probe.settle()
     [(name, terminal)] = probe.terminals(stream_id)
     assert name == DONE and terminal["finish_reason"] == "stop", terminal
+    return "streamed"
 
 
-def check_http(session: requests.Session, url: str, body: bytes) -> None:
+def check_http(session: requests.Session, url: str, body: bytes) -> str:
+    """One body over HTTP: `refused` (invalid_request) or `streamed` (to a clean end)."""
     response = session.post(f"{url}/message/stream", data=body, timeout=20,
                             headers={"Content-Type": "application/json", "Accept": "application/x-ndjson"})
     if response.status_code != 200:
         assert response.status_code in (400, 413), (response.status_code, response.text[:300])
         error = response.json()["error"]
         assert error["code"] == "invalid_request" and error["message"]
-        return
+        return "refused"
     lines = [json.loads(line) for line in response.text.splitlines() if line]
     terminals = [line for line in lines if line["type"] != "chunk"]
     assert terminals == [lines[-1]] and lines[-1]["type"] == "done", lines[-3:]
+    return "streamed"
 
 
 def send_raw(probe: SioProbe, packet: str, attachments: list[bytes] | None = None, timeout: float = 10) -> list:
@@ -161,14 +167,15 @@ def send_raw(probe: SioProbe, packet: str, attachments: list[bytes] | None = Non
     return acks
 
 
-def check_raw(probe: SioProbe, data: object) -> None:
+def check_raw(probe: SioProbe, data: object) -> str:
     with probe._cond:
         probe.events.clear()
     [ack] = send_raw(probe, json.dumps(data))
     if "error" in ack:
         assert ack["error"]["code"] == "invalid_request" and ack["error"]["message"], ack
-        return
+        return "refused"
     probe.wait_terminal(ack["stream_id"])  # a well-formed call after all
+    return "streamed"
 
 
 @pytest.mark.timeout(300)  # over 10,000 requests on a machine that may be shared: about two minutes alone
@@ -177,30 +184,31 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     session = requests.Session()
     pid = worker_pid(fuzz_server)
     counts = {"socketio": 0, "raw": 0, "http": 0}
+    outcomes: Counter[tuple[str, str]] = Counter()  # (socketio, raw or http; refused or streamed): for the metrics
 
     # A warm-up, so that imports and caches are loaded before the baseline is taken.
     for payload in ({"prompt": "warm"}, {"prompt": 1}, nested(300)):
-        check_socketio(probe, payload)
-        check_http(session, fuzz_server.url, json.dumps(payload).encode())
+        outcomes["socketio", check_socketio(probe, payload)] += 1
+        outcomes["http", check_http(session, fuzz_server.url, json.dumps(payload).encode())] += 1
     before = usage(pid)
 
     @settings(FUZZ, max_examples=SOCKETIO_EXAMPLES)
     @given(payloads)
     def over_socketio(payload: object) -> None:
         counts["socketio"] += 1
-        check_socketio(probe, payload)
+        outcomes["socketio", check_socketio(probe, payload)] += 1
 
     @settings(FUZZ, max_examples=RAW_EXAMPLES)
     @given(raw_event_data())
     def raw_over_socketio(data: object) -> None:
         counts["raw"] += 1
-        check_raw(probe, data)
+        outcomes["raw", check_raw(probe, data)] += 1
 
     @settings(FUZZ, max_examples=HTTP_EXAMPLES)
     @given(raw_bodies())
     def over_http(body: bytes) -> None:
         counts["http"] += 1
-        check_http(session, fuzz_server.url, body)
+        outcomes["http", check_http(session, fuzz_server.url, body)] += 1
 
     try:
         over_socketio()
@@ -219,6 +227,29 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     assert after["rss_kb"] <= before["rss_kb"] + 40_000, (before, after)
     log = fuzz_server.log()
     assert "Traceback" not in log and "message handler error" not in log and "Worker timeout" not in log
+    check_metrics_after_fuzz(fuzz_server, outcomes)
+
+
+def check_metrics_after_fuzz(server: LiveServer, outcomes: Counter[tuple[str, str]]) -> None:
+    """Whatever the payloads held, the metrics' labels are from their closed sets (a prompt, a stream id or any
+    other client text can be in none), and they count exactly what the clients saw. (A raw packet may name the
+    stop event, whose refusals are not counted: those bound the Socket.IO refusals from above only.)"""
+    samples = relay_samples(scrape_text(server.url))
+    check_bounded(samples, ["fake-model", "fake-model-2", "not-on-upstream"])
+
+    def total(name: str, **where: str) -> float:
+        return sum(value for (sample, pairs), value in samples.items()
+                   if sample == name and set(where.items()) <= pairs)
+
+    assert total("relay_streams_started_total", transport="http") == outcomes["http", "streamed"]
+    assert total("relay_streams_started_total", transport="socketio") == (
+        outcomes["socketio", "streamed"] + outcomes["raw", "streamed"])
+    assert total("relay_streams_ended_total") == total("relay_streams_ended_total", cause="completed") == (
+        total("relay_streams_started_total"))
+    assert total("relay_refusals_total") == total("relay_refusals_total", code="invalid_request")
+    assert total("relay_refusals_total", transport="http") == outcomes["http", "refused"]
+    assert outcomes["socketio", "refused"] <= total("relay_refusals_total", transport="socketio") <= (
+        outcomes["socketio", "refused"] + outcomes["raw", "refused"])
 
 
 PROMPT = "prompt-text-4b7e"  # must never reach the server's log

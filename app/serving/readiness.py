@@ -29,10 +29,14 @@ class Readiness:
         self.redis_reachable = redis_ping() if redis_ping is not None else True
 
     def watch(self) -> None:
-        """The background task (with REDIS_URL only): ping Redis, forever."""
-        assert self._ping is not None
+        """The background task (with REDIS_URL only): check Redis, forever."""
         while True:
             self._sleep(CHECK_EVERY)
+            self.check()
+
+    def check(self) -> None:
+        """Ping Redis once (at most a second: SharedLogs.ping)."""
+        if self._ping is not None:
             self.redis_reachable = self._ping()
 
     def reasons(self) -> list[str]:
