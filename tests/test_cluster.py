@@ -64,6 +64,16 @@ def test_the_production_config_passes_nginx_t(cluster: Cluster) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_metrics_are_scraped_from_each_instance_never_through_nginx(cluster: Cluster) -> None:
+    for path in ("/metrics", "/readyz"):
+        through = requests.get(f"{cluster.url}{path}", timeout=10)
+        assert through.status_code == 404 and "relay_" not in through.text, path
+    for instance in cluster.instances:  # the scrape targets: the addresses of nginx's `server` lines
+        direct = requests.get(f"{instance.url}/metrics", timeout=10)
+        assert direct.status_code == 200 and "relay_streams_running" in direct.text
+        assert requests.get(f"{instance.url}/readyz", timeout=10).json() == {"status": "ready"}
+
+
 @pytest.mark.parametrize("transports", [["websocket"], ["polling"], ["polling", "websocket"]])
 def test_socketio_through_nginx_is_incremental(cluster: Cluster, fake_upstream: FakeUpstream, gate: str,
                                                transports: list[str]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from types import SimpleNamespace
@@ -27,7 +28,7 @@ from app.streams.events import Chunk, Done, Failed
 from app.streams.schemas import ChatRequest
 from app.streams.upstream import Upstream
 from app.transports.first_chunk import first_chunk_timed
-from tests.conftest import API_KEY, free_port
+from tests.conftest import API_KEY, ROOT, free_port
 from tests.fake_upstream import FakeUpstream, controls
 from tests.metrics_scrape import check_bounded, labels, relay_samples
 
@@ -208,3 +209,14 @@ def test_gunicorn_access_records_keep_only_their_fields() -> None:
     assert json.loads(line) == {"time": json.loads(line)["time"], "level": "INFO", "logger": "gunicorn.access",
                                 "message": "access", "event": "access", "remote_addr": "10.0.0.7", "method": "GET",
                                 "path": "/message/stream/s1", "status": 200, "bytes": 512, "duration_ms": 1.5}
+
+
+def test_the_grafana_dashboard_charts_only_metrics_the_server_has() -> None:
+    """deploy/grafana-dashboard.json, kept in step with the metrics: every series it queries exists."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    names = {re.sub(r"_(total|bucket|count|sum)$", "", name)
+             for expr in exprs for name in re.findall(r"\b(?:relay|process)_[a-z_]+", expr)}
+    families = {family.name for family in Metrics(["m"]).registry.collect()}
+    assert names and names <= families, names - families
+    assert {name for name in families if name.startswith("relay_")} <= names  # and it charts every one
