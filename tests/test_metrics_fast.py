@@ -9,8 +9,10 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
-from types import SimpleNamespace
+from collections.abc import Iterator
+from types import FrameType, SimpleNamespace
 
 import pytest
 from flask import Flask
@@ -25,6 +27,8 @@ from app.services import services_of
 from app.serving.gunicorn_logs import _AccessFormatter
 from app.serving.readiness import Readiness
 from app.streams.events import Chunk, Done, Failed
+from app.streams.log import StreamLog
+from app.streams.relay import Relay
 from app.streams.schemas import ChatRequest
 from app.streams.upstream import Upstream
 from app.transports.first_chunk import first_chunk_timed
@@ -220,3 +224,50 @@ def test_the_grafana_dashboard_charts_only_metrics_the_server_has() -> None:
     families = {family.name for family in Metrics(["m"]).registry.collect()}
     assert names and names <= families, names - families
     assert {name for name in families if name.startswith("relay_")} <= names  # and it charts every one
+
+
+class _Pieces:
+    """An upstream stream held in memory: `count` pieces, then a finish and usage."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.finish_reason, self.usage, self.complete = count, None, None, False
+
+    def __iter__(self) -> Iterator[str]:
+        for index in range(self.count):
+            yield f"w{index} "
+        self.finish_reason, self.usage, self.complete = "stop", {"prompt_tokens": 3, "completion_tokens": 9}, True
+
+    def close(self) -> None:
+        pass
+
+
+def metrics_calls(pieces: int) -> int:
+    """Python calls into the metrics' code (ours and prometheus_client's) while one stream of `pieces` pieces is
+    produced and delivered piece by piece, as a slow reader gets it."""
+    metrics = Metrics(["fake-model"])
+    upstream = SimpleNamespace(open=lambda request: _Pieces(pieces))
+    relay = Relay(ChatRequest("s", "fake-model", []), upstream, StreamLog("s", threading.Event),  # type: ignore[arg-type]
+                  transport="socketio", metrics=metrics)
+    events = [Chunk(f"w{index} ", index) for index in range(pieces)] + [Done("stop", pieces, None)]
+    calls = 0
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        nonlocal calls
+        name = frame.f_code.co_filename
+        if event == "call" and ("prometheus_client" in name or "observability" in name or "first_chunk" in name):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        metrics.stream_started("socketio", "fake-model")
+        relay.run()
+        for _ in first_chunk_timed(events, relay.created, lambda s: metrics.first_chunk_delivered("socketio", s)):
+            pass
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_the_metrics_run_per_stream_never_per_chunk() -> None:
+    """The same metrics code runs for a stream of 3 pieces and one of 3,000: none of it per piece or per chunk."""
+    assert metrics_calls(3) == metrics_calls(3000) > 0
