@@ -6,11 +6,13 @@
 
 Every stream still gets exactly one terminal event: the ones cut short end with a `server_shutdown` error,
 and each logs its `stream_end` line. Then the Socket.IO clients are disconnected, so the server's connection
-pool empties and it exits well inside gunicorn's graceful_timeout.
+pool empties and it exits well inside gunicorn's graceful_timeout. Until then the server keeps serving:
+`/readyz` answers 503 from the moment `began` is set (app/serving/readiness.py), and new Socket.IO
+connections are refused (app/transports/sessions.py).
 
-Hooked in by gunicorn.conf.py's `post_worker_init` (chaining the gevent worker's own signal handlers: on SIGTERM
-it stops accepting connections at once; on Ctrl-C it exits) and by `python -m app` for eventlet (whose server is
-stopped once drained: stopping it earlier would cut its websockets).
+Hooked in by gunicorn.conf.py's `post_worker_init` (chaining the gevent worker's own signal handlers, which
+stop it accepting connections: once drained on SIGTERM; on Ctrl-C it exits) and by `python -m app` for
+eventlet (whose server is stopped once drained: stopping it earlier would cut its websockets).
 """
 
 from __future__ import annotations
