@@ -47,7 +47,7 @@ def message_stream() -> Response:
     try:
         chat_request = parse_chat_request(data, services.settings)
         services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client)
+        started = services.streams.start(chat_request, owner, client, reserved=True)
     except RelayError as err:
         return _error(err)
     stream_log = started.relay.log

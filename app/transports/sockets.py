@@ -60,7 +60,8 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
             services.registry.check_free(sid, chat_request.stream_id)
             services.admission.admit(client)
-            started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid))
+            started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid),
+                                            reserved=True)
         except RelayError as err:
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
             # the stream_id only if no stream of that id is running, which it would seem to end.
