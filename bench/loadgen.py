@@ -12,8 +12,8 @@ Every piece of text carries the upstream's send stamp (bench/upstream.py), so ea
 piece, when it was sent and when the event holding it arrived (time.monotonic(), the same clock in every
 process). Each stream starts at its own offset from a common t0, so N streams start spread over a ramp.
 
-Other jobs: `idle` (connect and hold, for memory per connection), `stop_after` in a job (a cancel storm:
-stop once that many pieces arrived, over Socket.IO with the stop event, over HTTP by closing the response).
+A job's `stop_after` makes a cancel storm: stop once that many pieces arrived, over Socket.IO with the stop
+event, over HTTP by closing the response.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Record:
 
 def worker_main(conn: Any, kind: str, target: dict[str, Any], jobs: list[Job], timeout: float) -> None:
     """Process entry point. Sends ("ready", n), waits for ("go", t0), runs the streams, sends ("result",
-    records, stats); for `idle` it then waits for ("close",) before closing its connections."""
+    records, stats)."""
     try:
         import uvloop
 
@@ -97,7 +97,7 @@ async def _worker(conn: Any, kind: str, target: dict[str, Any], jobs: list[Job],
                                     timeout=aiohttp.ClientTimeout(total=None))
     records = [Record(job.stream_id) for job in jobs]
     try:
-        if kind in ("sio", "idle"):
+        if kind == "sio":
             clients = [SioStream(session, target, job, rec) for job, rec in zip(jobs, records, strict=True)]
             gate = asyncio.Semaphore(_CONNECT_CONCURRENCY)
 
@@ -112,12 +112,6 @@ async def _worker(conn: Any, kind: str, target: dict[str, Any], jobs: list[Job],
             clients = [DirectStream(session, target, job, rec) for job, rec in zip(jobs, records, strict=True)]
         conn.send(("ready", sum(1 for r in records if r.error is None)))
         message = await loop.run_in_executor(None, conn.recv)
-        if kind == "idle":
-            conn.send(("result", [], {}))
-            await loop.run_in_executor(None, conn.recv)  # ("close",)
-            for client in clients:
-                await client.close()
-            return
         t0 = message[1]
         lags: list[float] = []
         monitor = asyncio.ensure_future(_watch_loop(lags))

@@ -105,8 +105,8 @@ def tables(document: dict[str, Any]) -> str:
                           ["figure", *storms], [[k, *(_fmt(storms[c].get(k)) for c in storms)] for k in keys]))
     memories = {c: results[c]["memory"] for c in columns if results[c].get("memory")}
     if memories:
-        keys = ["connections", "kb_per_idle_connection", "kb_per_active_stream", "kb_per_connection_with_stream",
-                "rss_base_kb", "rss_idle_kb", "rss_active_kb"]
+        keys = ["connections", "kb_per_idle_connection", "kb_per_active_stream", "rss_base_kb", "rss_idle_kb",
+                "rss_active_kb"]
         out.append(_table("Memory of the worker (RSS)", ["figure", *memories],
                           [[k, *(_fmt(memories[c].get(k)) for c in memories)] for k in keys]))
     return "\n\n".join(out)

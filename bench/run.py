@@ -159,10 +159,11 @@ def prompt(chunks: int, delay: float) -> str:
 
 
 def run_streams(target: Target, upstream: Upstream, jobs: list[Any], procs: int, timeout: float,
-                during: Any = None) -> dict[str, Any]:
+                during: Any = None, before_go: Any = None) -> dict[str, Any]:
     """Spread the jobs over `procs` load processes, release them at one t0, and collect what they saw.
 
-    `during(t0)`, if given, runs in this process while the streams run (memory readings, a storm's clock).
+    `before_go()` runs once every client is connected, before the streams start; `during(t0)` runs in this
+    process while the streams run (memory readings, a storm's clock).
     """
     from bench.loadgen import worker_main
 
@@ -181,6 +182,8 @@ def run_streams(target: Target, upstream: Upstream, jobs: list[Any], procs: int,
             message = _recv(conn, 120, "connecting")
             if message[0] != "ready":
                 raise RuntimeError(f"load process failed: {message[1]}")
+        if before_go is not None:
+            before_go()
         t0 = time.monotonic() + 0.3
         server_cpu0 = tree_cpu_seconds(target.pid) if target.pid else None
         upstream0 = upstream.counters()
@@ -331,54 +334,38 @@ def storm(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[
 
 
 def memory(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
-    """RSS of the worker: per idle Socket.IO connection, then per active stream on top of its connection."""
-    from bench.loadgen import Job, worker_main
+    """RSS of the worker: per idle Socket.IO connection, then per active stream on those same connections.
+
+    The connections open first and are measured idle; then each starts a stream of 3 pieces 3 s apart (active,
+    nearly silent), measured once every stream has reached the upstream. The difference is what a running
+    stream adds to its connection: its producer, reader and log, and its upstream connection.
+    """
+    from bench.loadgen import Job
 
     pid = worker_pid(target.pid or 0)
     n = args.memory
     base = rss_kb(pid)
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    idle = ctx.Process(target=worker_main, args=(child, "idle", target.spec,
-                                                 [Job(f"i{i}", "") for i in range(n)], 120), daemon=True)
-    idle.start()
-    child.close()
-    try:
-        if _recv(parent, 120, "opening idle connections")[0] != "ready":
-            raise RuntimeError("idle connections failed")
-        time.sleep(1.0)  # let the server settle after the connection burst before reading its memory
-        with_idle = rss_kb(pid)
-        parent.send(("go", 0))
-        _recv(parent, 30, "idle")
-        parent.send(("close",))
-        idle.join(30)
-    finally:
-        if idle.is_alive():
-            idle.terminate()
-        parent.close()
-    time.sleep(1.0)
-    base2 = rss_kb(pid)
-    readings: list[int] = []
+    readings: dict[str, int] = {}
 
-    def read_when_all_started(t0: float) -> None:
+    def connected() -> None:
+        time.sleep(1.0)  # let the server settle after the connection burst before reading its memory
+        readings["idle"] = rss_kb(pid)
+
+    def all_started(t0: float) -> None:
         started0 = upstream.counters()["started"]
         deadline = time.monotonic() + 60
         while upstream.counters()["started"] - started0 < n and time.monotonic() < deadline:
             time.sleep(0.05)  # another process's counter: poll it
         time.sleep(0.5)  # every stream has its producer, its reader and its upstream connection by now
-        readings.append(rss_kb(pid))
+        readings["active"] = rss_kb(pid)
 
-    jobs = [Job(f"m{i}", prompt(3, 3.0)) for i in range(n)]  # 3 pieces, 3 s apart: active, nearly silent
-    run_streams(target, upstream, jobs, args.client_procs, 60, during=read_when_all_started)
-    with_active = readings[0] if readings else None
+    jobs = [Job(f"m{i}", prompt(3, 3.0)) for i in range(n)]
+    run_streams(target, upstream, jobs, args.client_procs, 60, during=all_started, before_go=connected)
+    idle, active = readings.get("idle"), readings.get("active")
     return {
-        "connections": n, "rss_base_kb": base, "rss_idle_kb": with_idle,
-        "kb_per_idle_connection": round((with_idle - base) / n, 1),
-        "rss_active_kb": with_active,
-        # Each active stream has its own connection too: what a stream adds is the difference from an idle one.
-        "kb_per_active_stream": (None if with_active is None
-                                 else round((with_active - base2) / n - (with_idle - base) / n, 1)),
-        "kb_per_connection_with_stream": None if with_active is None else round((with_active - base2) / n, 1),
+        "connections": n, "rss_base_kb": base, "rss_idle_kb": idle, "rss_active_kb": active,
+        "kb_per_idle_connection": None if idle is None else round((idle - base) / n, 1),
+        "kb_per_active_stream": None if idle is None or active is None else round((active - idle) / n, 1),
     }
 
 

@@ -77,7 +77,7 @@ def main() -> None:
         previous = greenlet.settrace(trace)
         try:
             admission.admit(client)
-            streams.start(ChatRequest("s", "m", []), owner, client)
+            streams.start(ChatRequest("s", "m", []), owner, client, reserved=True)
             outcomes.append("admitted")
         except RelayError as err:
             outcomes.append(err.code.value)

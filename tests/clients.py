@@ -118,3 +118,12 @@ def ndjson_events(response: requests.Response) -> Iterator[dict]:
     for line in stream_lines(response):
         if line:
             yield json.loads(line)
+
+
+def chunks_through(events: Iterator[dict], seq: int) -> list[dict]:
+    """Read NDJSON chunk lines until the one that holds piece `seq` (however the pieces were batched)."""
+    seen = [next(events)]
+    while seen[-1]["seq"] < seq:
+        seen.append(next(events))
+    return seen
+

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,3 +148,20 @@ class Cluster:
 
     def healthy(self) -> bool:
         return all(requests.get(f"{s.url}/healthz", timeout=5).ok for s in self.instances)
+
+
+@contextlib.contextmanager
+def running_cluster(env: dict[str, str], workdir: Path, count: int = 2) -> Iterator[Cluster]:
+    """`count` instances with `env` on a redis-server of their own, behind nginx; all stopped at the end."""
+    from tests.redis_server import RedisServer, require_redis
+
+    require_redis()
+    require_nginx()
+    store = RedisServer(free_port(), workdir / "redis.log").start()
+    cluster = Cluster(store, env, workdir)
+    try:
+        cluster.start(count)
+        yield cluster
+    finally:
+        cluster.stop()
+        store.stop()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
+import redis
 import requests
 
 from tests.clients import SioProbe, ndjson_events
@@ -23,7 +24,7 @@ BURST = 12
 ROUNDS = 4
 PER_CLIENT, TOTAL, RATE = 4, 7, 5
 # One identity per client per round: a round's streams and rate-limit hits never count against the next.
-TOKENS = [f"tok-burst-{i:03d}-9d2e" for i in range(len(TRANSPORTS) * ROUNDS * (BURST + 2))]
+TOKENS = [f"tok-burst-{i:03d}-9d2e" for i in range(2 * len(TRANSPORTS) * ROUNDS * (BURST + 2))]
 
 
 @pytest.fixture(scope="module", params=MODES)
@@ -99,9 +100,10 @@ def held(gate: str) -> str:
     return controls(chunks=2, gate=gate, hold_after=1, heartbeat=0.3)
 
 
-def socketio_round(server: LiveServer, fake: FakeUpstream, clients: list[str], gate: str) -> int:
-    """One Socket.IO connection per request (already connected), the requests sent together."""
-    probes = [SioProbe(server.url, auth={"token": token}) for token in clients]
+def socketio_round(servers: list[LiveServer], fake: FakeUpstream, clients: list[str], gate: str) -> int:
+    """One Socket.IO connection per request (already connected, to the servers in turn), the requests sent
+    together."""
+    probes = [SioProbe(servers[i % len(servers)].url, auth={"token": token}) for i, token in enumerate(clients)]
     try:
         acks: list[dict] = [{}] * len(probes)
 
@@ -125,14 +127,15 @@ def socketio_round(server: LiveServer, fake: FakeUpstream, clients: list[str], g
     return admitted
 
 
-def http_round(server: LiveServer, fake: FakeUpstream, clients: list[str], gate: str) -> int:
-    """One POST per request, sent together; an admitted one is read to its end once the gate opens."""
+def http_round(servers: list[LiveServer], fake: FakeUpstream, clients: list[str], gate: str) -> int:
+    """One POST per request (to the servers in turn), sent together; an admitted one is read to its end once the
+    gate opens."""
     responses: list[requests.Response | None] = [None] * len(clients)
 
     def call(i: int) -> Callable[[], bool]:
         def send() -> bool:
             response = requests.post(
-                f"{server.url}/message/stream", json={"prompt": held(gate)}, stream=True, timeout=20,
+                f"{servers[i % len(servers)].url}/message/stream", json={"prompt": held(gate)}, stream=True, timeout=20,
                 headers={"Accept": "application/x-ndjson", "Authorization": f"Bearer {clients[i]}"})
             responses[i] = response
             if response.status_code == 200:
@@ -159,13 +162,15 @@ def http_round(server: LiveServer, fake: FakeUpstream, clients: list[str], gate:
 ROUND = {"socketio": socketio_round, "http": http_round}
 
 
-def rounds(server: LiveServer, fake: FakeUpstream, transport: str, clients_per_round: Callable[[], list[str]],
-           gate_factory: Callable[[], str]) -> list[int]:
-    """The admitted count of each round; the server is idle again between rounds."""
+def rounds(server: LiveServer | list[LiveServer], fake: FakeUpstream, transport: str,
+           clients_per_round: Callable[[], list[str]], gate_factory: Callable[[], str]) -> list[int]:
+    """The admitted count of each round; the servers are idle again between rounds."""
+    servers = server if isinstance(server, list) else [server]
     counts = []
     for _ in range(ROUNDS):
-        counts.append(ROUND[transport](server, fake, clients_per_round(), gate_factory()))
-        assert fake.wait_for(lambda f: server.streams() == 0)
+        counts.append(ROUND[transport](servers, fake, clients_per_round(), gate_factory()))
+        for each in servers:
+            assert fake.wait_for(lambda f, s=each: s.streams() == 0)
     return counts
 
 
@@ -192,4 +197,35 @@ def test_server_wide_cap_holds_under_a_burst(capped: LiveServer, fake_upstream, 
 def test_rate_limit_holds_under_a_burst(rated: LiveServer, fake_upstream, tokens: _Tokens, gates,
                                         transport: str) -> None:
     counts = rounds(rated, fake_upstream, transport, lambda: tokens.take(1) * BURST, gates)
+    assert counts == [RATE] * ROUNDS
+
+
+# With REDIS_URL the rate limit is counted in Redis, a round trip during which other requests run: the slot is
+# reserved before it, so the caps still hold exactly; and two instances share one count.
+
+@pytest.fixture(scope="module")
+def shared_pair(mode: str, fake_upstream: FakeUpstream, redis_server, tmp_path_factory) -> Iterator[list[LiveServer]]:
+    limits = {"MAX_STREAMS_PER_CLIENT": str(PER_CLIENT), "MAX_STREAMS_TOTAL": "100", "RATE_LIMIT": f"{RATE}/minute",
+              "REDIS_URL": redis_server.url}
+    redis.Redis.from_url(redis_server.url).flushdb()  # the other mode's rounds used the same tokens
+    servers = [_server(mode, fake_upstream, tmp_path_factory, f"shared{i}", limits) for i in range(2)]
+    yield servers
+    for server in servers:
+        stop_server(server)
+
+
+def test_caps_hold_while_the_rate_limit_waits_on_redis(shared_pair: list[LiveServer], fake_upstream,
+                                                       tokens: _Tokens, gates) -> None:
+    """12 requests of one client on one instance, RATE_LIMIT in Redis: its cap of 4 holds, round after round
+    (each round's client is new, so the rate limit of 5 never binds)."""
+    counts = rounds(shared_pair[0], fake_upstream, "socketio", lambda: tokens.take(1) * BURST, gates)
+    assert counts == [PER_CLIENT] * ROUNDS
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_one_rate_limit_across_two_instances(shared_pair: list[LiveServer], fake_upstream, tokens: _Tokens, gates,
+                                             transport: str) -> None:
+    """One client's burst, released together, split over two instances: 5/minute in all, not per instance (each
+    instance alone would admit its cap of 4, 8 together)."""
+    counts = rounds(shared_pair, fake_upstream, transport, lambda: tokens.take(1) * BURST, gates)
     assert counts == [RATE] * ROUNDS

@@ -19,12 +19,12 @@ import requests
 import socketio
 
 from app.serving import processes
-from tests.clients import DONE, ERROR, SioProbe, ndjson_events, post_stream
-from tests.cluster import Cluster, require_nginx
+from tests.clients import DONE, ERROR, SioProbe, chunks_through, ndjson_events, post_stream
+from tests.cluster import Cluster, running_cluster
 from tests.conftest import ROOT, free_port, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
-from tests.redis_server import RedisServer, require_redis
+from tests.redis_server import RedisServer
 
 NDJSON = "application/x-ndjson"
 GRACE, TTL = 3, 5
@@ -32,18 +32,9 @@ GRACE, TTL = 3, 5
 
 @pytest.fixture(scope="module")
 def cluster(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[Cluster]:
-    require_redis()
-    require_nginx()
-    workdir = tmp_path_factory.mktemp("cluster")
-    store = RedisServer(free_port(), workdir / "redis.log").start()
     env = {**upstream_env(fake_upstream), "RESUME_GRACE": str(GRACE), "RESUME_TTL": str(TTL)}
-    cluster = Cluster(store, env, workdir)
-    try:
-        cluster.start(2)
+    with running_cluster(env, tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        store.stop()
 
 
 def words(count: int) -> list[str]:
@@ -97,9 +88,7 @@ def test_http_through_nginx_is_incremental(cluster: Cluster, fake_upstream: Fake
     with post_stream(cluster.url, {"prompt": held(gate)}, accept=NDJSON) as response:
         assert response.headers["X-Resume-Token"]
         events = ndjson_events(response)
-        seen = [next(events)]
-        while seen[-1]["seq"] < 3:
-            seen.append(next(events))
+        seen = chunks_through(events, 3)
         assert fake_upstream.completed == completed  # nginx did not buffer these
         fake_upstream.open_gate(gate)
         *rest, done = [*seen, *events]
@@ -140,9 +129,7 @@ def test_http_resume_and_last_event_id_through_nginx(cluster: Cluster) -> None:
     response = post_stream(cluster.url, {"prompt": controls(chunks=60, delay=0.03), "stream_id": "h"}, accept=NDJSON)
     token = response.headers["X-Resume-Token"]
     events = ndjson_events(response)
-    seen = [next(events)]
-    while seen[-1]["seq"] < 2:
-        seen.append(next(events))
+    seen = chunks_through(events, 2)
     response.close()
     with requests.get(f"{cluster.url}/message/stream/h?after_seq={seen[-1]['seq']}", stream=True, timeout=20,
                       headers={"Accept": NDJSON, "X-Resume-Token": token}) as again:

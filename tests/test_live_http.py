@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 
-from tests.clients import ndjson_events, post_stream, stream_lines
+from tests.clients import chunks_through, ndjson_events, post_stream, stream_lines
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
 
@@ -68,9 +68,7 @@ def test_chunks_arrive_before_the_upstream_finishes(gate: str, live_server, fake
     payload = {"prompt": controls(chunks=5, gate=gate, hold_after=2)}
     with post_stream(live_server.url, payload, accept=NDJSON) as response:
         events = ndjson_events(response)
-        early = [next(events)]
-        while early[-1]["seq"] < 1:  # the two pieces before the gate, in one chunk or two
-            early.append(next(events))
+        early = chunks_through(events, 1)  # the two pieces before the gate, in one chunk or two
         assert "".join(e["text"] for e in early) == "w0 w1 "  # held back by the gate: these were not buffered
         assert fake_upstream.completed == completed
         fake_upstream.open_gate(gate)

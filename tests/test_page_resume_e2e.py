@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.browser import ChatPage
-from tests.conftest import LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.test_page_e2e import TRANSPORTS, browser_context, expect  # noqa: F401  (browser_context is a fixture)
 
@@ -230,20 +230,11 @@ def test_a_long_conversation_is_trimmed_to_the_budget_oldest_turns_first(chat: C
 
 @pytest.fixture(scope="module")
 def cluster(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator:
-    from tests.cluster import Cluster, require_nginx
-    from tests.redis_server import RedisServer, require_redis
+    from tests.cluster import running_cluster
 
-    require_redis()
-    require_nginx()
-    workdir = tmp_path_factory.mktemp("page-cluster")
-    store = RedisServer(free_port(), workdir / "redis.log").start()
-    cluster = Cluster(store, {**upstream_env(fake_upstream), "RESUME_GRACE": str(GRACE)}, workdir)
-    try:
-        cluster.start(2)
+    env = {**upstream_env(fake_upstream), "RESUME_GRACE": str(GRACE)}
+    with running_cluster(env, tmp_path_factory.mktemp("page-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        store.stop()
 
 
 @pytest.fixture

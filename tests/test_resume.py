@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.clients import DONE, SioProbe, ndjson_events, post_stream
+from tests.clients import DONE, SioProbe, chunks_through, ndjson_events, post_stream
 from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
@@ -134,9 +134,7 @@ def test_resume_within_the_grace_period_keeps_the_stream(resumable: LiveServer, 
                            accept=NDJSON)
     token = response.headers["X-Resume-Token"]
     events = ndjson_events(response)
-    seen = [next(events)]
-    while seen[-1]["seq"] < 3:
-        seen.append(next(events))
+    seen = chunks_through(events, 3)
     response.close()
     with resume_http(resumable, "h1", token, after=seen[-1]["seq"]) as again:
         assert again.status_code == 200 and again.headers["X-Stream-Id"] == "h1"

@@ -116,22 +116,27 @@ def test_admission_order_and_counts() -> None:
     registry = StreamRegistry()
     admission = Admission(settings(max_streams_per_client=1, max_streams_total=2, rate_limit="3/minute"), registry)
     admission.admit("a")
-    registry.add(running("k-a", "a"))
+    assert len(registry) == 1 and registry.count("a") == 1  # reserved before anything can switch
+    registry.add(running("k-a", "a"), reserved=True)
+    assert len(registry) == 1 and registry.count("a") == 1  # the reservation became the stream
     with pytest.raises(RelayError, match="1 streams running") as caught:
         admission.admit("a")
     assert caught.value.code is ErrorCode.TOO_MANY_STREAMS
     admission.admit("b")
-    registry.add(running("k-b", "b"))
+    registry.add(running("k-b", "b"), reserved=True)
     with pytest.raises(RelayError, match="server") as caught:
         admission.admit("c")
     registry.remove("k-a")
     registry.remove("k-b")
     assert len(registry) == 0 and registry.count("a") == 0
     admission.admit("a")
+    admission.release("a")  # a stream that did not start after all gives its slot back
     admission.admit("a")  # the 3rd for "a" (the refused one did not count)
+    admission.release("a")
     with pytest.raises(RelayError) as caught:  # the 4th within a minute
         admission.admit("a")
     assert caught.value.code is ErrorCode.RATE_LIMITED and caught.value.to_dict()["retry_after"] >= 1
+    assert len(registry) == 0 and registry.count("a") == 0  # a refusal by the rate limit gives the slot back
     admission.draining = True
     with pytest.raises(RelayError) as caught:
         admission.admit("z")
@@ -188,15 +193,16 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     admission = Admission(defaults, registry)
     for i in range(defaults.max_streams_per_client):
         admission.admit("a")
-        registry.add(running(f"k{i}", "a"))
+        registry.add(running(f"k{i}", "a"), reserved=True)
     refused(admission.admit, "a")
-    for _ in range(60):  # RATE_LIMIT's default, never registered: only the rate limit counts them
+    for _ in range(60):  # RATE_LIMIT's default, each given back at once: only the rate limit counts them
         admission.admit("b")
+        admission.release("b")
     refused(admission.admit, "b")
     full_registry = StreamRegistry()
     full = Admission(settings(max_streams_per_client=1000, max_streams_total=1, rate_limit=""), full_registry)
     full.admit("c")
-    full_registry.add(running("k", "c"))
+    full_registry.add(running("k", "c"), reserved=True)
     refused(full.admit, "c")
     connections = Connections(defaults.max_connections_per_client)
     for _ in range(defaults.max_connections_per_client):

@@ -4,23 +4,30 @@ Checked after validation and before the upstream is called, so a refused request
 Socket.IO request whose stream_id is already running is refused before admission (app/transports/sockets.py), so it
 does not use up the rate limit either; over HTTP every request is its own owner, so ids never collide.
 
-Atomic: from the first check here to the stream's registration (StreamManager.start, app/streams/manager.py,
-which the transports call right after and which never yields) nothing switches to another green thread, so a
-burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing here may block, sleep,
-log to a socket or start a thread: tests/test_admission_atomic.py traces every switch to hold it so.
+Atomic: from the first check here to the reservation of the stream's slot nothing switches to another green
+thread, so a burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing before the
+reservation may block, sleep, log to a socket or start a thread: tests/test_admission_atomic.py traces every
+switch to hold it so. The reservation is taken before the rate limit, which with REDIS_URL is a round trip to
+Redis (counted there for every instance): while it waits, the slot is already counted against the caps, and
+a refusal gives it back. StreamManager.start (app/streams/manager.py), which never yields, turns it into the
+running stream.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..streams.registry import StreamRegistry
+
+log = logging.getLogger(__name__)
 
 _SWEEP_EVERY = 5.0  # seconds between removals of expired rate-limit entries; they only cost memory till then
 
@@ -51,18 +58,39 @@ class InlineSweepStorage(MemoryStorage):
 
 
 class Admission:
-    """One per app; `admit(client)` raises a coded RelayError or lets the stream start."""
+    """One per app; `admit(client)` raises a coded RelayError or reserves the stream's slot."""
 
     def __init__(self, settings: Settings, registry: StreamRegistry) -> None:
         self._settings = settings
         self._registry = registry
         self._rates: list[RateLimitItem] = parse_many(settings.rate_limit) if settings.rate_limit else []
-        self._limiter = MovingWindowRateLimiter(InlineSweepStorage())
+        self._local = MovingWindowRateLimiter(InlineSweepStorage())
+        # With REDIS_URL the rate limit counts a client's streams on every instance; while Redis is away, each
+        # instance counts its own (so the limit still holds, per instance) rather than refusing everyone.
+        self._shared = None
+        if settings.redis_url and self._rates:
+            storage = RedisStorage(settings.redis_url, wrap_exceptions=True, socket_timeout=2,
+                                   socket_connect_timeout=2, health_check_interval=15)
+            self._shared = MovingWindowRateLimiter(storage)
+        self._shared_down = False
         self.draining = False  # set on SIGTERM (app/serving/shutdown.py)
 
     def admit(self, client: str) -> None:
-        """Let one more stream start for `client`, counting it against the rate limit; the caller registers it
-        before anything can switch green threads (StreamManager.start)."""
+        """Reserve one more stream's slot for `client` and count it against the rate limit; the caller then
+        starts it with StreamManager.start(..., reserved=True), or gives the slot back with `release`."""
+        self._check_caps(client)
+        self._registry.reserve(client)  # from here the slot counts: a burst's other requests see it
+        try:
+            self._check_rate(client)
+        except BaseException:
+            self._registry.release(client)
+            raise
+
+    def release(self, client: str) -> None:
+        """Give back a slot that `admit` reserved, for a stream that did not start after all."""
+        self._registry.release(client)
+
+    def _check_caps(self, client: str) -> None:
         if self.draining:
             raise RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; try again in a moment.")
         settings = self._settings
@@ -74,13 +102,35 @@ class Admission:
                 f"You have {settings.max_streams_per_client} streams running, the most allowed; "
                 "wait for one to end or stop one.",
             )
-        for rate in self._rates:  # test them all before counting, so a refusal uses up nothing
-            if not self._limiter.test(rate, client):
-                reset_at, _ = self._limiter.get_window_stats(rate, client)
-                raise RelayError(
-                    ErrorCode.RATE_LIMITED,
-                    f"Too many requests: at most {rate} per client.",
-                    retry_after=max(1.0, reset_at - time.time()),
-                )
+
+    def _check_rate(self, client: str) -> None:
+        if self._shared is not None:
+            try:
+                self._count(self._shared, client)
+                if self._shared_down:
+                    log.info("rate limit: counting in the shared store again")
+                    self._shared_down = False
+                return
+            except StorageError as err:
+                if not self._shared_down:
+                    log.warning("rate limit: the shared store is unreachable (%s); counting per instance until it "
+                                "is back", type(err.storage_error).__name__)
+                    self._shared_down = True
+        self._count(self._local, client)
+
+    def _count(self, limiter: MovingWindowRateLimiter, client: str) -> None:
+        # Each rate's hit checks and counts in one step (a Lua script in Redis): two instances, or two green
+        # threads, cannot both take the last slot. With several rates, all are tested first, so a refusal by
+        # one uses up none of the others.
         for rate in self._rates:
-            self._limiter.hit(rate, client)
+            if len(self._rates) > 1 and not limiter.test(rate, client):
+                self._refuse(limiter, rate, client)
+        for rate in self._rates:
+            if not limiter.hit(rate, client):
+                self._refuse(limiter, rate, client)
+
+    @staticmethod
+    def _refuse(limiter: MovingWindowRateLimiter, rate: RateLimitItem, client: str) -> None:
+        reset_at, _ = limiter.get_window_stats(rate, client)
+        raise RelayError(ErrorCode.RATE_LIMITED, f"Too many requests: at most {rate} per client.",
+                         retry_after=max(1.0, reset_at - time.time()))

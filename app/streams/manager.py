@@ -53,15 +53,21 @@ class StreamManager:
         self._ended: OrderedDict[str, tuple[float, StreamLog]] = OrderedDict()  # key -> (kept until, log)
 
     def start(self, request: ChatRequest, owner: str, client: str,
-              settle: Callable[[], None] | None = None, transport: str = "") -> Started:
-        """Register and start a new stream, delivered to `owner` over `transport`; never yields."""
-        key = uuid.uuid4().hex
-        stream_log = StreamLog(request.stream_id, self._new_event)
-        relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
-                      metrics=self._metrics)
+              settle: Callable[[], None] | None = None, reserved: bool = False, transport: str = "") -> Started:
+        """Register and start a new stream, delivered to `owner` over `transport`; never yields. `reserved`:
+        admission reserved its slot (app/access/limits.py), which it now takes."""
+        try:
+            key = uuid.uuid4().hex
+            stream_log = StreamLog(request.stream_id, self._new_event)
+            relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
+                          metrics=self._metrics)
+        except BaseException:
+            if reserved:
+                self._registry.release(client)
+            raise
+        entry = self._registry.add(ActiveStream(relay, key, client), reserved=reserved)
         if self._metrics is not None:
             self._metrics.stream_started(transport, request.model)
-        entry = self._registry.add(ActiveStream(relay, key, client))
         reader = stream_log.follow(settle=settle)
         self._registry.deliver(owner, request.stream_id, key, reader)
         entry.task = self._spawn(self._produce, entry)

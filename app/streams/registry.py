@@ -62,14 +62,29 @@ class Delivery:
 class StreamRegistry:
     def __init__(self) -> None:
         self._producing: dict[str, ActiveStream] = {}
+        self._reserved = 0
         self._per_client: Counter[str] = Counter()
         self._deliveries: dict[str, dict[str, Delivery]] = {}
 
     # Streams produced here.
 
-    def add(self, entry: ActiveStream) -> ActiveStream:
+    def reserve(self, client: str) -> None:
+        """Count a stream that admission let in and is about to start (app/access/limits.py)."""
+        self._reserved += 1
+        self._per_client[client] += 1
+
+    def release(self, client: str) -> None:
+        """Give back a reserved slot whose stream did not start."""
+        self._reserved -= 1
+        self._drop(client)
+
+    def add(self, entry: ActiveStream, reserved: bool = False) -> ActiveStream:
+        """Register a stream produced here; `reserved`: its slot was reserved by admission and now becomes it."""
         self._producing[entry.key] = entry
-        self._per_client[entry.client] += 1
+        if reserved:
+            self._reserved -= 1
+        else:
+            self._per_client[entry.client] += 1
         return entry
 
     def get(self, key: str) -> ActiveStream | None:
@@ -78,9 +93,12 @@ class StreamRegistry:
     def remove(self, key: str) -> None:
         entry = self._producing.pop(key, None)
         if entry is not None:
-            self._per_client[entry.client] -= 1
-            if self._per_client[entry.client] <= 0:
-                del self._per_client[entry.client]
+            self._drop(entry.client)
+
+    def _drop(self, client: str) -> None:
+        self._per_client[client] -= 1
+        if self._per_client[client] <= 0:
+            del self._per_client[client]
 
     def count(self, client: str) -> int:
         """Streams running for one client identity, across all its connections and requests."""
@@ -90,7 +108,8 @@ class StreamRegistry:
         return list(self._producing.values())
 
     def __len__(self) -> int:
-        return len(self._producing)
+        """Streams produced here, and slots reserved for streams about to start."""
+        return len(self._producing) + self._reserved
 
     def busy(self) -> int:
         """Streams produced here and deliveries still sending: a drain is over when both are done, so that every

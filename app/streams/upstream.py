@@ -44,7 +44,9 @@ class UpstreamStream:
     def __init__(self, response: httpx2.Response, client: OpenAI) -> None:
         self._response = response
         self._client = client  # its connection pool must outlive the stream (a dropped client closes it)
-        self._body = response.iter_bytes()
+        # The raw body needs no decoder unless the upstream compressed it (streams seldom are): fewer layers per chunk.
+        encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
+        self._body = response.iter_bytes() if encoded else response.iter_raw()
         self._parser = ChunkParser()
 
     @property

@@ -50,7 +50,7 @@ def message_stream() -> Response:
     try:
         chat_request = parse_chat_request(data, services.settings)
         services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client, transport=TRANSPORT)
+        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT)
     except RelayError as err:
         return _refused(services, err)
     stream_log = started.relay.log

@@ -64,7 +64,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services) -> None:
             services.registry.check_free(sid, chat_request.stream_id)
             services.admission.admit(client)
             started = services.streams.start(chat_request, sid, client, settle=_writer_of(socketio, sid),
-                                             transport=TRANSPORT)
+                                             reserved=True, transport=TRANSPORT)
         except RelayError as err:
             services.metrics.refused(TRANSPORT, err.code)
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names
