@@ -36,6 +36,8 @@ graceful_timeout = 30  # on SIGTERM, running streams get this long to finish
 keepalive = 5
 
 accesslog = "-"
+# gunicorn's default, but the path without its query string: a resume's ?resume_token= must never reach a log.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 if _settings.log_format == "json":  # gunicorn's own lines too: its access lines and notices

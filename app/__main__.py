@@ -83,7 +83,7 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
         app,
         log=_EventletLog(logging.getLogger("eventlet.wsgi")),
         log_output=True,
-        log_format=_KeepFields() if json_access else eventlet.wsgi.DEFAULT_LOG_FORMAT,
+        log_format=_KeepFields() if json_access else _WithoutQuery(),
         debug=False,
         minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
         max_size=WORKER_CONNECTIONS,  # as gunicorn's worker_connections; eventlet's own default is 1024
@@ -95,6 +95,23 @@ class _KeepFields:
 
     def __mod__(self, fields: dict[str, Any]) -> dict[str, Any]:
         return fields
+
+
+class _WithoutQuery:
+    """eventlet's own access line, but the path without its query string: a resume's ?resume_token= must never
+    reach a log."""
+
+    def __mod__(self, fields: dict[str, Any]) -> str:
+        method, _, rest = str(fields.get("request_line")).partition(" ")
+        target, _, protocol = rest.partition(" ")
+        line = f"{method} {target.partition('?')[0]} {protocol}".strip()
+        return eventlet_default_format() % {**fields, "request_line": line}
+
+
+def eventlet_default_format() -> str:
+    import eventlet.wsgi
+
+    return eventlet.wsgi.DEFAULT_LOG_FORMAT
 
 
 class _EventletLog:

@@ -186,3 +186,20 @@ def test_stop_from_another_connection_with_the_token(resumable: LiveServer, fake
     finally:
         owner.close()
         other.close()
+
+
+def test_a_token_in_the_query_never_reaches_the_log(resumable: LiveServer) -> None:
+    """EventSource can only send the resume token in the URL: the access lines log the path without it."""
+    probe = SioProbe(resumable.url)
+    try:
+        probe.start({"prompt": controls(chunks=2), "stream_id": "q"})
+        probe.wait_terminal("q")
+        token = probe.tokens["q"]
+    finally:
+        probe.close()
+    with requests.get(f"{resumable.url}/message/stream/q?resume_token={token}", timeout=20,
+                      headers={"Accept": "text/event-stream"}) as response:
+        assert response.status_code == 200 and "event: done" in response.text
+    assert "/message/stream/q" in resumable.log()  # the access line is there
+    assert token not in resumable.log()
+
