@@ -55,6 +55,13 @@ class LiveServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 10) -> None:
+        """Wait for `text` in the log: access lines are written after the response has gone out."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            assert time.monotonic() < deadline, f"{text!r} never logged:\n{self.log()[-2000:]}"
+            time.sleep(0.02)  # polling a file for a condition; there is no event to wait on
+
     def streams(self) -> int:
         return requests.get(f"{self.url}/healthz", timeout=5).json()["streams"]
 

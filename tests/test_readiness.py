@@ -31,13 +31,6 @@ def await_readyz(server: LiveServer, status: int, timeout: float = 15) -> reques
     return response
 
 
-def await_log(server: LiveServer, text: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.log()[-2000:]}"
-        time.sleep(0.02)  # polling a file for a condition; there is no event to wait on
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_readyz_is_503_while_a_sigterm_drain_runs(mode: str, fake_upstream: FakeUpstream, tmp_path) -> None:
     """For as long as the drain runs, not just at its start: gunicorn's worker used to stop accepting within a
@@ -51,7 +44,7 @@ def test_readyz_is_503_while_a_sigterm_drain_runs(mode: str, fake_upstream: Fake
         probe.wait_chunks("paced", 1)
 
         server.process.send_signal(signal.SIGTERM)
-        await_log(server, "shutdown: draining 1 streams")
+        server.wait_log("shutdown: draining 1 streams")
         seen = probe.pieces("paced")
         for _ in range(2):
             response = readyz(server)

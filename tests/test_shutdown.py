@@ -37,13 +37,6 @@ def doomed(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path
         stop_server(server)
 
 
-def wait_log(server: LiveServer, text: str, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while text not in server.log():
-        assert time.monotonic() < deadline, f"{text!r} never logged:\n{server.log()[-2000:]}"
-        time.sleep(0.02)  # polling a file for a condition; there is no event to wait on
-
-
 def test_sigterm_drains_then_exits(doomed: LiveServer, fake_upstream: FakeUpstream, gate: str) -> None:
     short, long = SioProbe(doomed.url), SioProbe(doomed.url)
     held = controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3)  # would run until the gate opens: never
@@ -63,7 +56,7 @@ def test_sigterm_drains_then_exits(doomed: LiveServer, fake_upstream: FakeUpstre
 
     signalled = time.monotonic()
     doomed.process.send_signal(signal.SIGTERM)
-    wait_log(doomed, "shutdown: draining")
+    doomed.wait_log("shutdown: draining")
     refused = long.start({"prompt": "a new stream", "stream_id": "late"})  # on a connection still open
     assert refused["error"]["code"] == "server_shutdown"
 
@@ -220,7 +213,7 @@ def test_ctrl_c_cuts_a_sigterm_drain_short(mode: str, fake_upstream: FakeUpstrea
     try:
         probe, reader, http_events = _held_streams(server, gate)
         server.process.send_signal(signal.SIGTERM)
-        wait_log(server, "shutdown: draining 2 streams")
+        server.wait_log("shutdown: draining 2 streams")
         assert probe.terminals("held") == []  # still within the grace period
         os.killpg(server.process.pid, signal.SIGINT)
         _assert_cut_with_server_shutdown(server, probe, reader, http_events)
