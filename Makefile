@@ -89,10 +89,14 @@ lint: $(STAMP)
 	$(BIN)/mypy app --ignore-missing-imports
 	$(BIN)/hadolint Dockerfile
 
-## bench: pacing and throughput under load, side by side with the seed design
+## bench: docs/benchmarks.md's figures, side by side with the seed design and a direct read (about 40 minutes)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.compression
+	$(BIN)/python -m bench.layers --seed
+	$(BIN)/python -m bench.layers
+	$(BIN)/python -m bench.layers --streams 4 --chunks 1000 --delay 0.004
 
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist

@@ -13,7 +13,8 @@ piece, when it was sent and when the event holding it arrived (time.monotonic(),
 process). Each stream starts at its own offset from a common t0, so N streams start spread over a ramp.
 
 A job's `stop_after` makes a cancel storm: stop once that many pieces arrived, over Socket.IO with the stop
-event, over HTTP by closing the response.
+event, over the relay's HTTP with `POST /message/stream/<id>/stop` and its resume token (a hang-up alone would
+keep the upstream for RESUME_GRACE, so that the client can resume), and by closing the response elsewhere.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Job:
     stream_id: str
     prompt: str
     offset: float = 0.0  # seconds after t0 at which this stream starts
-    stop_after: int | None = None  # pieces; then stop (Socket.IO) or hang up (HTTP)
+    stop_after: int | None = None  # pieces; then stop (the relay) or hang up (the seed, direct)
 
 
 @dataclass
@@ -251,10 +252,10 @@ class HttpStream:
                     event = orjson.loads(line)
                     if event["type"] == "chunk":
                         rec.add_text(arrival, event["text"])
-                        if self.job.stop_after is not None and len(rec.pieces) >= self.job.stop_after:
+                        if self.job.stop_after is not None and rec.stopped_at is None \
+                                and len(rec.pieces) >= self.job.stop_after:
                             rec.stopped_at = time.monotonic()
-                            rec.end(finish="hung up")
-                            return
+                            await self._stop(resp.headers.get("X-Resume-Token", ""))
                     elif event["type"] == "done":
                         rec.end(finish=event["finish_reason"])
                     else:
@@ -264,6 +265,13 @@ class HttpStream:
         except Exception as err:
             rec.end(f"{type(err).__name__}: {err}")
         rec.end("body ended without a terminal line")
+
+    async def _stop(self, token: str) -> None:
+        """The explicit stop, as a client that means it sends it: the body then ends with its `done` line."""
+        url = f"{self.target['url']}/message/stream/{self.job.stream_id}/stop"
+        async with self.session.post(url, headers={"X-Resume-Token": token}) as resp:
+            if resp.status != 200:
+                self.rec.end(f"stop: HTTP {resp.status}")
 
     async def close(self) -> None:
         pass

@@ -101,7 +101,8 @@ def tables(document: dict[str, Any]) -> str:
     if storms:
         keys = ["streams", "cancelled", "upstream_closed", "stop_to_terminal_p50_ms", "stop_to_terminal_p99_ms",
                 "last_stop_to_all_closed_ms", "streams_left", "server_cpu_cores"]
-        out.append(_table("Cancel storm: every stream stopped (Socket.IO) or hung up (HTTP) after 5 pieces",
+        title = "Cancel storm: every stream stopped after 5 pieces (the stop event, or POST .../stop)"
+        out.append(_table(title,
                           ["figure", *storms], [[k, *(_fmt(storms[c].get(k)) for c in storms)] for k in keys]))
     memories = {c: results[c]["memory"] for c in columns if results[c].get("memory")}
     if memories:

@@ -86,12 +86,12 @@ def relay_env(upstream: Upstream) -> dict[str, str]:
     }
 
 
-def start_server(name: str, upstream: Upstream, pin: bool) -> Any:
-    """A server as users start it, on the server core."""
+def start_server(name: str, upstream: Upstream, pin: bool, extra: dict[str, str] | None = None) -> Any:
+    """A server as users start it, on the server core; `extra` settings on top of relay_env's."""
     from tests.conftest import BIN, free_port, launch, server_command
 
     port = free_port()
-    env = {**relay_env(upstream), "HOST": "127.0.0.1", "PORT": str(port)}
+    env = {**relay_env(upstream), "HOST": "127.0.0.1", "PORT": str(port), **(extra or {})}
     if name == "seed":
         command = [str(BIN / "gunicorn"), "-c", "bench/seed_gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                    "bench.seed_server:app"]
@@ -142,6 +142,24 @@ def streams_running(url: str) -> int:
     return int(requests.get(f"{url}/healthz", timeout=10).json().get("streams", 0))
 
 
+def settle(target: Target, timeout: float = 30) -> None:
+    """Start each measurement from rest: no stream left from the last one, and the server's CPU idle.
+
+    Streams that a client gave up on keep their producer for RESUME_GRACE, and a server still busy with the
+    last level would be charged to the next one.
+    """
+    if target.pid is None:
+        return
+    deadline = time.monotonic() + timeout
+    while streams_running(target.spec["url"]) and time.monotonic() < deadline:
+        time.sleep(0.1)  # another process's state: poll it
+    while time.monotonic() < deadline:
+        cpu0 = tree_cpu_seconds(target.pid)
+        time.sleep(0.25)
+        if tree_cpu_seconds(target.pid) - cpu0 < 0.01:  # under 4% of a core: at rest
+            return
+
+
 # ---------------------------------------------------------------------------------------------
 # One measured run: streams from client processes
 
@@ -167,6 +185,7 @@ def run_streams(target: Target, upstream: Upstream, jobs: list[Any], procs: int,
     """
     from bench.loadgen import worker_main
 
+    settle(target)
     kind = "direct" if target.transport == "direct" else target.transport
     ctx = mp.get_context("spawn")
     parts = [jobs[i::procs] for i in range(procs) if jobs[i::procs]]
@@ -309,7 +328,7 @@ def single(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict
 
 
 def storm(target: Target, upstream: Upstream, args: argparse.Namespace) -> dict[str, Any]:
-    """N long streams, each stopped (Socket.IO) or hung up (HTTP) after 5 pieces, all within the ramp."""
+    """N long streams, each stopped after 5 pieces (the event, or POST .../stop), all within the ramp."""
     from bench.loadgen import Job
 
     n = args.storm
@@ -436,7 +455,7 @@ def _say(label: str, s: dict[str, Any]) -> None:
 def machine_note(pin: bool) -> dict[str, Any]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "nproc": len(os.sched_getaffinity(0)),
+        "nproc": os.cpu_count(),
         "cpu": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                      if line.startswith("model name")), platform.processor()),
         "python": platform.python_version(),
