@@ -8,10 +8,13 @@ forever. Decoded this way, such a packet reaches the request handler, which answ
 
 from __future__ import annotations
 
+from typing import Any
+
 from socketio.base_server import BaseServer
 from socketio.packet import BINARY_EVENT, EVENT, Packet
 
 from ..errors import ErrorCode, RelayError
+from . import wire_json
 
 REQUEST_EVENT = "chatgpt_description"
 
@@ -35,10 +38,12 @@ RESERVED = "That event name is reserved for Socket.IO itself."
 
 
 class TolerantPacket(Packet):
-    """The default packet, except that an event packet that is not a call decodes to (REQUEST_EVENT, Unreadable)."""
+    """The default packet, except that an event packet that is not a call decodes to (request_event, Unreadable)."""
 
     packet_type: int | str  # set by Packet, which is not annotated
     data: object
+    request_event = REQUEST_EVENT
+    json: Any = wire_json  # orjson for every packet written; its own, so other servers' packets are untouched
     # Our events never carry bytes: skip python-socketio's scan of every outgoing payload for them. Incoming
     # binary events are still decoded as such (decode() reads their type from the packet itself).
     uses_binary_events = False
@@ -75,4 +80,10 @@ class TolerantPacket(Packet):
             self._refuse(RESERVED)
 
     def _refuse(self, reason: str) -> None:
-        self.data = [REQUEST_EVENT, Unreadable(reason)]
+        self.data = [self.request_event, Unreadable(reason)]
+
+
+def tolerant_packet(request_event: str) -> type[TolerantPacket]:
+    """The packet class for one server whose relay takes requests as `request_event` (app/extension.py): a class
+    of its own, since python-socketio sets `json` on the class it is given."""
+    return type("TolerantPacket", (TolerantPacket,), {"request_event": request_event, "json": wire_json})

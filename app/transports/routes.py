@@ -7,9 +7,10 @@ import logging
 import uuid
 from collections.abc import Iterable
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from .. import MAX_REQUEST_BYTES
 from ..access.auth import bearer_token
 from ..bugs import log_bug
 from ..errors import ErrorCode, RelayError, retry_after_seconds
@@ -25,6 +26,14 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("http", __name__)
 TRANSPORT = "http"  # in the metrics' labels
+
+
+
+@bp.before_request
+def limit_body() -> None:
+    """Bodies larger than MAX_REQUEST_BYTES are refused (413) before they are read, whatever the app's own limit."""
+    request.max_content_length = MAX_REQUEST_BYTES
+
 
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
@@ -155,29 +164,37 @@ def healthz() -> Response:
     return jsonify(status="ok", streams=len(services.registry), connections=services.connections.total)
 
 
-@bp.app_errorhandler(RelayError)
+@bp.errorhandler(RelayError)
 def relay_error(err: RelayError) -> Response:
-    """Refusals raised before a view runs (app/access/auth.py: host, origin, token) in the same JSON shape."""
+    """Refusals raised by a view (app/access/auth.py: host, origin, token) in the same JSON shape."""
     return _refused(current_services(), err)
 
 
-@bp.app_errorhandler(HTTPException)
+@bp.errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> Response:
     """Errors Flask raises itself (body too large, wrong method, no such path) in the same JSON shape as ours."""
     code = ErrorCode.INVALID_REQUEST if (exc.code or 500) < 500 else ErrorCode.INTERNAL
     message = exc.description or exc.name
     if exc.code == 413:
-        message = f"The request is too large: at most {current_app.config['MAX_CONTENT_LENGTH']} bytes."
+        message = f"The request is too large: at most {request.max_content_length} bytes."
     if request.endpoint == "http.message_stream":  # a stream request refused (its body too large)
         return _refused(current_services(), RelayError(code, message), exc.code)
     return _error(RelayError(code, message), exc.code)
 
 
-@bp.app_errorhandler(Exception)
+@bp.errorhandler(Exception)
 def unexpected_error(exc: Exception) -> Response:
     """The backstop for a bug in a view: one log line, and the client gets only the code."""
     log_bug(log, f"{request.method} {request.path} failed", exc)
     return _error(RelayError(ErrorCode.INTERNAL, "The server failed to handle the request."))
+
+
+def answer_every_error_in_json(app: Flask) -> None:
+    """For an app that is the relay alone (create_app): every error, on any path, in the relay's JSON shape.
+    A team's app (app/extension.py) keeps its own; the relay's routes answer in JSON either way."""
+    app.register_error_handler(RelayError, relay_error)
+    app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(Exception, unexpected_error)
 
 
 def _refused(services: Services, err: RelayError, status: int | None = None) -> Response:

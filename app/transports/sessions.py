@@ -88,10 +88,16 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
         if session is not None:
             session.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
 
+    def connected_elsewhere(eio_sid: str) -> bool:
+        """Connected to a namespace of the team's own, on a server the relay shares (app/extension.py)."""
+        manager = socketio.server.manager
+        return any(manager.sid_from_eio_sid(eio_sid, namespace) is not None
+                   for namespace in list(manager.get_namespaces()))
+
     def close_if_silent(eio_sid: str, environ: dict[str, Any]) -> None:
         socketio.sleep(connect_timeout)
-        if not environ[HELD_KEY].connected and environs.get(eio_sid) is environ:  # open, and still not connected
-            close(eio_sid)
+        if environs.get(eio_sid) is environ and not (environ[HELD_KEY].connected or connected_elsewhere(eio_sid)):
+            close(eio_sid)  # open, and still not connected to anything
 
     def message(eio_sid: str, data: Any) -> Any:
         try:
@@ -103,9 +109,10 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
                 # once (in a task of its own: this is the connection's reader). A polling client takes it
                 # with its next poll and then closes the session itself, as socket.io's clients do; closing
                 # it first would turn that poll, or the client's own close, into an error. One that does
-                # neither is closed at the connect timeout: it is not connected.
+                # neither is closed at the connect timeout: it is not connected. One connected to another
+                # namespace meanwhile (a team's own, app/extension.py) is that namespace's to keep.
                 session = eio.sockets.get(eio_sid)
-                if session is not None and session.upgraded:
+                if session is not None and session.upgraded and not connected_elsewhere(eio_sid):
                     socketio.start_background_task(close, eio_sid)
 
     def disconnected(eio_sid: str, reason: Any = None) -> Any:
