@@ -60,6 +60,7 @@ class Reply:
         self.cursor = cursor  # the seq of the last chunk received: resume from here
         self.done: Done | None = None
         self.error: Exception | None = None
+        self._stopping = False
         self._parts: list[str] = []
 
     @property
@@ -112,8 +113,12 @@ class Reply:
         return self.text
 
     def stop(self) -> None:
-        """Stop the reply; iterating then ends with `done.finish_reason == "cancelled"` (or the natural end)."""
-        if not self.ended:
+        """Stop the reply; iterating on ends with `done.finish_reason == "cancelled"` (or the natural end).
+
+        Safe to call on every chunk of a loop: the stop is sent once.
+        """
+        if not self.ended and not self._stopping:
+            self._stopping = True
             self._source.stop()
 
     def close(self) -> None:
