@@ -1,0 +1,43 @@
+"""A small Python client for the chat relay, over Socket.IO or HTTP (docs/protocol.md is the contract).
+
+    from relay_client import RelayClient
+
+    with RelayClient("http://127.0.0.1:8000") as client, client.stream("What does 42 signify?") as reply:
+        for text in reply:
+            print(text, end="", flush=True)
+    print(reply.done.finish_reason)
+
+Errors come as exceptions: `RelayError` with the protocol's `.code` and `.message`, a subclass per code
+(`InvalidRequest`, `RateLimited`...). It needs only `python-socketio[client]` and `requests`
+(relay_client/requirements.txt), not the server's packages.
+"""
+
+from relay_client.client import RelayClient, Transport
+from relay_client.errors import (
+    HostNotAllowed,
+    InternalError,
+    Interrupted,
+    InvalidRequest,
+    OriginNotAllowed,
+    RateLimited,
+    RelayConnectionError,
+    RelayError,
+    ResumeUnavailable,
+    ServerShutdown,
+    StreamExpired,
+    TooManyConnections,
+    TooManyStreams,
+    Unauthorized,
+    UpstreamAuth,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from relay_client.reply import Chunk, Done, Reply
+
+__all__ = [
+    "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed",
+    "RateLimited", "RelayClient", "RelayConnectionError", "RelayError", "Reply", "ResumeUnavailable",
+    "ServerShutdown", "StreamExpired", "TooManyConnections", "TooManyStreams", "Transport", "Unauthorized",
+    "UpstreamAuth", "UpstreamError", "UpstreamTimeout", "UpstreamUnavailable",
+]
