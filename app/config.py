@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: same origin only
-    # permessage-deflate for Socket.IO's websocket: off, since for chunk-sized messages it costs more CPU than it
-    # saves in bytes (docs/benchmarks.md); turn it on for clients on slow links (app/transports/websocket_frames.py)
+    # permessage-deflate for Socket.IO's websocket: off, since it adds about 20% CPU per piece when the worker is
+    # busiest, to save bytes that are few (docs/benchmarks.md); on for clients on slow or metered links
     websocket_compression: bool = False
     log_level: str = "INFO"
     # text: today's readable lines; json: one JSON object per line, for log shippers (app/observability/logs.py)

@@ -20,7 +20,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.run import RESULTS, ROOT, Target, Upstream, machine_note, prompt, relay_env, run_streams, summarize
+from bench.run import (
+    RESULTS,
+    ROOT,
+    Target,
+    Upstream,
+    machine_note,
+    median_round,
+    prompt,
+    relay_env,
+    run_streams,
+    summarize,
+)
 
 
 def held(results: dict[int, dict[str, Any]], direct: dict[int, dict[str, Any]], margin: float) -> int:
@@ -52,14 +63,14 @@ def cluster_levels(count: int, upstream: Upstream, args: argparse.Namespace, wor
     from tests.redis_server import RedisServer
 
     store = RedisServer(free_port(), workdir / f"redis-{count}.log").start()
-    cluster = Cluster(store, relay_env(upstream), workdir / f"cluster-{count}")
+    cluster = Cluster(store, relay_env(upstream), workdir / f"cluster-{count}", load_test=True)
     out: dict[int, Any] = {}
     try:
         cluster.start(count)
         target = Target(f"cluster-{count}", "sio", {"url": cluster.url}, None)
         run_streams(target, upstream, [_warm(i) for i in range(4)], 1, 30)
         for n in args.levels:
-            out[n] = s = paced(target, upstream, n, args)
+            out[n] = s = median_round([paced(target, upstream, n, args) for _ in range(args.rounds)])
             print(f"   {count} instance(s), N={n}: {_line(s)}", flush=True)
             if "failed" in s or s["complete"] < s["streams"]:
                 break
@@ -117,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--ramp", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of each level; the median is shown")
     parser.add_argument("--margin", type=float, default=25.0, help="ms over the direct read's lag p99 still 'held'")
     parser.add_argument("--tput-streams", type=int, default=20)
     parser.add_argument("--tput-chunks", type=int, default=2000)
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.levels, args.chunks, args.tput_chunks = "20,40", 20, 200
+        args.levels, args.chunks, args.tput_chunks, args.rounds = "20,40", 20, 200, 1
     args.levels = [int(x) for x in str(args.levels).split(",") if x.strip()]
     note = machine_note(False)
     print(f"# bench.scale {note['date']} {note['cpu']} nproc={note['nproc']}", flush=True)
@@ -135,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         direct_target = Target("direct", "direct", {"url": upstream.url}, None)
         direct: dict[int, Any] = {}
         for n in args.levels:
-            direct[n] = s = paced(direct_target, upstream, n, args)
+            direct[n] = s = median_round([paced(direct_target, upstream, n, args) for _ in range(args.rounds)])
             print(f"   direct, N={n}: {_line(s)}", flush=True)
         one = cluster_levels(1, upstream, args, workdir)
         two = cluster_levels(2, upstream, args, workdir)

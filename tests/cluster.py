@@ -44,14 +44,14 @@ def site_for(ports: list[int], listen: int) -> str:
 
 
 class Nginx:
-    def __init__(self, site: str, listen: int, workdir: Path) -> None:
+    def __init__(self, site: str, listen: int, workdir: Path, worker_connections: int = 1024) -> None:
         self.listen, self.workdir = listen, workdir
         self.url = f"http://127.0.0.1:{listen}"
         workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(workdir, 0o777)  # nginx's workers may run as nobody: their temp files live here
         (workdir / "nginx.conf").write_text(
             f"pid {workdir}/nginx.pid;\nerror_log {workdir}/error.log info;\nworker_processes 1;\n"
-            "events { worker_connections 1024; }\n"
+            f"events {{ worker_connections {worker_connections}; }}\n"
             f"http {{\n include /etc/nginx/mime.types;\n access_log {workdir}/access.log;\n"
             + "".join(f" {kind}_temp_path {workdir}/{kind};\n" for kind in ("client_body", "proxy", "fastcgi",
                                                                           "uwsgi", "scgi"))
@@ -99,6 +99,8 @@ class Cluster:
     instances: list[LiveServer] = field(default_factory=list)
     ports: list[int] = field(default_factory=list)
     nginx: Nginx | None = None
+    load_test: bool = False  # the benchmark's: one address opens every stream, so nginx's per-address limits go
+
 
     @property
     def url(self) -> str:
@@ -111,7 +113,12 @@ class Cluster:
         for index in range(count):
             self.instances.append(self._start_instance(index))
         listen = free_port()
-        self.nginx = Nginx(site_for(self.ports, listen), listen, self.workdir / "nginx").start()
+        site = site_for(self.ports, listen)
+        if self.load_test:
+            site = re.sub(r"limit_conn relay_conn \d+;", "limit_conn relay_conn 100000;", site)
+            site = re.sub(r"limit_req zone=relay_streams [^;]*;", "", site)
+        self.nginx = Nginx(site, listen, self.workdir / "nginx", worker_connections=8192 if self.load_test else 1024)
+        self.nginx.start()
         return self
 
     def _start_instance(self, index: int) -> LiveServer:
