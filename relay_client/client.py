@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from relay_client.http_transport import HttpTransport
 from relay_client.reply import Reply
-from relay_client.socketio_transport import SocketIOStream, SocketIOTransport
+from relay_client.socketio_transport import DEFAULT_EVENT, SocketIOStream, SocketIOTransport
 
 Transport = Literal["socketio", "http"]
 
@@ -18,19 +18,22 @@ class RelayClient:
     `transport="socketio"` keeps one Socket.IO connection (websocket) for all its replies, opened on first use;
     `"http"` makes one `POST /message/stream` per reply. `token` is the server's access token, if it has
     `AUTH_TOKENS`. `timeout` bounds a silence between two events of a reply. With `auto_resume`, a reply whose
-    connection drops continues from its cursor on a new one.
+    connection drops continues from its cursor on a new one. For a relay mounted in another app with other
+    names (docs/protocol.md, "Mounted in another app"), give the same `url_prefix` (HTTP), and `event` and
+    `namespace` (Socket.IO) as its ChatRelay.
     """
 
     def __init__(self, url: str = "http://127.0.0.1:8000", *, token: str | None = None,
                  transport: Transport = "socketio", timeout: float = 120.0, connect_timeout: float = 10.0,
-                 auto_resume: bool = True) -> None:
+                 auto_resume: bool = True, url_prefix: str = "", event: str = DEFAULT_EVENT,
+                 namespace: str = "/") -> None:
         if transport not in ("socketio", "http"):
             raise ValueError(f"transport must be 'socketio' or 'http', not {transport!r}")
         self.url = url
         self.transport = transport
         args = (url, token, timeout, connect_timeout, auto_resume)
-        self._sio = SocketIOTransport(*args) if transport == "socketio" else None
-        self._http = HttpTransport(*args) if transport == "http" else None
+        self._sio = SocketIOTransport(*args, event=event, namespace=namespace) if transport == "socketio" else None
+        self._http = HttpTransport(*args, url_prefix=url_prefix) if transport == "http" else None
 
     def stream(self, prompt: str | None = None, *, messages: list[dict[str, str]] | None = None,
                model: str | None = None, temperature: float | None = None, max_tokens: int | None = None,
@@ -44,7 +47,7 @@ class RelayClient:
                  "max_tokens": max_tokens, "stream_id": stream_id}
         request = {key: value for key, value in given.items() if value is not None}
         if self._sio is not None:
-            ack, inbox = self._sio.open("chatgpt_description", request)
+            ack, inbox = self._sio.open("", request)
             return Reply(SocketIOStream(self._sio, ack["stream_id"], ack.get("resume_token"), inbox))
         assert self._http is not None
         return Reply(self._http.start(request))
@@ -58,7 +61,7 @@ class RelayClient:
         """Read a reply again from just after the cursor `after_seq`, from any connection (-1: from the start)."""
         if self._sio is not None:
             request = {"stream_id": stream_id, "after_seq": after_seq, "resume_token": resume_token}
-            _, inbox = self._sio.open("chatgpt_description_resume", request)
+            _, inbox = self._sio.open("_resume", request)
             return Reply(SocketIOStream(self._sio, stream_id, resume_token, inbox), cursor=after_seq)
         assert self._http is not None
         return Reply(self._http.resume(stream_id, resume_token, after_seq), cursor=after_seq)

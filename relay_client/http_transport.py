@@ -25,8 +25,8 @@ class HttpTransport:
     """A requests session with the access token, and the two calls that open a response."""
 
     def __init__(self, url: str, token: str | None, timeout: float, connect_timeout: float,
-                 auto_resume: bool) -> None:
-        self.url = url.rstrip("/")
+                 auto_resume: bool, url_prefix: str = "") -> None:
+        self.url = url.rstrip("/") + url_prefix  # the relay's routes, under ChatRelay's url_prefix if it has one
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.auto_resume = auto_resume

@@ -19,9 +19,7 @@ import socketio
 from relay_client.errors import InvalidRequest, RelayConnectionError, RelayError, error_from
 from relay_client.reply import Chunk, Done
 
-CHUNK = "chatgpt_description_chunk"
-DONE = "chatgpt_description_done"
-ERROR = "chatgpt_description_error"
+DEFAULT_EVENT = "chatgpt_description"
 
 
 @dataclass(frozen=True)
@@ -38,8 +36,10 @@ class SocketIOTransport:
     """The one connection of a RelayClient, and the routing of its events to each stream's queue."""
 
     def __init__(self, url: str, token: str | None, timeout: float, connect_timeout: float,
-                 auto_resume: bool) -> None:
+                 auto_resume: bool, event: str = DEFAULT_EVENT, namespace: str = "/") -> None:
         self.url = url
+        self.event = event  # the stem of the six event names (docs/protocol.md, "Mounted in another app")
+        self.namespace = namespace
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.auto_resume = auto_resume
@@ -52,12 +52,13 @@ class SocketIOTransport:
         self._reconnecting = False  # python-socketio reconnects by itself after a transport error, not otherwise
         self._refusal: Any = None
         self.sio = socketio.Client(reconnection=True, reconnection_delay=0.25, reconnection_delay_max=2)
-        self.sio.on("connect", self._on_connect)
-        self.sio.on("disconnect", self._on_disconnect)
-        self.sio.on("connect_error", self._on_connect_error)
-        self.sio.on(CHUNK, self._on_chunk)
-        self.sio.on(DONE, lambda data: self._route(data.get("stream_id"), Done.from_payload(data)))
-        self.sio.on(ERROR, lambda data: self._route(data.get("stream_id"), error_from(data)))
+        on = {"namespace": namespace}
+        self.sio.on("connect", self._on_connect, **on)
+        self.sio.on("disconnect", self._on_disconnect, **on)
+        self.sio.on("connect_error", self._on_connect_error, **on)
+        self.sio.on(f"{event}_chunk", self._on_chunk, **on)
+        self.sio.on(f"{event}_done", lambda data: self._route(data.get("stream_id"), Done.from_payload(data)), **on)
+        self.sio.on(f"{event}_error", lambda data: self._route(data.get("stream_id"), error_from(data)), **on)
 
     # Events, on python-socketio's thread.
 
@@ -100,21 +101,24 @@ class SocketIOTransport:
                 raise RelayConnectionError("the connection dropped and did not come back")
             self._refusal = None
             try:
-                self.sio.connect(self.url, auth=self._auth, transports=["websocket"],
+                self.sio.connect(self.url, auth=self._auth, transports=["websocket"], namespaces=[self.namespace],
                                  wait_timeout=self.connect_timeout)
             except socketio.exceptions.ConnectionError as exc:
                 raise _refused(self._refusal, exc) from None
 
-    def call(self, event: str, data: dict[str, Any]) -> Any:
+    def call(self, suffix: str, data: dict[str, Any]) -> Any:
+        """Call the event `<event><suffix>` ("" for the request, "_stop", "_resume") and return its ack."""
+        event = self.event + suffix
         try:
-            return self.sio.call(event, data, timeout=self.connect_timeout)
+            return self.sio.call(event, data, namespace=self.namespace, timeout=self.connect_timeout)
         except socketio.exceptions.TimeoutError:
             raise RelayConnectionError(f"no answer to {event} within {self.connect_timeout} s") from None
         except socketio.exceptions.BadNamespaceError:
             raise RelayConnectionError("not connected to the server") from None
 
-    def open(self, event: str, request: dict[str, Any]) -> tuple[dict[str, Any], queue.Queue[_Item]]:
-        """Send a request that starts a stream (or resumes one), with its queue ready before any event."""
+    def open(self, suffix: str, request: dict[str, Any]) -> tuple[dict[str, Any], queue.Queue[_Item]]:
+        """Send a request that starts a stream ("") or resumes one ("_resume"), with its queue ready before any
+        event."""
         stream_id = request.setdefault("stream_id", uuid.uuid4().hex)
         self.connect()
         inbox: queue.Queue[_Item] = queue.Queue()
@@ -123,7 +127,7 @@ class SocketIOTransport:
                 raise InvalidRequest(f"A stream with the id {stream_id!r} is already running on this client.")
             self._queues[stream_id] = inbox
         try:
-            ack = self.call(event, request)
+            ack = self.call(suffix, request)
             if not isinstance(ack, dict) or "error" in ack:
                 raise error_from((ack or {}).get("error", {}) if isinstance(ack, dict) else {})
         except BaseException:
@@ -186,7 +190,7 @@ class SocketIOStream:
             raise RelayConnectionError(f"the connection closed mid-reply ({reason})")
         if not self.transport.wait_connected():
             raise RelayConnectionError("the connection dropped mid-reply and did not come back")
-        ack = self.transport.call("chatgpt_description_resume", {
+        ack = self.transport.call("_resume", {
             "stream_id": self.stream_id, "after_seq": cursor, "resume_token": self.resume_token})
         if not isinstance(ack, dict) or "error" in ack:
             raise error_from((ack or {}).get("error", {}) if isinstance(ack, dict) else {})
@@ -196,7 +200,7 @@ class SocketIOStream:
         request = {"stream_id": self.stream_id}
         if self.resume_token:
             request["resume_token"] = self.resume_token
-        ack = self.transport.call("chatgpt_description_stop", request)
+        ack = self.transport.call("_stop", request)
         if isinstance(ack, dict) and "error" in ack:
             error = error_from(ack["error"])
             if error.code != "invalid_request":  # not running any more: the stop crossed the reply's end

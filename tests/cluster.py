@@ -115,7 +115,7 @@ class Cluster:
         listen = free_port()
         site = site_for(self.ports, listen)
         if self.load_test:
-            site = re.sub(r"limit_conn relay_conn \d+;", "limit_conn relay_conn 100000;", site)
+            site = re.sub(r"limit_conn relay_conn \d+;", "limit_conn relay_conn 60000;", site)
             site = re.sub(r"limit_req zone=relay_streams [^;]*;", "", site)
         self.nginx = Nginx(site, listen, self.workdir / "nginx", worker_connections=8192 if self.load_test else 1024)
         self.nginx.start()

@@ -165,3 +165,17 @@ def test_a_connection_to_the_teams_namespace_only_is_not_closed_as_silent(team_s
         team_only.close()
         if witness.state == "connected":
             witness.disconnect()
+
+
+@pytest.mark.parametrize("transport", ["socketio", "http"])
+def test_relay_client_speaks_the_mounted_names(team_server: LiveServer, transport: str) -> None:
+    """relay_client, given the ChatRelay's prefix, namespace and event, reads a reply and stops another."""
+    from relay_client import RelayClient
+
+    with RelayClient(team_server.url, transport=transport, url_prefix=PREFIX, namespace=NAMESPACE,  # type: ignore[arg-type]
+                     event=EVENT) as client:
+        assert client.complete(controls(chunks=4)) == "w0 w1 w2 w3 "
+        with client.stream(controls(chunks=1000, delay=0.02)) as reply:
+            for _ in reply:
+                reply.stop()
+        assert reply.done is not None and reply.done.finish_reason == "cancelled"
