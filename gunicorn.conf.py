@@ -9,8 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from app import WORKER_CONNECTIONS
-from app.config import ConfigError, load_settings
+from app.config import WORKER_CONNECTIONS, ConfigError, load_settings
 from app.serving.processes import run_dir
 
 try:

@@ -75,7 +75,7 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
     import eventlet.green.socket
     import eventlet.wsgi
 
-    from . import WORKER_CONNECTIONS
+    from .config import WORKER_CONNECTIONS
 
     family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
     eventlet.wsgi.server(

@@ -13,6 +13,12 @@ from .serving.qa_frame import NAME as QA_FRAME
 
 AsyncMode = Literal["gevent", "eventlet", "threading"]
 
+# Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
+MAX_REQUEST_BYTES = 1_000_000
+# Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
+# max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
+WORKER_CONNECTIONS = 2000
+
 
 class ConfigError(Exception):
     """A setting is missing or wrong; the message says which and what to do."""

@@ -10,7 +10,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from .config import ConfigError, Settings, load_settings
+from .config import MAX_REQUEST_BYTES, ConfigError, Settings, load_settings
 from .services import EXTENSION_KEY, Services
 from .transports.sockets import DEFAULT_EVENT, EventNames
 
@@ -66,7 +66,6 @@ class ChatRelay:
         """The SocketIO arguments that give the relay all of its guarantees (create_app uses them; a team may):
         its origin rule at the handshake, the packet size limit, its ping timing, tolerant packets, orjson, and
         the Redis message queue when REDIS_URL is set."""
-        from . import MAX_REQUEST_BYTES, socketio_queue
         from .errors import ErrorCode
         from .transports import wire_json
         from .transports.packets import TolerantPacket
@@ -187,6 +186,22 @@ class ChatRelay:
             raise RuntimeError(
                 f"The SocketIO server has its own handlers on namespace {self.namespace!r} ({what}): give the relay "
                 "a namespace of its own, ChatRelay(..., namespace='/ai'), or other event names (event='...').")
+
+
+def socketio_queue(redis_url: str | None) -> dict[str, object]:
+    """Flask-SocketIO's message queue on REDIS_URL, so that an emit from any instance reaches any client.
+
+    The relay's own emits go straight to their client (`ignore_queue`): a stream never waits on Redis, nor is
+    dropped while Redis is away. redis-py's default socket timeout would cut the queue's pub/sub listener,
+    which waits for messages indefinitely: it has none, and health checks instead.
+    """
+    if not redis_url:
+        return {}
+    from socketio import RedisManager
+
+    options = {"socket_timeout": None, "socket_connect_timeout": 2, "health_check_interval": 15,
+               "socket_keepalive": True}
+    return {"client_manager": RedisManager(redis_url, redis_options=options)}
 
 
 def _check_options(url_prefix: str, event: str, namespace: str, page: bool) -> None:

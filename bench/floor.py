@@ -111,8 +111,8 @@ async def feed(port: int, conns: int, delay: float, seconds: float) -> int:
 
 def measure(shape: str, args: argparse.Namespace) -> float:
     """Server CPU µs per message for one shape."""
-    server = subprocess.Popen(["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "bench.floor", "--serve", shape],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    command = ["taskset", "-c", str(SERVER_CORE), sys.executable, "-m", "bench.floor", "--serve", shape]
+    server = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         port = int(server.stdout.readline())  # type: ignore[union-attr]
 

@@ -101,6 +101,10 @@ def redis_cost(upstream: Upstream, args: argparse.Namespace, workdir: Path) -> d
                 jobs = [Job(f"t{i}", prompt(args.tput_chunks, 0)) for i in range(args.tput_streams)]
                 out[label] = s = summarize(run_streams(target, upstream, jobs, 1, 90), args.tput_chunks)
                 print(f"   {label} log, throughput: {_line(s)}", flush=True)
+                # One piece per event, where each piece is also one write to Redis.
+                jobs = [Job(f"c{i}", prompt(args.chunks, args.delay), offset=args.ramp * i / 50) for i in range(50)]
+                out[f"{label}/paced"] = s = summarize(run_streams(target, upstream, jobs, 1, 90), args.chunks)
+                print(f"   {label} log, 50 paced streams: {_line(s)}", flush=True)
             finally:
                 stop_server(server)
     finally:
@@ -134,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tput-chunks", type=int, default=2000)
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cost-only", action="store_true", help="only what the Redis log costs per piece")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     args = parser.parse_args(argv)
     if args.quick:
@@ -143,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench.scale {note['date']} {note['cpu']} nproc={note['nproc']}", flush=True)
     upstream = Upstream()
     workdir = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    if args.cost_only:
+        try:
+            cost = redis_cost(upstream, args, workdir)
+        finally:
+            upstream.stop()
+        args.out.with_name("scale-cost.json").write_text(json.dumps(cost, indent=1) + "\n")
+        return 0
     try:
         direct_target = Target("direct", "direct", {"url": upstream.url}, None)
         direct: dict[int, Any] = {}
@@ -160,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": None if not held_one else round(held_two / held_one, 2),
         "us_per_piece_memory": cost.get("memory", {}).get("server_us_per_piece"),
         "us_per_piece_redis": cost.get("redis", {}).get("server_us_per_piece"),
+        "us_per_piece_memory_paced": cost.get("memory/paced", {}).get("server_us_per_piece"),
+        "us_per_piece_redis_paced": cost.get("redis/paced", {}).get("server_us_per_piece"),
     }
     document = {"machine": note, "config": {k: v for k, v in vars(args).items() if k != "out"},
                 "direct": direct, "one": one, "two": two, "cost": cost, "figures": figures}
@@ -168,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nStreams held (lag p99 within {args.margin:.0f} ms of the direct read, all complete): "
           f"1 instance {held_one}, 2 instances {held_two} ({figures['ratio']}x). "
           f"Server CPU per piece, in-memory log {figures['us_per_piece_memory']} us, "
-          f"with the Redis log {figures['us_per_piece_redis']} us.")
+          f"with the Redis log {figures['us_per_piece_redis']} us; one piece per event, "
+          f"{figures['us_per_piece_memory_paced']} us and {figures['us_per_piece_redis_paced']} us.")
     shown = args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out
     print(f"JSON: {shown}")
     return 0

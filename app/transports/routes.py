@@ -10,9 +10,9 @@ from collections.abc import Iterable
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from .. import MAX_REQUEST_BYTES
 from ..access.auth import bearer_token
 from ..bugs import log_bug
+from ..config import MAX_REQUEST_BYTES
 from ..errors import ErrorCode, RelayError, retry_after_seconds
 from ..services import Services, current_services
 from ..streams.events import Failed, RelayEvent, Terminal
