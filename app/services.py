@@ -43,7 +43,9 @@ class Services:
         settings, socketio = self.settings, self.socketio
         object.__setattr__(self, "connections", Connections(settings.max_connections_per_client))
         object.__setattr__(self, "metrics_access", MetricsAccess(settings.metrics_allow, self.access.host_allowed))
-        shared = SharedLogs(settings.redis_url, settings.resume_ttl, socketio.sleep) if settings.redis_url else None
+        shared = SharedLogs(settings.redis_url, settings.resume_ttl, socketio.sleep,
+                            new_event=socketio.server.eio.create_event,
+                            spawn=socketio.start_background_task) if settings.redis_url else None
         tokens = ResumeTokens(resume_secret(settings, shared), bind_client=self.access.tokens_required)
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,

@@ -179,3 +179,27 @@ def test_the_log_expires_ttl_after_its_last_write(redis_server: RedisServer) -> 
     assert not shared.redis.exists(lease_key(key))  # the producer's end releases its lease
     with pytest.raises(redis.ResponseError):
         shared.redis.xadd(log_key(key), {"p": "[]"}, id="1-0")  # and the ids stay Redis's to police
+
+
+def test_writes_that_queue_meanwhile_share_one_round_trip(shared: SharedLogs, redis_server: RedisServer) -> None:
+    """While one mirror write is out (held by Redis: CLIENT PAUSE), the writes of ten other streams queue, then all
+    go in the next round trip together, each with its own reply: one round trip per batch, not per write."""
+    batcher, admin = shared._mirror_writes, redis.Redis.from_url(redis_server.url)
+    results: list[int] = []
+
+    def start(key: str) -> None:
+        results.append(shared._append(key, "start", "0-1", b"", 0))
+
+    admin.client_pause(2000, all=False)  # write commands wait in Redis until unpaused
+    first = threading.Thread(target=start, args=(uuid.uuid4().hex,))
+    first.start()
+    wait_until(lambda: batcher.round_trips == 1 and batcher.queued == 0)  # the first write is out, held
+    others = [threading.Thread(target=start, args=(uuid.uuid4().hex,)) for _ in range(10)]
+    for thread in others:
+        thread.start()
+    wait_until(lambda: batcher.queued == 10)
+    admin.client_unpause()
+    for thread in [first, *others]:
+        thread.join(10)
+    assert results == [1] * 11
+    assert batcher.round_trips == 2

@@ -3,7 +3,8 @@
 Each stream's log is a Redis Stream, `relay:log:<key>`:
 
 - A *mirror* task on the producing instance follows the stream's in-memory log (app/streams/log.py) and
-  appends everything waiting as one entry, `p` = the pieces as JSON, with the explicit id
+  appends everything waiting as one entry (the writes of all the instance's mirrors go out pipelined
+  together: app/streams/redis_batch.py), `p` = the pieces as JSON, with the explicit id
   `<last seq + 1>-0`. Redis itself refuses an entry whose id is not above the last one, so a duplicate or
   out-of-order write (a zombie producer) cannot land. The terminal event is the entry `end` with the id
   `<pieces>-1`, written by a script that refuses it when the log already ends: exactly one terminal, whoever
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -41,7 +43,8 @@ from redis.retry import Retry
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from .events import Chunk, Done, Failed, RelayEvent, Terminal
-from .log import StreamLog
+from .log import StreamLog, Waitable
+from .redis_batch import ScriptBatcher
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,10 @@ def reader_key(stream_key: str) -> str:
 class SharedLogs:
     """One per app with REDIS_URL: mirrors this instance's logs into Redis, and reads any instance's back."""
 
-    def __init__(self, url: str, ttl: float, sleep: Callable[[float], None], lease_ms: int = LEASE_MS) -> None:
+    def __init__(self, url: str, ttl: float, sleep: Callable[[float], None], lease_ms: int = LEASE_MS,
+                 new_event: Callable[[], Waitable] = threading.Event,
+                 spawn: Callable[..., Any] = lambda task: threading.Thread(target=task, daemon=True).start()) -> None:
+        """`new_event` and `spawn` are the async mode's (the app passes Socket.IO's); threads by default."""
         options: dict[str, Any] = {"socket_connect_timeout": 2, "health_check_interval": 15}
         self.redis = redis.Redis.from_url(url, socket_timeout=3, **options)
         # XREAD BLOCK waits BLOCK_MS on the server: its socket must wait longer than that.
@@ -114,6 +120,7 @@ class SharedLogs:
         # Readiness (app/serving/readiness.py) asks whether Redis answers now: one try, a short wait.
         self._probe = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
         self._write = self.redis.register_script(_WRITE)
+        self._mirror_writes = ScriptBatcher(self.redis, self._write, new_event, spawn)  # all streams, pipelined
         self._url = url
         self._ttl_ms = int(ttl * 1000)
         self._sleep = sleep
@@ -168,8 +175,8 @@ class SharedLogs:
         """Write one entry after the log's last (whose id must be `first`-0, unless `first` is 0): 1 if written,
         0 if refused (the log has ended, or has this entry already), -1 if entries before it are missing."""
         try:
-            return int(self._write(keys=[log_key(stream_key), lease_key(stream_key)],
-                                   args=[mode, entry_id, payload, self._ttl_ms, self._lease_ms, MAXLEN, first]))
+            return int(self._mirror_writes.call([log_key(stream_key), lease_key(stream_key)],
+                                                [mode, entry_id, payload, self._ttl_ms, self._lease_ms, MAXLEN, first]))
         except redis.ResponseError as err:
             if "equal or smaller" in str(err):
                 return 0  # an entry with this id is there already: another writer got here first
