@@ -1,7 +1,7 @@
 """Scale-out figures: streams held by one and by two relay instances behind nginx (with Redis), and what the shared
 Redis log costs per piece against the in-memory one. Run by `make bench` after bench/run.py.
 
-    .venv/bin/python -m bench.scale [--levels 100,200,300,400,500,700] [--quick]
+    .venv/bin/python -m bench.scale [--levels 50,100,150,200] [--quick] [--cost-only]
 
 "Held" is as in docs/benchmarks.md: every stream complete, and text lag p99 within --margin ms of a direct
 read of the upstream at the same N, measured in the same run. Nothing is pinned here: on a 2-core machine two
@@ -128,7 +128,7 @@ def _line(s: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", default="100,200,300,400,500,600,800,1000")
+    parser.add_argument("--levels", default="50,100,150,200,300,400,600")
     parser.add_argument("--chunks", type=int, default=100)
     parser.add_argument("--delay", type=float, default=0.02)
     parser.add_argument("--ramp", type=float, default=1.0)
