@@ -1,7 +1,7 @@
 """Benchmark: the relay (gevent and eventlet, Socket.IO and HTTP) against the seed design and a direct read
 of the upstream, side by side in one run.
 
-    .venv/bin/python -m bench.run            # everything, about 15 minutes: what `make bench` runs
+    .venv/bin/python -m bench.run            # everything, about 14 minutes: the first part of `make bench`
     .venv/bin/python -m bench.run --quick    # a smoke run with small levels, about 2 minutes
 
 The server under test is pinned to one core (taskset), and everything else, the upstream
