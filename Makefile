@@ -89,11 +89,12 @@ lint: $(STAMP)
 	$(BIN)/mypy app relay_client examples --ignore-missing-imports
 	$(BIN)/hadolint Dockerfile
 
-## bench: docs/benchmarks.md's figures, side by side with the seed design and a direct read (about 40 minutes)
+## bench: docs/benchmarks.md's figures, side by side with the seed design and a direct read (about 25 minutes)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.scale
 	$(BIN)/python -m bench.compression
+	$(BIN)/python -m bench.floor
 	$(BIN)/python -m bench.layers --seed
 	$(BIN)/python -m bench.layers
 	$(BIN)/python -m bench.layers --streams 4 --chunks 1000 --delay 0.004
