@@ -72,14 +72,12 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
     debug=True, and answer an unhandled error with the traceback in the body. With LOG_FORMAT=json its
     access lines keep their fields (`_KeepFields`) and become JSON objects like gunicorn's.
     """
-    import eventlet.green.socket
     import eventlet.wsgi
 
     from .config import WORKER_CONNECTIONS
 
-    family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
     eventlet.wsgi.server(
-        eventlet.listen(address, family),
+        eventlet_listener(host, port),
         app,
         log=_EventletLog(logging.getLogger("eventlet.wsgi")),
         log_output=True,
@@ -88,6 +86,23 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
         minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
         max_size=WORKER_CONNECTIONS,  # as gunicorn's worker_connections; eventlet's own default is 1024
     )
+
+
+def eventlet_listener(host: str, port: int) -> Any:
+    """The listening socket, with Nagle's algorithm off, as gunicorn sets it on its own (its connections inherit it).
+
+    With Nagle on, a small write waits for the client's ACK of the one before, and a client delays that ACK by up
+    to 40 ms: an ack followed at once by a chunk or a terminal event (a stop's) would reach the client 40 ms late.
+    """
+    import socket
+
+    import eventlet
+    import eventlet.green.socket
+
+    family, _, _, _, address = eventlet.green.socket.getaddrinfo(host, port)[0]
+    listener = eventlet.listen(address, family)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
 
 
 class _KeepFields:

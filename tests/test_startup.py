@@ -32,3 +32,19 @@ def test_gunicorn_points_eventlet_mode_to_python_m_app() -> None:
     result = run([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py"], ASYNC_MODE="eventlet", OPENAI_API_KEY="k")
     assert result.returncode != 0
     assert "python -m app" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eventlet_mode_sends_small_writes_at_once() -> None:
+    """eventlet's server, unlike gunicorn, leaves Nagle's algorithm on: then a small write (a stop's terminal event,
+    right after its ack) waits for the client's delayed ACK, up to 40 ms. The connections it accepts must not."""
+    check = (
+        "import socket\n"
+        "from app.__main__ import eventlet_listener\n"
+        "listener = eventlet_listener('127.0.0.1', 0)\n"
+        "client = socket.create_connection(listener.getsockname())\n"
+        "accepted, _ = listener.accept()\n"
+        "print(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))\n"
+    )
+    result = run([sys.executable, "-c", check], ASYNC_MODE="eventlet")
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip()) != 0
