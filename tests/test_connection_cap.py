@@ -158,8 +158,10 @@ def test_connections_that_never_connect_are_bounded_per_address_and_closed(cappe
 
 
 def connection_burst(server: LiveServer, token: str, subnet: str) -> int:
-    """3 x CAP engine.io sessions of one token, opened first, then their Socket.IO connects sent at once,
-    released by a barrier; how many were admitted.
+    """3 x CAP engine.io sessions of one token, each opened in its own thread, then their Socket.IO connects
+    sent at once, released by a barrier; how many were admitted. (Opened together, so that none waits long
+    between its handshake and its connect: the server closes a session not connected within
+    SOCKETIO_CONNECT_TIMEOUT, 1 s here.)
 
     Spoken in the wire protocol (as `raw_session`), not with python-socketio's client: a refused
     python-socketio client disconnects itself right after its connect_error, and its engine.io client can then
@@ -167,19 +169,23 @@ def connection_burst(server: LiveServer, token: str, subnet: str) -> int:
     before the state says disconnecting), which a burst of a dozen refusals hits now and then. Here each
     connect reads its answer, and every read is bounded.
     """
-    sessions = [raw_session(server, f"{subnet}.{i}") for i in range(3 * CAP)]  # an address each: no handshake cap
-    barrier = threading.Barrier(len(sessions))
-    answers: list[str | BaseException | None] = [None] * len(sessions)
+    count = 3 * CAP
+    barrier = threading.Barrier(count)
+    sessions: list[websocket.WebSocket] = []
+    answers: list[str | BaseException | None] = [None] * count
 
     def connect(i: int) -> None:
         try:
+            ws = raw_session(server, f"{subnet}.{i}")  # an address each: no handshake cap
+            sessions.append(ws)
             barrier.wait(timeout=30)
-            sessions[i].send("40" + json.dumps({"token": token}))
-            answers[i] = sessions[i].recv()
+            ws.send("40" + json.dumps({"token": token}))
+            answers[i] = ws.recv()
         except Exception as err:  # reported below, with the others' answers
+            barrier.abort()  # the others fail at the barrier too, rather than wait out its timeout
             answers[i] = err
 
-    threads = [threading.Thread(target=connect, args=(i,)) for i in range(len(sessions))]
+    threads = [threading.Thread(target=connect, args=(i,)) for i in range(count)]
     try:
         for thread in threads:
             thread.start()
@@ -191,7 +197,7 @@ def connection_burst(server: LiveServer, token: str, subnet: str) -> int:
     admitted = [a for a in answers if isinstance(a, str) and a.startswith("40")]
     refused = [a for a in answers if isinstance(a, str) and a.startswith("44")
                and json.loads(a[2:])["data"]["code"] == "too_many_connections"]
-    assert len(admitted) + len(refused) == len(sessions), answers
+    assert len(admitted) + len(refused) == count, answers
     return len(admitted)
 
 
