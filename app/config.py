@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     max_streams_per_client: int = Field(4, ge=1)
     max_streams_total: int = Field(500, ge=1)
     rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
+    # Wrong access tokens per address (app/access/auth_failures.py): past it, every try from the address gets 429,
+    # a right token too, until the window frees one. "" turns it off.
+    auth_failure_limit: str = "10/minute"
+    # Seconds a request's body may take to arrive, whole; then 408 and the connection is closed (app/transports/
+    # request_bodies.py). A slow mobile link sends 1 MB, the most allowed, in well under that.
+    request_body_timeout: float = Field(10.0, gt=0, le=300)
     # Socket.IO connections per client identity: a household or an office behind one address stays well below,
     # and one address cannot take more than a small share of gunicorn's worker_connections (2000).
     max_connections_per_client: int = Field(100, ge=1)
@@ -94,6 +100,9 @@ class Settings(BaseSettings):
     resume_ttl: float = Field(300.0, gt=0, le=86_400)  # seconds an ended stream can still be replayed
     # Redis: shares stream logs, resume, stops and limits between instances, and Socket.IO's message queue.
     redis_url: str | None = None
+    # Longest wait for Redis before a request is admitted (rate limit, failed-auth throttle); past it, this instance
+    # counts on its own for a second (app/access/shared_counts.py). Raise it for a Redis far away.
+    redis_timeout: float = Field(0.25, gt=0, le=10)
     secret_key: SecretStr | None = None  # signs resume tokens; without it, generated (and shared through Redis)
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
@@ -106,7 +115,7 @@ class Settings(BaseSettings):
     _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", "allowed_hosts",
                                   "metrics_allow", mode="before")(_split_csv)
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "auth_failure_limit")
     @classmethod
     def _parsable_rate(cls, rate: str) -> str:
         if rate.strip():

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from .auth_failures import AuthFailures
 from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts, host_name
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Access:
         self._digests = [_digest(token.get_secret_value()) for token in settings.auth_tokens]
         self._origins = list(settings.cors_allowed_origins)
         self._hosts = allowed_hosts(settings.allowed_hosts, settings.host)
+        self.failures = AuthFailures(settings)  # AUTH_FAILURE_LIMIT wrong tokens per address
 
     @property
     def tokens_required(self) -> bool:
@@ -36,17 +38,21 @@ class Access:
     def identify(self, token: object, remote_addr: str | None) -> str:
         """The client identity for limits: the token's fingerprint, or the remote address without auth.
 
-        Raises `unauthorized` when tokens are required and this one is missing or wrong.
+        Raises `unauthorized` when tokens are required and this one is missing or wrong, and `rate_limited` when
+        the address has sent too many wrong ones (app/access/auth_failures.py), whatever this one is.
         """
         if not self.tokens_required:
             return f"addr:{remote_addr or 'unknown'}"
         if not isinstance(token, str) or not token:
             raise RelayError(ErrorCode.UNAUTHORIZED, "A token is required: send it as a Bearer token.")
+        address = remote_addr or "unknown"
+        self.failures.check(address)
         digest = _digest(token)
         valid = False
         for known in self._digests:  # no early exit: the time taken does not say which token matched
             valid |= hmac.compare_digest(digest, known)
         if not valid:
+            self.failures.failed(address)
             raise RelayError(ErrorCode.UNAUTHORIZED, "The token is not valid.")
         return f"token:{digest.hex()[:16]}"
 

@@ -19,13 +19,13 @@ import logging
 import time
 
 from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..streams.registry import StreamRegistry
+from .shared_counts import SharedWindow
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,11 @@ class Admission:
         self._settings = settings
         self._registry = registry
         self._rates: list[RateLimitItem] = parse_many(settings.rate_limit) if settings.rate_limit else []
-        self._local = MovingWindowRateLimiter(InlineSweepStorage())
-        # With REDIS_URL the rate limit counts a client's streams on every instance; while Redis is away, each
-        # instance counts its own (so the limit still holds, per instance) rather than refusing everyone.
-        self._shared = None
-        if settings.redis_url and self._rates:
-            storage = RedisStorage(settings.redis_url, wrap_exceptions=True, socket_timeout=2,
-                                   socket_connect_timeout=2, health_check_interval=15)
-            self._shared = MovingWindowRateLimiter(storage)
-        self._shared_down = False
+        # With REDIS_URL the rate limit counts a client's streams on every instance; while Redis does not answer
+        # within REDIS_TIMEOUT, each instance counts its own (so the limit still holds, per instance) rather than
+        # refusing everyone or holding the request (app/access/shared_counts.py).
+        self._window = SharedWindow(MovingWindowRateLimiter(InlineSweepStorage()),
+                                    settings.redis_url if self._rates else None, settings.redis_timeout, "rate limit")
         self.draining = False  # set on SIGTERM (app/serving/shutdown.py)
 
     def admit(self, client: str) -> None:
@@ -104,33 +100,17 @@ class Admission:
             )
 
     def _check_rate(self, client: str) -> None:
-        if self._shared is not None:
-            try:
-                self._count(self._shared, client)
-                if self._shared_down:
-                    log.info("rate limit: counting in the shared store again")
-                    self._shared_down = False
-                return
-            except StorageError as err:
-                if not self._shared_down:
-                    log.warning("rate limit: the shared store is unreachable (%s); counting per instance until it "
-                                "is back", type(err.storage_error).__name__)
-                    self._shared_down = True
-        self._count(self._local, client)
-
-    def _count(self, limiter: MovingWindowRateLimiter, client: str) -> None:
         # Each rate's hit checks and counts in one step (a Lua script in Redis): two instances, or two green
         # threads, cannot both take the last slot. With several rates, all are tested first, so a refusal by
         # one uses up none of the others.
         for rate in self._rates:
-            if len(self._rates) > 1 and not limiter.test(rate, client):
-                self._refuse(limiter, rate, client)
+            if len(self._rates) > 1 and not self._window.test(rate, client):
+                self._refuse(rate, client)
         for rate in self._rates:
-            if not limiter.hit(rate, client):
-                self._refuse(limiter, rate, client)
+            if not self._window.hit(rate, client):
+                self._refuse(rate, client)
 
-    @staticmethod
-    def _refuse(limiter: MovingWindowRateLimiter, rate: RateLimitItem, client: str) -> None:
-        reset_at, _ = limiter.get_window_stats(rate, client)
+    def _refuse(self, rate: RateLimitItem, client: str) -> None:
+        reset_at, _ = self._window.window_stats(rate, client)
         raise RelayError(ErrorCode.RATE_LIMITED, f"Too many requests: at most {rate} per client.",
                          retry_after=max(1.0, reset_at - time.time()))
