@@ -99,12 +99,14 @@ class ChatRelay:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         from .access.hosts import SocketIOHostGuard
+        from .access.http_connections import HttpConnectionCap
         from .errors import RelayError
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
         from .transports import websocket_frames
         from .transports.operations import bp as operations_bp
         from .transports.page import bp as page_bp
+        from .transports.request_bodies import BodyDeadline
         from .transports.routes import bp as http_bp
         from .transports.sessions import HandshakeGate, watch_sessions
         from .transports.sockets import register_socket_handlers
@@ -131,6 +133,9 @@ class ChatRelay:
         def refused_over_socketio(err: RelayError) -> None:
             metrics.refused("socketio", err.code)
 
+        def refused_over_http(err: RelayError) -> None:
+            metrics.refused("http", err.code)
+
         _use_tolerant_packets(socketio, self.events.request)
         websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
@@ -144,6 +149,12 @@ class ChatRelay:
         # Socket.IO only for ALLOWED_HOSTS (DNS rebinding); inside ProxyFix, so the forwarded Host is the one checked.
         app.wsgi_app = SocketIOHostGuard(app.wsgi_app, access.check_host, path,  # type: ignore[method-assign]
                                          refused=refused_over_socketio)
+        # Every body read within REQUEST_BODY_TIMEOUT, and at most MAX_CONNECTIONS_PER_CLIENT HTTP requests in progress
+        # per address, before anything else reads the request (docs/security.md); inside ProxyFix: the client address.
+        app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
+                                    settings.async_mode, MAX_REQUEST_BYTES, refused=refused_over_http)
+        app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
+                                         settings.max_connections_per_client, path, refused=refused_over_http)
         if settings.trusted_proxies:
             # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
             hops = settings.trusted_proxies

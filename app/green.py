@@ -1,5 +1,6 @@
 """Everything that differs between gevent and eventlet, in one place: the current task, interrupting it,
-and waiting for a socket to become readable. The rest of the app calls these and never imports either library.
+waiting for a socket to become readable, and a time limit on a block. The rest of the app calls these and
+never imports either library.
 
 `threading` (the fast tests' mode) has OS threads, which cannot be interrupted: callers see their cancel
 flag at the next chunk instead.
@@ -9,7 +10,8 @@ from __future__ import annotations
 
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 _TICK = 0.05  # eventlet polls a socket it may not register: at worst this long before readiness is seen
@@ -75,3 +77,25 @@ def join_queue(queue: Any, timeout: float, async_mode: str) -> None:
 
         with eventlet.Timeout(timeout, False):
             queue.join()
+
+
+class TimeLimitExceeded(Exception):
+    """Raised inside the task by `time_limit` when its block runs past the limit."""
+
+
+@contextmanager
+def time_limit(seconds: float, async_mode: str) -> Iterator[None]:
+    """Interrupt the block with TimeLimitExceeded after `seconds`, wherever it waits (a socket's recv).
+    OS threads (the fast tests) cannot be interrupted: there the block runs to its end."""
+    if async_mode == "gevent":
+        import gevent
+
+        with gevent.Timeout(seconds, TimeLimitExceeded):
+            yield
+    elif async_mode == "eventlet":
+        import eventlet
+
+        with eventlet.Timeout(seconds, TimeLimitExceeded):
+            yield
+    else:
+        yield
