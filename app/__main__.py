@@ -85,6 +85,9 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
         debug=False,
         minimum_chunk_size=0,  # otherwise streamed bodies are held back until 4 KB have gathered
         max_size=WORKER_CONNECTIONS,  # as gunicorn's worker_connections; eventlet's own default is 1024
+        # As gunicorn's keepalive: an idle keep-alive connection, or one that never sends its request line, is
+        # closed after 5 s instead of holding one of those connections for ever (docs/security.md).
+        keepalive=5.0,
     )
 
 

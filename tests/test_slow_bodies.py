@@ -140,3 +140,24 @@ def test_one_address_holds_at_most_the_cap_of_http_requests(server: LiveServer) 
     # The held ones streamed once their bodies were complete (or, on a machine too loaded to complete them within
     # REQUEST_BODY_TIMEOUT, got its 408): held, either way, not refused.
     assert all(status in (200, 408) for status, _ in outcomes if status != 429), outcomes
+
+
+def test_an_idle_keep_alive_connection_is_closed(server: LiveServer) -> None:
+    """Between requests a keep-alive connection is held by nobody's request, so no cap counts it: the server's
+    keep-alive timeout (5 s, both modes) is what bounds it."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: keep-alive\r\n\r\n".encode())
+        sock.settimeout(15)
+        received = b""
+        while b'"status"' not in received:
+            received += sock.recv(65536)
+        assert received.startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        try:  # then nothing more from the client: the server must end the connection
+            while sock.recv(65536):
+                pass
+            closed = True
+        except TimeoutError:
+            closed = False
+        assert closed, f"an idle keep-alive connection was still open after {time.monotonic() - started:.0f} s"
