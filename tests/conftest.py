@@ -123,6 +123,7 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         "UPSTREAM_CONNECT_TIMEOUT": "2",
         # Limits roomy enough for the suite; tests/test_limits.py starts servers with tight ones.
         "RATE_LIMIT": "100000/minute",
+        "AUTH_FAILURE_LIMIT": "100000/minute",  # tests of wrong tokens all come from 127.0.0.1; test_brute_force.py
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
         "MAX_CONNECTIONS_PER_CLIENT": "1000",  # and as many Socket.IO connections
         # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/test_resume.py starts
