@@ -99,11 +99,11 @@ class ChatRelay:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         from .access.hosts import SocketIOHostGuard
-        from .access.http_connections import HttpConnectionCap
         from .errors import RelayError
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
         from .transports import websocket_frames
+        from .transports.http_connections import HttpConnectionCap
         from .transports.operations import bp as operations_bp
         from .transports.page import bp as page_bp
         from .transports.request_bodies import BodyDeadline
@@ -151,10 +151,15 @@ class ChatRelay:
                                          refused=refused_over_socketio)
         # Every body read within REQUEST_BODY_TIMEOUT, and at most MAX_CONNECTIONS_PER_CLIENT HTTP requests in progress
         # per address, before anything else reads the request (docs/security.md); inside ProxyFix: the client address.
+        # On every path of the relay as a site of its own (the page's), else on the relay's paths only: a team's
+        # routes may take larger or slower uploads.
+        streams_path = f"{self.url_prefix}/message"
+        relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
-                                    settings.async_mode, MAX_REQUEST_BYTES, refused=refused_over_http)
+                                    settings.async_mode, MAX_REQUEST_BYTES, applies=relays, refused=refused_over_http)
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
-                                         settings.max_connections_per_client, path, refused=refused_over_http)
+                                         settings.max_connections_per_client,
+                                         applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)
         if settings.trusted_proxies:
             # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
             hops = settings.trusted_proxies
@@ -253,6 +258,11 @@ def _use_tolerant_packets(socketio: SocketIO, request_event: str) -> None:
         server.packet_class = tolerant_packet(request_event)
     else:
         log.warning("the SocketIO server has its own serializer: a malformed %s packet gets no ack", request_event)
+
+
+def _under(path: str, root: str) -> bool:
+    """Whether `path` is `root` or below it."""
+    return path == root or path.startswith(root + "/")
 
 
 def _socketio_path(socketio: SocketIO) -> str:

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from app.access.auth_failures import AuthFailures
-from app.access.http_connections import HttpConnectionCap
 from app.config import MAX_REQUEST_BYTES, Settings
 from app.errors import RelayError
 from app.green import TimeLimitExceeded
+from app.transports.http_connections import HttpConnectionCap
 from app.transports.request_bodies import BodyDeadline
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,9 +28,12 @@ _READ = 64 * 1024
 class BodyDeadline:
     """WSGI middleware: read each request's body within `timeout` seconds, or answer 408 and close the connection."""
 
-    def __init__(self, wsgi_app: WSGIApplication, timeout: float, async_mode: str, limit: int,
+    def __init__(self, wsgi_app: WSGIApplication, timeout: float, async_mode: str, limit: int, *,
+                 applies: Callable[[str], bool] = lambda path: True,
                  refused: Callable[[RelayError], None] = lambda err: None) -> None:
+        """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's)."""
         self.wsgi_app = wsgi_app
+        self.applies = applies
         self.timeout = timeout
         self.async_mode = async_mode
         self.limit = limit
@@ -39,7 +42,8 @@ class BodyDeadline:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         length = _content_length(environ)
         chunked = "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
-        if length is None and not chunked:  # no body (a GET, a websocket upgrade)
+        if (length is None and not chunked) or not self.applies(environ.get("PATH_INFO") or ""):
+            # no body (a GET, a websocket upgrade), or not the relay's request
             return self.wsgi_app(environ, start_response)
         if length is not None and length > self.limit:  # refused unread by the app (413); then hang up
             return ClosingIterator(self.wsgi_app(environ, start_response), [lambda: hang_up(environ)])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wsgi import ClosingIterator
 
 from ..errors import ErrorCode, RelayError
-from ..transports.wsgi_refusals import refuse
+from .wsgi_refusals import refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 class HttpConnectionCap:
     """WSGI middleware: refuse an address's request when it has `cap` requests in progress already."""
 
-    def __init__(self, wsgi_app: WSGIApplication, cap: int, socketio_path: str = "/socket.io",
+    def __init__(self, wsgi_app: WSGIApplication, cap: int, *, applies: Callable[[str], bool] = lambda path: True,
                  refused: Callable[[RelayError], None] = lambda err: None) -> None:
+        """`applies(path)`: whether the request counts (not Socket.IO's, which its own cap counts; not a team's)."""
         self.wsgi_app = wsgi_app
         self.cap = cap
-        self.socketio_path = socketio_path
+        self.applies = applies
         self.refused = refused
         self._open: Counter[str] = Counter()
 
@@ -40,8 +41,7 @@ class HttpConnectionCap:
         return self._open[address]
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO") or ""
-        if path == self.socketio_path or path.startswith(self.socketio_path + "/"):
+        if not self.applies(environ.get("PATH_INFO") or ""):
             return self.wsgi_app(environ, start_response)
         address = environ.get("REMOTE_ADDR") or "unknown"
         if self._open[address] >= self.cap:
