@@ -67,4 +67,4 @@ class AuthFailures:
             del self._quiet_until[old]
         self._quiet_until[address] = now + retry_after
         log.warning("auth: address %s sent more than %s wrong tokens; refusing its tries for %d s",
-                    address, self._rate, int(retry_after + 0.999))
+                    address[:100], self._rate, int(retry_after + 0.999))
