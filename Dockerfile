@@ -27,6 +27,7 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 COPY gunicorn.conf.py ./
 COPY app/ app/
+COPY chat_relay/ chat_relay/
 COPY --from=page /src/frontend/dist frontend/dist
 # Never root: a user of its own, without a login shell or a home to write into.
 RUN groupadd --system --gid 10001 relay \

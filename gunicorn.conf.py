@@ -9,8 +9,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from app.config import WORKER_CONNECTIONS, ConfigError, load_settings
 from app.serving.processes import run_dir
+from chat_relay.config import WORKER_CONNECTIONS, ConfigError, load_settings
 
 try:
     _settings = load_settings()
@@ -51,7 +51,7 @@ worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 def post_worker_init(worker: object) -> None:
-    """Drain the streams before the worker stops (app/serving/shutdown.py).
+    """Drain the streams before the worker stops (chat_relay/lifecycle/shutdown.py).
 
     SIGTERM: drain within SHUTDOWN_GRACE, then let the worker stop as it always does. The gevent worker's own
     handler only clears `alive`; its run loop then closes the listener and waits up to graceful_timeout for
@@ -65,8 +65,8 @@ def post_worker_init(worker: object) -> None:
     """
     import signal
 
-    from app.services import services_of
-    from app.serving.shutdown import chain_interrupt, chain_sigterm
+    from chat_relay.lifecycle.shutdown import chain_interrupt, chain_sigterm
+    from chat_relay.wiring import services_of
 
     shutdown = services_of(worker.wsgi).shutdown  # type: ignore[attr-defined]  # a gunicorn Worker
     chain_sigterm(shutdown, when_drained=lambda: worker.handle_exit(signal.SIGTERM, None))  # type: ignore[attr-defined]

@@ -7,20 +7,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .config import Settings
+    from chat_relay.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the relay as an app of its own: a ChatRelay (app/extension.py) on a SocketIO server made to its measure,
+    """Build the relay as an app of its own: a ChatRelay (chat_relay/extension.py) on a SocketIO server made to its
+    measure,
     with the web page, and every error in its JSON shape. Imports live in here so `python -m app` can monkey-patch
     before anything networked loads."""
     from flask import Flask
     from flask_socketio import SocketIO
 
-    from .config import MAX_REQUEST_BYTES, load_settings
-    from .extension import ChatRelay
-    from .observability import logs
-    from .transports.routes import answer_every_error_in_json
+    from chat_relay.config import MAX_REQUEST_BYTES, load_settings
+    from chat_relay.extension import ChatRelay
+    from chat_relay.observability import logs
+    from chat_relay.transports.http_routes import answer_every_error_in_json
 
     settings = settings or load_settings()
     settings.require_upstream()

@@ -11,7 +11,7 @@ import warnings
 from dotenv import dotenv_values  # reads a file; opens no socket
 
 _MODE = os.environ.get("ASYNC_MODE") or dotenv_values(".env").get("ASYNC_MODE") or "gevent"
-# Kept until logging is set up, then shown (app/observability/logs.py: as JSON with LOG_FORMAT=json): eventlet
+# Kept until logging is set up, then shown (chat_relay/observability/logs.py: as JSON with LOG_FORMAT=json): eventlet
 # warns on import that it is deprecated.
 with warnings.catch_warnings(record=True) as _EARLY_WARNINGS:
     if _MODE == "eventlet":
@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any  # noqa: E402
 if TYPE_CHECKING:
     from flask import Flask
 
+from chat_relay.config import ConfigError, load_settings  # noqa: E402
+from chat_relay.observability.logs import access_fields, log_event  # noqa: E402
+from chat_relay.streams.upstream import shown_url  # noqa: E402
+
 from . import create_app  # noqa: E402
-from .config import ConfigError, load_settings  # noqa: E402
-from .observability.logs import access_fields, log_event  # noqa: E402
-from .streams.upstream import shown_url  # noqa: E402
 
 
 def main() -> int:
@@ -74,7 +75,7 @@ def _serve_eventlet(app: "Flask", host: str, port: int, json_access: bool) -> No
     """
     import eventlet.wsgi
 
-    from .config import WORKER_CONNECTIONS
+    from chat_relay.config import WORKER_CONNECTIONS
 
     eventlet.wsgi.server(
         eventlet_listener(host, port),
@@ -159,7 +160,7 @@ class _EventletLog:
 
 
 def _drain_on_signals(app: "Flask") -> None:
-    """SIGTERM or Ctrl-C: drain the streams (app/serving/shutdown.py), then stop eventlet's server so
+    """SIGTERM or Ctrl-C: drain the streams (chat_relay/lifecycle/shutdown.py), then stop eventlet's server so
     `_serve_eventlet` returns. A second Ctrl-C exits at once.
 
     SystemExit, thrown into the main green thread where it waits in accept(), is how eventlet's server
@@ -171,8 +172,8 @@ def _drain_on_signals(app: "Flask") -> None:
     import eventlet.hubs
     import greenlet
 
-    from .services import services_of
-    from .serving.shutdown import chain_interrupt, chain_sigterm
+    from chat_relay.lifecycle.shutdown import chain_interrupt, chain_sigterm
+    from chat_relay.wiring import services_of
 
     main_greenlet = greenlet.getcurrent()
 

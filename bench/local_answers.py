@@ -21,10 +21,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.config import Settings
 from app.serving import local_model, qa_frame
-from app.streams.schemas import ChatRequest
-from app.streams.upstream import Upstream
+from chat_relay.config import Settings
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "local-model.md"

@@ -30,7 +30,7 @@ if __name__ == "__main__":  # served by its own server: monkey-patch before anyt
 from flask import Flask, Response, jsonify
 from flask_socketio import SocketIO, emit
 
-from app.extension import ChatRelay
+from chat_relay.extension import ChatRelay
 
 
 def register_team_handlers(app: Flask, socketio: SocketIO) -> None:

@@ -3,7 +3,7 @@ green threads traced.
 
 Usage: python -m tests.admission_switches gevent|eventlet. Prints one JSON object: each request's outcome, and
 the stack of every switch away from the admitting green thread from admission's first check to the end of
-StreamManager.start, which registers the stream (there must be none: app/access/limits.py).
+StreamManager.start, which registers the stream (there must be none: chat_relay/access/admission.py).
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import traceback  # noqa: E402
 
 import greenlet  # noqa: E402
 
-from app.access import limits  # noqa: E402
-from app.access.limits import Admission  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.errors import ErrorCode, RelayError  # noqa: E402
-from app.observability.metrics import Metrics  # noqa: E402
-from app.streams.manager import StreamManager  # noqa: E402
-from app.streams.registry import StreamRegistry  # noqa: E402
-from app.streams.schemas import ChatRequest  # noqa: E402
-from app.streams.tokens import ResumeTokens  # noqa: E402
+from chat_relay.access import admission as limits  # noqa: E402
+from chat_relay.access.admission import Admission  # noqa: E402
+from chat_relay.config import Settings  # noqa: E402
+from chat_relay.errors import ErrorCode, RelayError  # noqa: E402
+from chat_relay.observability.metrics import Metrics  # noqa: E402
+from chat_relay.streams.manager import StreamManager  # noqa: E402
+from chat_relay.streams.registry import StreamRegistry  # noqa: E402
+from chat_relay.streams.request_validation import ChatRequest  # noqa: E402
+from chat_relay.streams.resume_tokens import ResumeTokens  # noqa: E402
 
 
 class HeldUpstream:

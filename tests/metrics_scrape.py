@@ -7,8 +7,8 @@ from collections.abc import Iterable
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.errors import ErrorCode
-from app.observability.metrics import CAUSES, OTHER
+from chat_relay.errors import ErrorCode
+from chat_relay.observability.metrics import CAUSES, OTHER
 
 Sample = tuple[str, frozenset[tuple[str, str]]]  # (name, labels)
 

@@ -11,13 +11,13 @@ from flask import Flask
 from flask_socketio import SocketIOTestClient
 
 from app import create_app
-from app.config import Settings
-from app.errors import ErrorCode
-from app.streams.events import Chunk, Done, Failed
-from app.streams.log import StreamLog
-from app.streams.relay import Relay
-from app.streams.schemas import ChatRequest
-from app.streams.upstream import Upstream
+from chat_relay.config import Settings
+from chat_relay.errors import ErrorCode
+from chat_relay.streams.events import Chunk, Done, Failed
+from chat_relay.streams.producer import Relay
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
@@ -171,7 +171,7 @@ def test_a_bug_in_a_view_is_one_coded_error_and_one_log_line(app: Flask, caplog)
         response = app.test_client().get("/broken")
     assert response.status_code == 500
     assert response.get_json() == {"error": {"code": "internal", "message": "The server failed to handle the request."}}
-    lines = [r for r in caplog.records if r.name == "app.transports.routes"]
+    lines = [r for r in caplog.records if r.name == "chat_relay.transports.http_routes"]
     assert [r.getMessage() for r in lines] == [
         "GET /broken failed: KeyError at test_app_fast.py:" + str(broken.__code__.co_firstlineno + 1)
         + " (LOG_LEVEL=DEBUG logs the traceback)"]

@@ -1,7 +1,7 @@
 """Limits under bursts: requests released together from a barrier, and exactly the allowed number admitted.
 
 Each limit, over both transports and in both async modes. Admission must decide and reserve with no switch to
-another green thread in between (app/access/limits.py); a switch there lets a whole burst through. Every burst
+another green thread in between (chat_relay/access/admission.py); a switch there lets a whole burst through. Every burst
 runs a few rounds, each from fresh client identities, so that a race cannot pass by luck.
 """
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, Settings, load_settings
+from chat_relay.config import ConfigError, Settings, load_settings
 
 SETTING_NAMES = ["OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_MODEL", "ALLOWED_MODELS", "CORS_ALLOWED_ORIGINS",
                  "ASYNC_MODE", "SYSTEM_PROMPT"]

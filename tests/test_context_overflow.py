@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from app.streams.context_overflow import MESSAGE, is_context_overflow
+from chat_relay.streams.context_overflow import MESSAGE, is_context_overflow
 from tests.conftest import LiveServer
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import TRANSPORTS, run_http, run_socketio

@@ -306,12 +306,12 @@ def test_docs_sample(block: Block, command: Command | None, live_server: LiveSer
 
 def test_extract_finds_fences_markers_and_lines(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
-    doc.write_text("# T\n\n```python\nprint(1)\n```\n\n<!-- excerpt: app/errors.py -->\n~~~py\nx\n~~~\n\n"
+    doc.write_text("# T\n\n```python\nprint(1)\n```\n\n<!-- excerpt: chat_relay/errors.py -->\n~~~py\nx\n~~~\n\n"
                    "- item:\n\n  ```sh\n  make run \\\n    # no\n ok\n  ```\n<!-- not-run: needs a key -->\n```\n"
                    "plain\n```\n")
     blocks = extract(doc)
     assert [(b.line, b.lang, b.text, b.marker) for b in blocks] == [
-        (3, "python", "print(1)\n", None), (8, "py", "x\n", ("excerpt", "app/errors.py")),
+        (3, "python", "print(1)\n", None), (8, "py", "x\n", ("excerpt", "chat_relay/errors.py")),
         (14, "sh", "make run \\\n  # no\nok\n", None), (20, "", "plain\n", ("not-run", "needs a key"))]
     assert [c.text for c in commands(blocks[2])] == ["make run # no", "ok"]
     doc.write_text("```python\nif x:\n    y\n```\n")
@@ -352,10 +352,10 @@ def test_broken_commands_and_excerpts_fail(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="not installed"):
         (tmp_path / "r.txt").write_text("no-such-package-xyz>=1\n")
         check_requirements(tmp_path / "r.txt")
-    check_excerpt("class ErrorCode(StrEnum):\n", ROOT / "app" / "errors.py")
+    check_excerpt("class ErrorCode(StrEnum):\n", ROOT / "chat_relay" / "errors.py")
     check_excerpt("INVALID_REQUEST = \"invalid_request\"\nUPSTREAM_AUTH = \"upstream_auth\"\n",
-                  ROOT / "app" / "errors.py")  # indented in the file: one consistent indent is allowed
+                  ROOT / "chat_relay" / "errors.py")  # indented in the file: one consistent indent is allowed
     with pytest.raises(AssertionError, match="not in"):
-        check_excerpt("class ErrorCode(StrEnum):\n    NOT_A_CODE = 1\n", ROOT / "app" / "errors.py")
+        check_excerpt("class ErrorCode(StrEnum):\n    NOT_A_CODE = 1\n", ROOT / "chat_relay" / "errors.py")
     with pytest.raises(AssertionError, match="line 2 is not JSON"):
         check_json('{"a": 1}\n{oops}\n')

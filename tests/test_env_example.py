@@ -1,4 +1,4 @@
-""".env.example lists every setting of app/config.py, with its default and a line on what it does, and no other.
+""".env.example lists every setting of chat_relay/config.py, with its default and a line on what it does, and no other.
 
 A new setting in Settings fails here until it has its one line in .env.example; nothing else needs editing.
 """
@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from app.config import Settings
+from chat_relay.config import Settings
 from tests.conftest import ROOT
 
 EXAMPLE = ROOT / ".env.example"

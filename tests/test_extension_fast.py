@@ -1,4 +1,4 @@
-"""ChatRelay (app/extension.py) on a team's app, through Flask's and Flask-SocketIO's test clients: what it
+"""ChatRelay (chat_relay/extension.py) on a team's app, through Flask's and Flask-SocketIO's test clients: what it
 refuses to mount on, and what of the team's app it leaves alone."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 from flask import Flask
 from flask_socketio import SocketIO
 
-from app.config import ConfigError, Settings
-from app.extension import ChatRelay
+from chat_relay.config import ConfigError, Settings
+from chat_relay.extension import ChatRelay
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
 

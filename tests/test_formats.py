@@ -6,9 +6,9 @@ import json
 
 from werkzeug.datastructures import MIMEAccept
 
-from app.errors import ErrorCode
-from app.streams.events import Chunk, Done, Failed
-from app.transports.formats import FORMATS, ndjson, negotiate, plain_text, server_sent_events
+from chat_relay.errors import ErrorCode
+from chat_relay.streams.events import Chunk, Done, Failed
+from chat_relay.transports.http_body_formats import FORMATS, ndjson, negotiate, plain_text, server_sent_events
 
 EVENTS = [Chunk("a\nb", 0), Chunk("é", 1), Done("stop", 2, None)]
 FAILED = [Chunk("a", 0), Failed(ErrorCode.UPSTREAM_TIMEOUT, "too slow", 1)]

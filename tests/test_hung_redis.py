@@ -1,5 +1,6 @@
 """A hung Redis (SIGSTOP: its port still accepts, nothing answers) must not hold admission: the rate limit and the
-failed-auth throttle wait at most REDIS_TIMEOUT for it, then count on this instance (app/access/shared_counts.py),
+failed-auth throttle wait at most REDIS_TIMEOUT for it, then count on this instance
+(chat_relay/access/shared_counts.py),
 and streams are still served, each with its one terminal event."""
 
 from __future__ import annotations

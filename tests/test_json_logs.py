@@ -106,5 +106,6 @@ def test_access_lines_and_warnings_are_records_with_fields(logs: tuple[str, str,
     assert {("POST", "/message/stream", 200), ("GET", "/message/stream/http-done", 200),
             ("POST", "/message/stream", 400), ("GET", "/healthz", 200)} <= seen
     assert all("?" not in record["path"] for record in access)  # a resume token can travel in the query
-    warnings = [record for record in records if record["level"] == "WARNING" and record["logger"] == "app.access.auth"]
+    warnings = [record for record in records
+                if record["level"] == "WARNING" and record["logger"] == "chat_relay.access.auth"]
     assert len(warnings) == 1 and "refused a request for host 'evil.example'" in warnings[0]["message"]

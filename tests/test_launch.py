@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from app.config import Settings
 from app.serving import local_model, processes
+from chat_relay.config import Settings
 from tests.conftest import ROOT, free_port, launch, stop_server
 from tests.fake_upstream import FakeUpstream
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.config import Settings
 from app.serving import local_model, processes
-from app.streams import context_overflow
+from chat_relay.config import Settings
+from chat_relay.streams import context_overflow
 from tests.clients import CHUNK, DONE, ERROR, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server
 from tests.outcomes import TRANSPORTS, run_http, run_socketio

@@ -19,19 +19,19 @@ from flask import Flask
 from gunicorn.glogging import SafeAtoms
 
 from app import create_app
-from app.config import ConfigError, Settings, load_settings
-from app.errors import ErrorCode, RelayError
-from app.observability.logs import JsonFormatter, log_event
-from app.observability.metrics import Metrics, StreamEnd
-from app.services import services_of
 from app.serving.gunicorn_logs import _AccessFormatter
-from app.serving.readiness import Readiness
-from app.streams.events import Chunk, Done, Failed
-from app.streams.log import StreamLog
-from app.streams.relay import Relay
-from app.streams.schemas import ChatRequest
-from app.streams.upstream import Upstream
-from app.transports.first_chunk import first_chunk_timed
+from chat_relay.config import ConfigError, Settings, load_settings
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.lifecycle.readiness import Readiness
+from chat_relay.observability.logs import JsonFormatter, log_event
+from chat_relay.observability.metrics import Metrics, StreamEnd
+from chat_relay.streams.events import Chunk, Done, Failed
+from chat_relay.streams.producer import Relay
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.upstream import Upstream
+from chat_relay.transports.first_chunk import first_chunk_timed
+from chat_relay.wiring import services_of
 from tests.conftest import API_KEY, ROOT, free_port
 from tests.fake_upstream import FakeUpstream, controls
 from tests.metrics_scrape import check_bounded, labels, relay_samples
@@ -183,13 +183,13 @@ def test_an_event_is_the_old_text_line_or_a_json_object(caplog: pytest.LogCaptur
     fields = {"stream_id": "s1", "model": "m", "chunks": 3, "finish_reason": "stop", "cause": "completed",
               "upstream_finish": "stop", "duration_ms": 12}
     with caplog.at_level(logging.INFO):
-        log_event(logging.getLogger("app.streams.relay"), "stream_end", fields)
+        log_event(logging.getLogger("chat_relay.streams.producer"), "stream_end", fields)
     [record] = caplog.records
     assert record.getMessage() == ("stream_end stream_id=s1 model=m chunks=3 finish_reason=stop cause=completed "
                                    "upstream_finish=stop duration_ms=12")  # the text format, as it always was
     line = json.loads(JsonFormatter().format(record))
-    assert line == {"time": line["time"], "level": "INFO", "logger": "app.streams.relay", "message": "stream_end",
-                    "event": "stream_end", **fields}
+    assert line == {"time": line["time"], "level": "INFO", "logger": "chat_relay.streams.producer",
+                    "message": "stream_end", "event": "stream_end", **fields}
 
 
 def test_json_lines_survive_odd_text_and_carry_tracebacks_only_when_logged() -> None:

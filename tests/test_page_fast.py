@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from app.config import Settings
-from app.transports import page
+from chat_relay.config import Settings
+from chat_relay.transports import page_routes as page
 
 
 @pytest.fixture

@@ -55,7 +55,7 @@ def assert_no_secret(error: RelayError) -> None:
 
 
 def test_every_protocol_code_has_its_exception() -> None:
-    from app.errors import ErrorCode  # the test may know the server; the client package must not import it
+    from chat_relay.errors import ErrorCode  # the test may know the server; the client package must not import it
 
     assert set(BY_CODE) == {code.value for code in ErrorCode}
     assert all(issubclass(cls, RelayError) and cls.code == code for code, cls in BY_CODE.items())

@@ -9,10 +9,10 @@ import json
 
 import pytest
 
-from app.access.auth import Access
-from app.config import Settings
-from app.errors import RelayError
-from app.streams.tokens import ResumeTokens
+from chat_relay.access.auth import Access
+from chat_relay.config import Settings
+from chat_relay.errors import RelayError
+from chat_relay.streams.resume_tokens import ResumeTokens
 
 ACCESS_TOKEN = "weak-token-1234"
 

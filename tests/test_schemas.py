@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import Settings
-from app.errors import ErrorCode, RelayError
-from app.streams.schemas import parse_chat_request, requested_stream_id
+from chat_relay.config import Settings
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.streams.request_validation import parse_chat_request, requested_stream_id
 
 
 @pytest.fixture

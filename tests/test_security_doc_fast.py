@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from app.access.auth_failures import AuthFailures
-from app.config import MAX_REQUEST_BYTES, Settings
-from app.errors import RelayError
-from app.green import TimeLimitExceeded
-from app.transports.http_connections import HttpConnectionCap
-from app.transports.request_bodies import BodyDeadline
+from chat_relay.access.auth_failures import AuthFailures
+from chat_relay.async_drivers import TimeLimitExceeded
+from chat_relay.config import MAX_REQUEST_BYTES, Settings
+from chat_relay.errors import RelayError
+from chat_relay.transports.http_connections import HttpConnectionCap
+from chat_relay.transports.request_bodies import BodyDeadline
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()

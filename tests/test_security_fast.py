@@ -6,15 +6,15 @@ import threading
 
 import pytest
 
-from app.access.auth import Access, bearer_token
-from app.access.hosts import allowed_host_entry, allowed_hosts, host_name
-from app.access.limits import Admission
-from app.config import ConfigError, Settings, load_settings
-from app.errors import ErrorCode, RelayError
-from app.streams.log import StreamLog
-from app.streams.registry import ActiveStream, StreamRegistry
-from app.streams.relay import Relay
-from app.streams.schemas import ChatRequest
+from chat_relay.access.admission import Admission
+from chat_relay.access.auth import Access, bearer_token
+from chat_relay.access.hosts import allowed_host_entry, allowed_hosts, host_name
+from chat_relay.config import ConfigError, Settings, load_settings
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.streams.producer import Relay
+from chat_relay.streams.registry import ActiveStream, StreamRegistry
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.stream_buffer import StreamLog
 
 
 def settings(**kw: object) -> Settings:
@@ -145,11 +145,12 @@ def test_admission_order_and_counts() -> None:
 
 
 def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The storage sweeps inline (app/access/limits.py): expired entries still go, and memory stays bounded."""
+    """The storage sweeps inline (chat_relay/access/admission.py): expired entries still go, and memory stays
+    bounded."""
     from limits import parse
     from limits.strategies import MovingWindowRateLimiter
 
-    from app.access import limits
+    from chat_relay.access import admission as limits
 
     storage = limits.InlineSweepStorage()
     limiter = MovingWindowRateLimiter(storage)
@@ -173,7 +174,7 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     """docs/protocol.md's table of the limits' refusals shows each message as the defaults make it."""
     from pathlib import Path
 
-    from app.access.connections import Connections
+    from chat_relay.access.connections import Connections
 
     root = Path(__file__).resolve().parent.parent
     protocol = (root / "docs" / "protocol.md").read_text()
@@ -218,7 +219,7 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
 
 
 def test_connection_counts_move_from_the_address_to_the_client_and_are_released_once() -> None:
-    from app.access.connections import Connections
+    from chat_relay.access.connections import Connections
 
     connections = Connections(2)
     first, second = {"REMOTE_ADDR": "10.0.0.1"}, {"REMOTE_ADDR": "10.0.0.1"}

@@ -1,4 +1,4 @@
-"""Stream logs shared through a real redis-server (app/streams/shared_log.py): mirrored, read from any cursor,
+"""Stream logs shared through a real redis-server (chat_relay/streams/shared_buffer.py): mirrored, read from any cursor,
 ended exactly once, and a dead producer reported, never hidden. Threads stand in for the green tasks."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from app.errors import ErrorCode, RelayError
-from app.streams.events import Chunk, Done, Failed
-from app.streams.log import StreamLog
-from app.streams.shared_log import SharedLogs, encode_terminal, lease_key, log_key
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.streams.events import Chunk, Done, Failed
+from chat_relay.streams.shared_buffer import SharedLogs, encode_terminal, lease_key, log_key
+from chat_relay.streams.stream_buffer import StreamLog
 from tests.conftest import free_port
 from tests.redis_server import RedisServer, require_redis
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.serving.shutdown import chain_interrupt
+from chat_relay.lifecycle.shutdown import chain_interrupt
 from tests.clients import ERROR, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, LiveServer, free_port, launch, server_command, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls

@@ -1,4 +1,5 @@
-"""The raw upstream parser (app/streams/sse.py): unit checks, and the same results as the openai client's
+"""The raw upstream parser (chat_relay/streams/upstream_sse.py): unit checks, and the same results as the openai
+client's
 typed stream for everything the fake upstream can send."""
 
 from __future__ import annotations
@@ -9,11 +10,11 @@ from typing import Any
 import openai
 import pytest
 
-from app.config import Settings
-from app.errors import ErrorCode, RelayError
-from app.streams.schemas import ChatRequest
-from app.streams.sse import ChunkParser
-from app.streams.upstream import Upstream, _relay_error
+from chat_relay.config import Settings
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.upstream import Upstream, _relay_error
+from chat_relay.streams.upstream_sse import ChunkParser
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
 
@@ -30,7 +31,7 @@ STREAM = (event("", None) + event("Hel") + event("lo\n") + b": keep-alive\n\n" +
 
 
 def parse(*feeds: bytes) -> tuple[list[str], ChunkParser]:
-    """Feed the reads one by one, then end the body, as app/streams/upstream.py does."""
+    """Feed the reads one by one, then end the body, as chat_relay/streams/upstream.py does."""
     parser = ChunkParser()
     pieces = [piece for data in feeds for piece in parser.feed(data)]
     return pieces + parser.end(), parser

@@ -1,7 +1,7 @@
 """gunicorn's own log lines as JSON, for LOG_FORMAT=json: gunicorn.conf.py names this class as its `logger_class`.
 
 gunicorn writes its notices (gunicorn.error) and one access line per request (gunicorn.access) through
-handlers of its own, outside the root logger that the app configures (app/observability/logs.py). This keeps
+handlers of its own, outside the root logger that the app configures (chat_relay/observability/logs.py). This keeps
 those handlers and gives them the JSON formatter. An access record's arguments are gunicorn's atoms, which
 also hold every request header (an Authorization among them): only the fields of `access_fields` are kept.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from ..observability.logs import JsonFormatter, access_fields
+from chat_relay.observability.logs import JsonFormatter, access_fields
 
 
 class JsonLogger(Logger):

@@ -19,7 +19,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-from ..config import ConfigError, load_settings
+from chat_relay.config import ConfigError, load_settings
+
 from . import processes
 from .launch import relay_command
 

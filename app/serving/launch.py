@@ -25,9 +25,10 @@ from types import FrameType
 
 from dotenv import dotenv_values
 
-from ..config import ConfigError, Settings, load_settings
-from ..errors import ErrorCode, RelayError
-from ..streams.upstream import Upstream, shown_url
+from chat_relay.config import ConfigError, Settings, load_settings
+from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.streams.upstream import Upstream, shown_url
+
 from . import local_model, processes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -210,7 +211,7 @@ def _stop_children(relay: subprocess.Popen | None, model: local_model.LocalModel
     """The relay first, so its streams end before the model goes; Ctrl-C is quick, SIGTERM lets streams finish.
 
     Ctrl-C is passed on as SIGINT: the relay ends its streams at once with `server_shutdown`, then exits
-    (app/serving/shutdown.py). A second Ctrl-C while stopping kills both at once.
+    (chat_relay/lifecycle/shutdown.py). A second Ctrl-C while stopping kills both at once.
     """
     if stopped_by is None:
         for name, process in (("relay", relay), ("local model server", model.process if model else None)):

@@ -17,10 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Settings
-from ..errors import RelayError
-from ..streams.schemas import ChatRequest
-from ..streams.upstream import Upstream
+from chat_relay.config import Settings
+from chat_relay.errors import RelayError
+from chat_relay.streams.request_validation import ChatRequest
+from chat_relay.streams.upstream import Upstream
+
 from . import processes
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,114 @@
+"""Who may use the relay: bearer tokens (AUTH_TOKENS), allowed hosts and origins, and the identity limits count.
+
+`/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set, and
+a Host header in ALLOWED_HOSTS (chat_relay/access/hosts.py) always.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import Settings
+from ..errors import ErrorCode, RelayError
+from .auth_failures import AuthFailures
+from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts, host_name
+
+log = logging.getLogger(__name__)
+
+CLIENT_KEY = "chat_relay.client"  # where a Socket.IO connection's identity is kept, in its environ
+
+class Access:
+    """Checks tokens, hosts and origins; built once from the settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Digests, so every comparison is over 32 bytes whatever the lengths; the tokens are not kept.
+        self._digests = [_digest(token.get_secret_value()) for token in settings.auth_tokens]
+        self._origins = list(settings.cors_allowed_origins)
+        self._hosts = allowed_hosts(settings.allowed_hosts, settings.host)
+        self.failures = AuthFailures(settings)  # AUTH_FAILURE_LIMIT wrong tokens per address
+
+    @property
+    def tokens_required(self) -> bool:
+        return bool(self._digests)
+
+    def identify(self, token: object, remote_addr: str | None) -> str:
+        """The client identity for limits: the token's fingerprint, or the remote address without auth.
+
+        Raises `unauthorized` when tokens are required and this one is missing or wrong, and `rate_limited` when
+        the address has sent too many wrong ones (chat_relay/access/auth_failures.py), whatever this one is.
+        """
+        if not self.tokens_required:
+            return f"addr:{remote_addr or 'unknown'}"
+        if not isinstance(token, str) or not token:
+            raise RelayError(ErrorCode.UNAUTHORIZED, "A token is required: send it as a Bearer token.")
+        address = remote_addr or "unknown"
+        self.failures.check(address)
+        digest = _digest(token)
+        valid = False
+        for known in self._digests:  # no early exit: the time taken does not say which token matched
+            valid |= hmac.compare_digest(digest, known)
+        if not valid:
+            self.failures.failed(address)
+            raise RelayError(ErrorCode.UNAUTHORIZED, "The token is not valid.")
+        return f"token:{digest.hex()[:16]}"
+
+    def check_http(self, environ: Mapping[str, Any], headers: Any, remote_addr: str | None) -> str:
+        """For an HTTP stream request: check the host, the origin and the bearer token; return the client identity."""
+        self.check_host(environ)
+        self.check_origin(environ)
+        return self.identify(bearer_token(headers), remote_addr)
+
+    def host_allowed(self, environ: Mapping[str, Any]) -> bool:
+        """Whether the Host header (the forwarded one, through ProxyFix) names this server: in ALLOWED_HOSTS."""
+        return host_name(environ.get("HTTP_HOST")) in self._hosts
+
+    def check_host(self, environ: Mapping[str, Any]) -> None:
+        """Refuse a request for a host name not in ALLOWED_HOSTS, with or without an Origin (DNS rebinding).
+
+        A rebinding page's same-origin GET (engine.io's polling handshake) carries no Origin, so the Host is
+        checked on its own; curl to 127.0.0.1 or localhost still passes.
+        """
+        if not self.host_allowed(environ):
+            log.warning("refused a request for host %r: add its name to ALLOWED_HOSTS if it is this server's",
+                        str(environ.get("HTTP_HOST"))[:100])
+            raise RelayError(ErrorCode.HOST_NOT_ALLOWED, HOST_NOT_ALLOWED_MESSAGE)
+
+    def check_origin(self, environ: Mapping[str, Any]) -> None:
+        """Refuse a browser request from a foreign origin; requests without Origin (curl, servers) pass."""
+        if not self.origin_allowed(environ.get("HTTP_ORIGIN"), environ):
+            raise RelayError(ErrorCode.ORIGIN_NOT_ALLOWED, "Requests from this origin are not allowed.")
+
+    def origin_allowed(self, origin: str | None, environ: Mapping[str, Any]) -> bool:
+        """The rule for both transports (engine.io calls it for Socket.IO): no Origin, our own, or a listed one.
+
+        The server's own origin stays allowed when others are listed, so its own page keeps working. It is
+        our own only under an allowed host name: a rebound attacker.example would otherwise match itself.
+        """
+        if not origin or origin in self._origins:
+            return True
+        return self.host_allowed(environ) and origin in _own_origins(environ)
+
+
+def bearer_token(headers: Any) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, token = (headers.get("Authorization") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def socket_token(auth: object) -> object:
+    """The token of a Socket.IO connect's `auth={"token": ...}`."""
+    return auth.get("token") if isinstance(auth, dict) else None
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+def _own_origins(environ: Mapping[str, Any]) -> list[str]:
+    # Forwarded headers count only through ProxyFix (TRUSTED_PROXIES), which rewrites these two.
+    host = environ.get("HTTP_HOST")
+    return [f"{environ.get('wsgi.url_scheme') or 'http'}://{host}"] if host else []

@@ -1,0 +1,186 @@
+"""Settings, read from the environment and from a `.env` file, validated once at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.serving.qa_frame import NAME as QA_FRAME
+
+from .access.hosts import allowed_host_entry
+
+AsyncMode = Literal["gevent", "eventlet", "threading"]
+
+# Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
+MAX_REQUEST_BYTES = 1_000_000
+# Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
+# max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
+WORKER_CONNECTIONS = 2000
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; the message says which and what to do."""
+
+
+def _split_csv(value: object) -> object:
+    """Accept `a,b, c` for list settings, as people write them in shells and .env files."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to know, with safe defaults; tests build one directly."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # The upstream: OpenAI or any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    allowed_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    system_prompt: str | None = None
+    upstream_connect_timeout: float = Field(10.0, gt=0)
+    upstream_read_timeout: float = Field(60.0, gt=0)  # longest silence: before the first chunk or between two
+    upstream_max_retries: int = Field(2, ge=0, le=10)  # only before the first chunk: the client retries the request
+
+    # Serving.
+    async_mode: AsyncMode = "gevent"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)  # empty: same origin only
+    # permessage-deflate for Socket.IO's websocket: off, since it adds about 20% CPU per piece when the worker is
+    # busiest, to save bytes that are few (docs/benchmarks.md); on for clients on slow or metered links
+    websocket_compression: bool = False
+    log_level: str = "INFO"
+    # text: today's readable lines; json: one JSON object per line, for log shippers (chat_relay/observability/logs.py)
+    log_format: Literal["text", "json"] = "text"
+    # Who may read GET /metrics on the main port: addresses or networks of the TCP peer (the scraper itself, never a
+    # forwarded address); empty turns /metrics off. Requests that came through a proxy are refused whatever their
+    # address, so nginx on the same machine never exposes it (chat_relay/access/metrics_access.py).
+    metrics_allow: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    # Request limits.
+    max_prompt_chars: int = Field(32_000, ge=1)  # all message contents together
+    max_messages: int = Field(100, ge=1)
+    max_tokens_limit: int = Field(4096, ge=1)
+    default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
+
+    # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
+    local_model_port: int = Field(8001, ge=1, le=65535)
+    local_model_path: str | None = None  # another GGUF file to serve instead of the packaged Gemma 3 270M
+    # How the conversation is written for the model: the few-shot Q&A frame for the packaged base model
+    # (app/serving/qa_frame.py), or llama-cpp-python's name for another file's chat markup; "" uses the file's own.
+    local_model_chat_format: str = QA_FRAME
+
+    # Access, abuse limits, liveness and shutdown (README "Security and limits").
+    auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # empty: no token needed
+    max_streams_per_client: int = Field(4, ge=1)
+    max_streams_total: int = Field(500, ge=1)
+    rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
+    # Wrong access tokens per address (chat_relay/access/auth_failures.py): past it, every try from the address gets
+    # 429,
+    # a right token too, until the window frees one. "" turns it off.
+    auth_failure_limit: str = "10/minute"
+    # Seconds a request's body may take to arrive, whole; then 408 and the connection is closed (chat_relay/transports/
+    # request_bodies.py). A slow mobile link sends 1 MB, the most allowed, in well under that.
+    request_body_timeout: float = Field(10.0, gt=0, le=300)
+    # Socket.IO connections per client identity: a household or an office behind one address stays well below,
+    # and one address cannot take more than a small share of gunicorn's worker_connections (2000).
+    max_connections_per_client: int = Field(100, ge=1)
+    # An engine.io connection that has not sent its Socket.IO connect by then is closed (socket.io's connectTimeout).
+    socketio_connect_timeout: float = Field(10.0, gt=0, le=300)
+    ping_interval: float = Field(25.0, gt=0)  # Socket.IO: a client silent for interval + timeout is gone
+    ping_timeout: float = Field(20.0, gt=0)
+    # On SIGTERM. At most 25: cut streams get 5 s more for their last event, within gunicorn's graceful_timeout (30).
+    shutdown_grace: float = Field(20.0, ge=0, le=25)
+    # Resuming streams (docs/protocol.md, "Resuming a stream"), and what spans instances.
+    resume_grace: float = Field(20.0, ge=0, le=3600)  # seconds a stream with no reader waits for a resume; 0: none
+    resume_ttl: float = Field(300.0, gt=0, le=86_400)  # seconds an ended stream can still be replayed
+    # Redis: shares stream logs, resume, stops and limits between instances, and Socket.IO's message queue.
+    redis_url: str | None = None
+    # Longest wait for Redis before a request is admitted (rate limit, failed-auth throttle); past it, this instance
+    # counts on its own for a second (chat_relay/access/shared_counts.py). Raise it for a Redis far away.
+    redis_timeout: float = Field(0.25, gt=0, le=10)
+    secret_key: SecretStr | None = None  # signs resume tokens; without it, generated (and shared through Redis)
+    # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
+    # ignored: a client could forge them, and limits would count every user behind nginx as one address.
+    trusted_proxies: int = Field(0, ge=0, le=5)
+    # Host names (no port) that streams and Socket.IO answer to, besides the loopback names and HOST
+    # (chat_relay/access/hosts.py).
+    # Behind a proxy, the public name (chat.example.com); on 0.0.0.0, the names or addresses clients use.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _split_lists = field_validator("allowed_models", "cors_allowed_origins", "auth_tokens", "allowed_hosts",
+                                  "metrics_allow", mode="before")(_split_csv)
+
+    @field_validator("rate_limit", "auth_failure_limit")
+    @classmethod
+    def _parsable_rate(cls, rate: str) -> str:
+        if rate.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(rate)
+            except ValueError:
+                raise ValueError("write it like '60/minute' or '10/second;100/hour'") from None
+        return rate.strip()
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _no_wildcard(cls, origins: list[str]) -> list[str]:
+        if "*" in origins:
+            raise ValueError("'*' is not allowed: list the origins that may connect")
+        return origins
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or a network (127.0.0.1, 10.0.0.0/8, ::1)") from None
+        return entries
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, hosts: list[str]) -> list[str]:
+        return [allowed_host_entry(host) for host in hosts]
+
+    @model_validator(mode="after")
+    def _default_model_is_allowed(self) -> Settings:
+        if not self.allowed_models:
+            self.allowed_models = [self.openai_model]
+        elif self.openai_model not in self.allowed_models:
+            self.allowed_models = [self.openai_model, *self.allowed_models]
+        return self
+
+    @property
+    def uses_local_model(self) -> bool:
+        """No key and no base URL: the launcher serves the local model and points the relay at it."""
+        return self.openai_api_key is None and not self.openai_base_url
+
+    def require_upstream(self) -> None:
+        """Refuse to run with nowhere to send requests, naming the settings that fix it."""
+        if self.openai_api_key is None and not self.openai_base_url:
+            raise ConfigError(
+                "No upstream is configured. Set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL "
+                "to use another OpenAI-compatible server (Ollama, vLLM, llama.cpp), in the "
+                "environment or in a .env file. Or start it with `make run`, which serves a small local "
+                "model when neither is set."
+            )
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation errors into one readable ConfigError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise ConfigError(f"Invalid settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""The running app's lifecycle: readiness for load balancers, and the drain at shutdown."""

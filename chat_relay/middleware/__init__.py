@@ -1,0 +1,1 @@
+"""The WSGI middlewares ChatRelay wraps around the app: each refuses before Flask routes."""

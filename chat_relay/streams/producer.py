@@ -1,0 +1,158 @@
+"""One stream's producer: open the upstream, append its text to the stream's log, end with one terminal entry.
+
+The producer runs in its own green task and never waits for a reader (chat_relay/streams/stream_buffer.py); each
+transport reads the log and turns what it finds into its own wire format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from ..errors import ErrorCode, RelayError
+from ..observability.bug_reports import log_bug
+from ..observability.logs import log_event
+from ..observability.metrics import Metrics, StreamEnd
+from .events import Done, Failed, Terminal
+from .request_validation import ChatRequest
+from .stream_buffer import StreamLog
+from .upstream import Upstream, UpstreamStream
+
+log = logging.getLogger(__name__)
+
+INTERNAL_FAILURE = "The server failed while relaying the reply."
+
+# Pieces the producer appends before it lets other tasks run. Reading never blocks while the upstream has
+# sent more than was read, so without this a fast upstream would hold the CPU until its stream ended. Readers
+# that wake in between find every piece appended so far, and send them as one chunk.
+PIECES_PER_TURN = 16
+
+
+class StreamCancelled(BaseException):
+    """Raised inside a producer's task, where it waits, to stop it (a BaseException so no retry swallows it)."""
+
+
+class Relay:
+    """Produces one completion into its log; `run()` always ends the log with exactly one Done or Failed."""
+
+    def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamLog,
+                 pause: Callable[[], None] = lambda: None, transport: str = "",
+                 metrics: Metrics | None = None) -> None:
+        self.request = request
+        self.log = stream_log
+        self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
+        self.created = time.monotonic()  # the client's time to first chunk counts from here
+        self._upstream = upstream
+        self._pause = pause  # lets other tasks (readers, websocket writers, other streams) run
+        self._metrics = metrics
+        self._stream: UpstreamStream | None = None
+        self.cancelled = False
+        self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown
+        self.cancel_error: RelayError | None = None  # end with this error instead of `done` cancelled
+        self.started = False
+        self.finished = False
+
+    @property
+    def stream_id(self) -> str:
+        return self.request.stream_id
+
+    def cancel(self, cause: str = "stopped", error: RelayError | None = None) -> None:
+        """Ask the stream to end as cancelled (or with `error`); a running task must also be interrupted to wake it."""
+        self.cancelled = True
+        self.cancel_cause = cause
+        self.cancel_error = error
+
+    def run(self) -> None:
+        """The producer's task: read the upstream into the log, then append the one terminal entry."""
+        self.started = True
+        began = time.monotonic()
+        stream_log = self.log
+        append, pause = stream_log.append, self._pause
+        terminal: Terminal
+        stream: UpstreamStream | None = None
+        first_piece: float | None = None
+        try:
+            if not self.cancelled:
+                stream = self._stream = self._upstream.open(self.request)
+                stream_log.mark_opened()
+                pieces = iter(stream)
+                first = next(pieces, None)  # the first piece on its own, so that only it is timed
+                if first is not None:
+                    first_piece = time.monotonic()
+                    append(first)
+                if first is not None and not self.cancelled:
+                    turn = 1
+                    for text in pieces:  # every other piece: nothing here but relaying it
+                        append(text)
+                        turn += 1
+                        if turn == PIECES_PER_TURN:
+                            turn = 0
+                            pause()
+                        if self.cancelled:
+                            break
+            terminal = self._outcome(stream)
+        except StreamCancelled:
+            terminal = self._outcome(stream)
+        except RelayError as err:
+            terminal = Failed.from_error(err, self._chunks())
+        except Exception:
+            log_bug(log, f"stream {self.stream_id} failed")
+            terminal = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, self._chunks())
+        finally:
+            self.finished = True  # the outcome is decided: a stop from now on must not interrupt the close
+            if stream is None or not stream.complete:
+                self.close()  # cut short: the upstream stops before anyone is told
+        stream_log.end(terminal)
+        self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
+        self._report_end(terminal, began, first_piece, stream)
+
+    def close(self) -> None:
+        """Drop the upstream connection; safe to call more than once."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+    def _chunks(self) -> int:
+        return self.log.last_seq + 1
+
+    def _outcome(self, stream: UpstreamStream | None) -> Terminal:
+        usage = stream.usage if stream else None
+        if self.cancelled:
+            if self.cancel_error is not None:
+                return Failed.from_error(self.cancel_error, self._chunks())
+            return Done("cancelled", self._chunks(), usage)
+        if stream is None or stream.finish_reason is None:
+            return Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", self._chunks())
+        return Done(stream.finish_reason, self._chunks(), usage)
+
+    def _report_end(self, terminal: Terminal, began: float, first_piece: float | None,
+                    stream: UpstreamStream | None) -> None:
+        """The stream's one `stream_end` log line, without prompt or reply text, and its metrics: all that is
+        counted of a stream is counted here, once (chat_relay/observability/metrics.py).
+
+        finish_reason is what the client got (`none` for an error); cause says why the stream ended:
+        completed, stopped, client_gone, server_shutdown, or the error code.
+        """
+        duration = time.monotonic() - began
+        if isinstance(terminal, Done):
+            finish = terminal.finish_reason
+            cause = self.cancel_cause if finish == "cancelled" else "completed"
+        else:
+            finish = "none"
+            cause = self.cancel_cause if self.cancelled else terminal.code.value
+        cause = cause or "stopped"
+        log_event(log, "stream_end", {
+            "stream_id": self.stream_id, "model": self.request.model, "chunks": terminal.chunks,
+            "finish_reason": finish, "cause": cause, "upstream_finish": (stream and stream.finish_reason) or "none",
+            "duration_ms": int(duration * 1000),
+        })
+        if self._metrics is not None:
+            upstream_error = None  # the upstream's failure, not a cancel's error nor a bug of ours
+            if isinstance(terminal, Failed) and not self.cancelled and terminal.code is not ErrorCode.INTERNAL:
+                upstream_error = terminal.code
+            self._metrics.stream_ended(StreamEnd(
+                self.transport, self.request.model, cause, duration, terminal.chunks, self.log.text_bytes(),
+                usage=terminal.usage if isinstance(terminal, Done) else None,
+                upstream_first_chunk=None if first_piece is None else first_piece - began,
+                upstream_error=upstream_error))

@@ -1,0 +1,54 @@
+"""Notice an HTTP client that hangs up while its stream waits on the upstream, and end its delivery at once.
+
+A WSGI app learns that a client has gone only when it next writes, which with a stalled upstream can be
+never; meanwhile the stream would count as read, and its grace period (RESUME_GRACE) would never start, so
+its upstream would keep generating tokens that are paid for. So a small green task watches the client's
+socket for the end-of-file a hang-up leaves there. (Socket.IO needs none of this: its disconnect handler
+and ping timeout cover it.)
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..async_drivers import wait_readable
+
+
+def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
+    """The request's connection: gunicorn's workers put it in the environ, eventlet's server in its input."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        sock = getattr(environ.get("eventlet.input"), "_sock", None)
+    return sock
+
+
+def watch_client(environ: Mapping[str, Any], over: Callable[[], bool], on_hangup: Callable[[], None],
+                 async_mode: str, sleep: Any, start: Any) -> None:
+    """Call `on_hangup` as soon as the client closes its connection, until `over()`; no-op elsewhere."""
+    sock = client_socket(environ)
+    if sock is not None and async_mode in ("gevent", "eventlet"):
+        start(_watch, sock, over, on_hangup, async_mode, sleep)
+
+
+def _watch(sock: socket.socket, over: Callable[[], bool], on_hangup: Callable[[], None], async_mode: str,
+           sleep: Any) -> None:
+    while not over():
+        try:
+            readable = wait_readable(sock, async_mode, sleep)
+        except (OSError, ValueError):  # the server closed the socket: the response is over
+            return
+        if over():
+            return
+        if readable:
+            try:
+                data = sock.recv(1, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if data == b"":
+                on_hangup()
+            # Bytes instead (a pipelined request) say nothing of a hang-up; the next write will tell.
+            return

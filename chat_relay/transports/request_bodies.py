@@ -1,0 +1,92 @@
+"""A read deadline for request bodies: REQUEST_BODY_TIMEOUT seconds for the whole body, then 408 and a hang-up.
+
+Neither gunicorn's gevent worker nor eventlet's server bounds how long a body may take: a client sending one byte
+every few seconds holds its connection, and one of the worker's WORKER_CONNECTIONS, for as long as it likes. So
+the body is read here, whole, before the app sees it, within the deadline, and handed on in memory. Bodies are
+at most MAX_REQUEST_BYTES; one that says it is larger is left to the app's 413, and its connection closed after
+it rather than read. engine.io's polling POSTs go through here too.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..async_drivers import TimeLimitExceeded, time_limit
+from ..errors import ErrorCode, RelayError
+from .wsgi_refusals import hang_up, refuse
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+from werkzeug.wsgi import ClosingIterator
+
+_READ = 64 * 1024
+
+
+class BodyDeadline:
+    """WSGI middleware: read each request's body within `timeout` seconds, or answer 408 and close the connection."""
+
+    def __init__(self, wsgi_app: WSGIApplication, timeout: float, async_mode: str, limit: int, *,
+                 applies: Callable[[str], bool] = lambda path: True,
+                 refused: Callable[[RelayError], None] = lambda err: None) -> None:
+        """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's)."""
+        self.wsgi_app = wsgi_app
+        self.applies = applies
+        self.timeout = timeout
+        self.async_mode = async_mode
+        self.limit = limit
+        self.refused = refused
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = _content_length(environ)
+        chunked = "chunked" in (environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+        if (length is None and not chunked) or not self.applies(environ.get("PATH_INFO") or ""):
+            # no body (a GET, a websocket upgrade), or not the relay's request
+            return self.wsgi_app(environ, start_response)
+        if length is not None and length > self.limit:  # refused unread by the app (413); then hang up
+            return ClosingIterator(self.wsgi_app(environ, start_response), [lambda: hang_up(environ)])
+        try:
+            with time_limit(self.timeout, self.async_mode):
+                body = _read(environ["wsgi.input"], length, self.limit)
+        except TimeLimitExceeded:
+            err = RelayError(ErrorCode.INVALID_REQUEST,
+                             f"The request body did not arrive within {self.timeout:g} seconds.")
+            self.refused(err)
+            return refuse(environ, start_response, err, 408, close=True)
+        except OSError:  # the client left mid-body: nobody to answer
+            hang_up(environ)
+            return []
+        if body is None:
+            err = RelayError(ErrorCode.INVALID_REQUEST, f"The request is too large: at most {self.limit} bytes.")
+            self.refused(err)
+            return refuse(environ, start_response, err, 413, close=True)
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+        environ["wsgi.input_terminated"] = True
+        return self.wsgi_app(environ, start_response)
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+    return length if length > 0 else None
+
+
+def _read(stream: Any, length: int | None, limit: int) -> bytes | None:
+    """The whole body: `length` bytes, or a chunked one to its end; None if a chunked one passes `limit`."""
+    parts, total = [], 0
+    wanted = length if length is not None else limit + 1
+    while total < wanted:
+        data = stream.read(min(_READ, wanted - total))
+        if not data:
+            break
+        parts.append(data)
+        total += len(data)
+    if length is None and total > limit:
+        return None
+    return b"".join(parts)
