@@ -8,11 +8,12 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.serving.qa_frame import NAME as QA_FRAME
-
-from .access.hosts import allowed_host_entry
+from .host_names import allowed_host_entry
 
 AsyncMode = Literal["gevent", "eventlet", "threading"]
+
+# The few-shot frame's chat format name (app/serving/qa_frame.py registers it with the model server).
+LOCAL_MODEL_QA_FRAME = "few-shot-qa"
 
 # Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
 MAX_REQUEST_BYTES = 1_000_000
@@ -74,7 +75,7 @@ class Settings(BaseSettings):
     local_model_path: str | None = None  # another GGUF file to serve instead of the packaged Gemma 3 270M
     # How the conversation is written for the model: the few-shot Q&A frame for the packaged base model
     # (app/serving/qa_frame.py), or llama-cpp-python's name for another file's chat markup; "" uses the file's own.
-    local_model_chat_format: str = QA_FRAME
+    local_model_chat_format: str = LOCAL_MODEL_QA_FRAME
 
     # Access, abuse limits, liveness and shutdown (README "Security and limits").
     auth_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)  # empty: no token needed

@@ -8,9 +8,10 @@ import pytest
 
 from chat_relay.access.admission import Admission
 from chat_relay.access.auth import Access, bearer_token
-from chat_relay.access.hosts import allowed_host_entry, allowed_hosts, host_name
+from chat_relay.access.hosts import allowed_hosts
 from chat_relay.config import ConfigError, Settings, load_settings
 from chat_relay.errors import ErrorCode, RelayError
+from chat_relay.host_names import allowed_host_entry, host_name
 from chat_relay.streams.producer import Relay
 from chat_relay.streams.registry import ActiveStream, StreamRegistry
 from chat_relay.streams.request_validation import ChatRequest

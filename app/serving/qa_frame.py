@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-NAME = "few-shot-qa"  # the chat format's name, as LOCAL_MODEL_CHAT_FORMAT and the model server know it
+from chat_relay.config import LOCAL_MODEL_QA_FRAME
+
+NAME = LOCAL_MODEL_QA_FRAME  # the chat format's name, as LOCAL_MODEL_CHAT_FORMAT and the model server know it
 PREAMBLE = "The following is a conversation with a helpful assistant. It answers each question briefly and correctly."
 # Unlike the prompts in bench/local_model.py: a fact, a list and an explanation, each answered in one line.
 EXAMPLES: tuple[tuple[str, str], ...] = (

@@ -14,8 +14,9 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from ..host_names import host_name
 from .auth_failures import AuthFailures
-from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts, host_name
+from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,7 @@ point anywhere) proves that the browser was really talking to this server.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import json
-import re
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -20,45 +18,14 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
 from ..errors import RelayError
+from ..host_names import allowed_host_entry
 
 # Names a browser sends only for a page it really loaded from this machine: always answered.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # Bind addresses that mean "every interface": they name no host a client would use.
 ANY_ADDRESS = ("", "0.0.0.0", "::", "[::]")
 
-# A Host header: a name or IPv4 address, or a bracketed IPv6 address, then an optional port (RFC 9110).
-_HOST_HEADER = re.compile(r"(?P<name>[a-z0-9._-]+|\[(?P<ipv6>[0-9a-f:.]+)\])(?::(?P<port>[0-9]{1,5}))?")
-_NAME = re.compile(r"[a-z0-9._-]+")
-
 HOST_NOT_ALLOWED_MESSAGE = "This server does not answer to that host name: ALLOWED_HOSTS lists the ones it does."
-
-def host_name(host_header: str | None) -> str | None:
-    """The host name of a `Host` header, lower case, without port, brackets or a trailing dot; None if malformed.
-
-    werkzeug's `host_is_trusted` would do, but it compares case-sensitively and cannot match IPv6 entries.
-    """
-    match = _HOST_HEADER.fullmatch((host_header or "").strip().lower())
-    if not match:
-        return None
-    if match["ipv6"] is not None:
-        return _ipv6(match["ipv6"])
-    return match["name"].rstrip(".") or None
-
-
-def allowed_host_entry(entry: str) -> str:
-    """One ALLOWED_HOSTS entry, normalized as `host_name` normalizes a Host header; ValueError says what is wrong."""
-    value = entry.strip().lower()
-    if value == "*" or value.startswith("."):
-        raise ValueError("wildcards are not allowed: list each host name (a wildcard would let DNS rebinding in)")
-    if value.startswith("[") and value.endswith("]"):
-        value = value[1:-1]
-    if ":" in value and (normalized := _ipv6(value)):  # a bare IPv6 address, as HOST is written
-        return normalized
-    if not _NAME.fullmatch(value) or not value.rstrip("."):
-        raise ValueError(f"{entry!r} is not a host name: write the name alone, without scheme or port "
-                         "(chat.example.com, 192.0.2.7, ::1)")
-    return value.rstrip(".")
-
 
 def allowed_hosts(listed: Iterable[str], bind_host: str) -> frozenset[str]:
     """The names answered: the loopback ones, HOST when it is one address, and those listed (already normalized)."""
@@ -98,10 +65,3 @@ class SocketIOHostGuard:
                                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
                 return [body]
         return self.wsgi_app(environ, start_response)
-
-
-def _ipv6(text: str) -> str | None:
-    try:
-        return ipaddress.IPv6Address(text).compressed
-    except ValueError:
-        return None
