@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
 
@@ -74,3 +75,15 @@ class RelayError(Exception):
 def retry_after_seconds(seconds: float) -> int:
     """Whole seconds, rounded up, as the Retry-After header and the `retry_after` field carry them."""
     return max(0, int(seconds + 0.999))
+
+
+def http_refusal(err: RelayError, status: int | None = None) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A refusal over HTTP, the same from a route or a WSGI middleware: its status, headers and JSON body
+    (`{"error": {...}}`), with Retry-After when the client should wait and a Bearer challenge for a token."""
+    body = (json.dumps({"error": err.to_dict()}, separators=(",", ":"), sort_keys=True) + "\n").encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    if err.retry_after is not None:
+        headers.append(("Retry-After", str(retry_after_seconds(err.retry_after))))
+    if err.code is ErrorCode.UNAUTHORIZED:
+        headers.append(("WWW-Authenticate", 'Bearer realm="chat relay"'))
+    return status or err.http_status, headers, body

@@ -98,10 +98,10 @@ class ChatRelay:
         from flask_cors import CORS
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        from .access.hosts import SocketIOHostGuard
         from .errors import RelayError
         from .middleware.closed_websocket import ClosedWebsocketGuard
         from .middleware.connection_cap import HandshakeGate, watch_sessions
+        from .middleware.host_guard import SocketIOHostGuard
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
         from .transports import websocket_frames

@@ -10,14 +10,13 @@ one that never sent a connect, or a refused polling one whose client did not clo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from ..access.connections import HELD_KEY, Connections, Held
 from ..errors import ErrorCode, RelayError
+from .refusal import refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -56,11 +55,7 @@ class HandshakeGate:
             held = self.connections.handshake(environ)
         except RelayError as err:
             self.refused(err)
-            body = json.dumps({"error": err.to_dict()}, separators=(",", ":")).encode()
-            status = HTTPStatus(err.http_status)
-            start_response(f"{status.value} {status.phrase}",
-                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return refuse(err, start_response)
         try:
             return self.wsgi_app(environ, start_response)  # a websocket's lasts as long as the connection
         finally:

@@ -12,7 +12,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from ..access.auth import bearer_token
 from ..config import MAX_REQUEST_BYTES
-from ..errors import ErrorCode, RelayError, retry_after_seconds
+from ..errors import ErrorCode, RelayError, http_refusal
 from ..observability.bug_reports import log_bug
 from ..streams.events import Failed, RelayEvent, Terminal
 from ..streams.registry import Closable
@@ -205,10 +205,5 @@ def _refused(services: Services, err: RelayError, status: int | None = None) -> 
 
 
 def _error(err: RelayError, status: int | None = None) -> Response:
-    response = jsonify(error=err.to_dict())
-    response.status_code = status or err.http_status
-    if err.retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after_seconds(err.retry_after))
-    if err.code is ErrorCode.UNAUTHORIZED:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="chat relay"'
-    return response
+    code, headers, body = http_refusal(err, status)
+    return Response(body, code, headers)
