@@ -18,7 +18,7 @@ from .observability.metrics import Metrics
 from .streams.manager import StreamManager
 from .streams.registry import StreamRegistry
 from .streams.resume_tokens import ResumeTokens
-from .streams.shared_buffer import SharedLogs, resume_secret
+from .streams.shared_buffer import SharedBuffers, resume_secret
 from .streams.upstream import Upstream
 
 EXTENSION_KEY = "chat_relay"
@@ -43,7 +43,7 @@ class Services:
         settings, socketio = self.settings, self.socketio
         object.__setattr__(self, "connections", Connections(settings.max_connections_per_client))
         object.__setattr__(self, "metrics_access", MetricsAccess(settings.metrics_allow, self.access.host_allowed))
-        shared = SharedLogs(settings.redis_url, settings.resume_ttl, socketio.sleep,
+        shared = SharedBuffers(settings.redis_url, settings.resume_ttl, socketio.sleep,
                             new_event=socketio.server.eio.create_event,
                             spawn=socketio.start_background_task) if settings.redis_url else None
         tokens = ResumeTokens(resume_secret(settings, shared), bind_client=self.access.tokens_required)

@@ -14,9 +14,9 @@ from app import create_app
 from chat_relay.config import Settings
 from chat_relay.errors import ErrorCode
 from chat_relay.streams.events import Chunk, Done, Failed
-from chat_relay.streams.producer import Relay
+from chat_relay.streams.producer import Producer
 from chat_relay.streams.request_validation import ChatRequest
-from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.stream_buffer import StreamBuffer
 from chat_relay.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream, controls
@@ -107,13 +107,13 @@ def test_unexpected_failure_is_internal_and_still_terminal(settings: Settings) -
         def open(self, request: ChatRequest):  # a bug in our code, not an upstream failure
             raise RuntimeError("boom with sk-secret")
 
-    relay = produced(Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Broken(settings),
-                           StreamLog("s", threading.Event)))
-    [event] = list(relay.log.follow())
+    relay = produced(Producer(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Broken(settings),
+                           StreamBuffer("s", threading.Event)))
+    [event] = list(relay.buffer.follow())
     assert isinstance(event, Failed) and event.code is ErrorCode.INTERNAL and "boom" not in event.message
 
 
-def produced(relay: Relay) -> Relay:
+def produced(relay: Producer) -> Producer:
     """Run a relay's producer to its end, as its task would."""
     relay.run()
     return relay
@@ -121,20 +121,20 @@ def produced(relay: Relay) -> Relay:
 
 def test_relay_against_the_fake(settings: Settings) -> None:
     request = ChatRequest("s", "fake-model", [{"role": "user", "content": controls(chunks=2)}])
-    relay = produced(Relay(request, Upstream(settings), StreamLog("s", threading.Event)))
-    events = list(relay.log.follow())  # everything was waiting: one chunk, whose seq is the last piece's
+    relay = produced(Producer(request, Upstream(settings), StreamBuffer("s", threading.Event)))
+    events = list(relay.buffer.follow())  # everything was waiting: one chunk, whose seq is the last piece's
     assert events[0] == Chunk("w0 w1 ", 1)
     assert isinstance(events[1], Done) and events[1].chunks == 2 and relay.finished
-    assert list(relay.log.follow(cursor=0)) == [Chunk("w1 ", 1), events[1]]  # a reader resumes after any seq
+    assert list(relay.buffer.follow(cursor=0)) == [Chunk("w1 ", 1), events[1]]  # a reader resumes after any seq
 
 
 def test_cancel_before_start_never_calls_the_upstream(settings: Settings, fake_upstream: FakeUpstream) -> None:
     sent = len(fake_upstream.requests)
-    relay = Relay(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Upstream(settings),
-                  StreamLog("s", threading.Event))
+    relay = Producer(ChatRequest("s", "fake-model", [{"role": "user", "content": "x"}]), Upstream(settings),
+                  StreamBuffer("s", threading.Event))
     relay.cancel()
     relay.run()
-    assert list(relay.log.follow()) == [Done("cancelled", 0, None)]
+    assert list(relay.buffer.follow()) == [Done("cancelled", 0, None)]
     assert len(fake_upstream.requests) == sent
 
 

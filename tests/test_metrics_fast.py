@@ -26,9 +26,9 @@ from chat_relay.lifecycle.readiness import Readiness
 from chat_relay.observability.logs import JsonFormatter, log_event
 from chat_relay.observability.metrics import Metrics, StreamEnd
 from chat_relay.streams.events import Chunk, Done, Failed
-from chat_relay.streams.producer import Relay
+from chat_relay.streams.producer import Producer
 from chat_relay.streams.request_validation import ChatRequest
-from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.stream_buffer import StreamBuffer
 from chat_relay.streams.upstream import Upstream
 from chat_relay.transports.first_chunk import first_chunk_timed
 from chat_relay.wiring import services_of
@@ -246,7 +246,7 @@ def metrics_calls(pieces: int) -> int:
     produced and delivered piece by piece, as a slow reader gets it."""
     metrics = Metrics(["fake-model"])
     upstream = SimpleNamespace(open=lambda request: _Pieces(pieces))
-    relay = Relay(ChatRequest("s", "fake-model", []), upstream, StreamLog("s", threading.Event),  # type: ignore[arg-type]
+    relay = Producer(ChatRequest("s", "fake-model", []), upstream, StreamBuffer("s", threading.Event),  # type: ignore[arg-type]
                   transport="socketio", metrics=metrics)
     events = [Chunk(f"w{index} ", index) for index in range(pieces)] + [Done("stop", pieces, None)]
     calls = 0

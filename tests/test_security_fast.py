@@ -12,10 +12,10 @@ from chat_relay.access.hosts import allowed_hosts
 from chat_relay.config import ConfigError, Settings, load_settings
 from chat_relay.errors import ErrorCode, RelayError
 from chat_relay.host_names import allowed_host_entry, host_name
-from chat_relay.streams.producer import Relay
+from chat_relay.streams.producer import Producer
 from chat_relay.streams.registry import ActiveStream, StreamRegistry
 from chat_relay.streams.request_validation import ChatRequest
-from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.stream_buffer import StreamBuffer
 
 
 def settings(**kw: object) -> Settings:
@@ -110,7 +110,7 @@ def test_tokens_and_rate_settings() -> None:
 
 def running(key: str, client: str) -> ActiveStream:
     """A stream as the registry holds it while it runs (its producer is never started here)."""
-    return ActiveStream(Relay(ChatRequest("s1", "m", []), None, StreamLog("s1", threading.Event)), key, client)  # type: ignore[arg-type]
+    return ActiveStream(Producer(ChatRequest("s1", "m", []), None, StreamBuffer("s1", threading.Event)), key, client)  # type: ignore[arg-type]
 
 
 def test_admission_order_and_counts() -> None:
@@ -131,9 +131,9 @@ def test_admission_order_and_counts() -> None:
     registry.remove("k-b")
     assert len(registry) == 0 and registry.count("a") == 0
     admission.admit("a")
-    admission.release("a")  # a stream that did not start after all gives its slot back
+    admission.give_back("a")  # a stream that did not start after all gives its slot back
     admission.admit("a")  # the 3rd for "a" (the refused one did not count)
-    admission.release("a")
+    admission.give_back("a")
     with pytest.raises(RelayError) as caught:  # the 4th within a minute
         admission.admit("a")
     assert caught.value.code is ErrorCode.RATE_LIMITED and caught.value.to_dict()["retry_after"] >= 1
@@ -199,7 +199,7 @@ def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     refused(admission.admit, "a")
     for _ in range(60):  # RATE_LIMIT's default, each given back at once: only the rate limit counts them
         admission.admit("b")
-        admission.release("b")
+        admission.give_back("b")
     refused(admission.admit, "b")
     full_registry = StreamRegistry()
     full = Admission(settings(max_streams_per_client=1000, max_streams_total=1, rate_limit=""), full_registry)

@@ -13,8 +13,8 @@ import redis
 
 from chat_relay.errors import ErrorCode, RelayError
 from chat_relay.streams.events import Chunk, Done, Failed
-from chat_relay.streams.shared_buffer import SharedLogs, encode_terminal, lease_key, log_key
-from chat_relay.streams.stream_buffer import StreamLog
+from chat_relay.streams.shared_buffer import SharedBuffers, encode_terminal, lease_key, log_key
+from chat_relay.streams.stream_buffer import StreamBuffer
 from tests.conftest import free_port
 from tests.redis_server import RedisServer, require_redis
 
@@ -22,14 +22,15 @@ LEASE_MS = 600  # short, so that a dead producer is seen within a second or two
 
 
 @pytest.fixture
-def shared(redis_server: RedisServer) -> SharedLogs:
-    return SharedLogs(redis_server.url, ttl=30, sleep=time.sleep, lease_ms=LEASE_MS)
+def shared(redis_server: RedisServer) -> SharedBuffers:
+    return SharedBuffers(redis_server.url, ttl=30, sleep=time.sleep, lease_ms=LEASE_MS)
 
 
-def produced(shared: SharedLogs, pieces: list[str], terminal: Done | Failed | None = None) -> tuple[str, StreamLog]:
+def produced(shared: SharedBuffers, pieces: list[str],
+             terminal: Done | Failed | None = None) -> tuple[str, StreamBuffer]:
     """A stream whose producer appended `pieces` (and `terminal`), mirrored to Redis by a mirror thread."""
     key = uuid.uuid4().hex
-    stream_log = StreamLog("s", threading.Event)
+    stream_log = StreamBuffer("s", threading.Event)
     mirror = threading.Thread(target=shared.mirror, args=(stream_log, key, lambda: True), daemon=True)
     mirror.start()
     wait_until(lambda: shared.redis.exists(log_key(key)))  # the mirror's first write: the log's start
@@ -49,7 +50,7 @@ def wait_until(condition, timeout: float = 10) -> None:
         time.sleep(0.005)  # another thread (or Redis) is doing the work: poll its outcome
 
 
-def end_race(shared: SharedLogs, key: str) -> list[int]:
+def end_race(shared: SharedBuffers, key: str) -> list[int]:
     """The producer's terminal and a reader's `interrupted`, released together from a barrier."""
     barrier = threading.Barrier(2)
     results: list[int] = []
@@ -81,7 +82,7 @@ def read_all(events: Iterator) -> tuple[list[Chunk], object]:
     return chunks, terminal
 
 
-def test_a_finished_stream_replays_from_any_cursor(shared: SharedLogs) -> None:
+def test_a_finished_stream_replays_from_any_cursor(shared: SharedBuffers) -> None:
     pieces = [f"p{i} " for i in range(50)]
     key, _ = produced(shared, pieces, Done("stop", 50, None))
     for after in (-1, 0, 17, 48, 49):
@@ -91,7 +92,7 @@ def test_a_finished_stream_replays_from_any_cursor(shared: SharedLogs) -> None:
         assert terminal == Done("stop", 50, None)
 
 
-def test_a_live_stream_is_followed_without_gap_or_repeat(shared: SharedLogs) -> None:
+def test_a_live_stream_is_followed_without_gap_or_repeat(shared: SharedBuffers) -> None:
     key, stream_log = produced(shared, ["a ", "b "])
     got: list = []
     reader = threading.Thread(target=lambda: got.extend(shared.follow(key, 0)), daemon=True)
@@ -106,10 +107,10 @@ def test_a_live_stream_is_followed_without_gap_or_repeat(shared: SharedLogs) -> 
     assert got[-1] == Done("length", 5, {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6})
 
 
-def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedLogs) -> None:
+def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedBuffers) -> None:
     """The producer's lease lapses (its instance was killed): the reader writes the one terminal itself."""
     key = uuid.uuid4().hex
-    stream_log = StreamLog("s", threading.Event)
+    stream_log = StreamBuffer("s", threading.Event)
     stream_log.append("kept ")
     stream_log.append("text ")
     assert shared._append(key, "p", "2-0", b'["kept ","text "]', 0) == 1  # what its mirror wrote before the kill
@@ -120,7 +121,7 @@ def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedLogs
     assert read_all(shared.follow(key, 1)) == ([], terminal)
 
 
-def test_exactly_one_terminal_whoever_writes_first(shared: SharedLogs) -> None:
+def test_exactly_one_terminal_whoever_writes_first(shared: SharedBuffers) -> None:
     for _ in range(5):
         key = uuid.uuid4().hex
         assert shared._append(key, "p", "1-0", b'["x"]', 0) == 1
@@ -131,7 +132,7 @@ def test_exactly_one_terminal_whoever_writes_first(shared: SharedLogs) -> None:
         assert sorted(results) == [0, 1]
 
 
-def test_a_zombie_write_is_refused_by_redis(shared: SharedLogs) -> None:
+def test_a_zombie_write_is_refused_by_redis(shared: SharedBuffers) -> None:
     key = uuid.uuid4().hex
     assert shared._append(key, "p", "3-0", b'["a","b","c"]', 0) == 1
     assert shared._append(key, "p", "2-0", b'["stale"]', 0) == 0  # out of order
@@ -141,7 +142,7 @@ def test_a_zombie_write_is_refused_by_redis(shared: SharedLogs) -> None:
     assert shared._append(key, "p", "5-0", b'["d","e"]', 3) == 1  # the next in line
 
 
-def test_an_unknown_or_expired_stream(shared: SharedLogs) -> None:
+def test_an_unknown_or_expired_stream(shared: SharedBuffers) -> None:
     with pytest.raises(RelayError) as caught:
         list(shared.follow(uuid.uuid4().hex, -1))
     assert caught.value.code is ErrorCode.STREAM_EXPIRED
@@ -153,7 +154,7 @@ def test_redis_away_then_back(tmp_path) -> None:
     require_redis()
     server = RedisServer(free_port(), tmp_path / "redis.log").start()
     try:
-        shared = SharedLogs(server.url, ttl=30, sleep=time.sleep, lease_ms=5_000)
+        shared = SharedBuffers(server.url, ttl=30, sleep=time.sleep, lease_ms=5_000)
         key, stream_log = produced(shared, ["before "])
         wait_until(lambda: len(shared.redis.xrange(log_key(key))) == 2)  # the start, and "before"
         server.stop()
@@ -173,7 +174,7 @@ def test_redis_away_then_back(tmp_path) -> None:
 
 
 def test_the_log_expires_ttl_after_its_last_write(redis_server: RedisServer) -> None:
-    shared = SharedLogs(redis_server.url, ttl=1, sleep=time.sleep, lease_ms=LEASE_MS)
+    shared = SharedBuffers(redis_server.url, ttl=1, sleep=time.sleep, lease_ms=LEASE_MS)
     key, _ = produced(shared, ["x"], Done("stop", 1, None))
     assert 0 < shared.redis.pttl(log_key(key)) <= 1000
     assert not shared.redis.exists(lease_key(key))  # the producer's end releases its lease
@@ -181,7 +182,7 @@ def test_the_log_expires_ttl_after_its_last_write(redis_server: RedisServer) -> 
         shared.redis.xadd(log_key(key), {"p": "[]"}, id="1-0")  # and the ids stay Redis's to police
 
 
-def test_writes_that_queue_meanwhile_share_one_round_trip(shared: SharedLogs, redis_server: RedisServer) -> None:
+def test_writes_that_queue_meanwhile_share_one_round_trip(shared: SharedBuffers, redis_server: RedisServer) -> None:
     """While one mirror write is out (held by Redis: CLIENT PAUSE), the writes of ten other streams queue, then all
     go in the next round trip together, each with its own reply: one round trip per batch, not per write."""
     batcher, admin = shared._mirror_writes, redis.Redis.from_url(redis_server.url)

@@ -74,18 +74,18 @@ class Admission:
 
     def admit(self, client: str) -> None:
         """Reserve one more stream's slot for `client` and count it against the rate limit; the caller then
-        starts it with StreamManager.start(..., reserved=True), or gives the slot back with `release`."""
+        starts it with StreamManager.start(..., reserved=True), or gives the slot back with `give_back`."""
         self._check_caps(client)
         self._registry.reserve(client)  # from here the slot counts: a burst's other requests see it
         try:
             self._check_rate(client)
         except BaseException:
-            self._registry.release(client)
+            self._registry.give_back(client)
             raise
 
-    def release(self, client: str) -> None:
+    def give_back(self, client: str) -> None:
         """Give back a slot that `admit` reserved, for a stream that did not start after all."""
-        self._registry.release(client)
+        self._registry.give_back(client)
 
     def _check_caps(self, client: str) -> None:
         if self.draining:

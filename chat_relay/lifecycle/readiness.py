@@ -35,7 +35,7 @@ class Readiness:
             self.check()
 
     def check(self) -> None:
-        """Ping Redis once (at most a second: SharedLogs.ping)."""
+        """Ping Redis once (at most a second: SharedBuffers.ping)."""
         if self._ping is not None:
             self.redis_reachable = self._ping()
 

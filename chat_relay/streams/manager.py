@@ -22,12 +22,12 @@ from typing import Any
 
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
-from .producer import Relay
+from .producer import Producer
 from .registry import ActiveStream, Closable, StreamRegistry
 from .request_validation import ChatRequest
 from .resume_tokens import NO_SUCH_STREAM, ResumeTokens
-from .shared_buffer import EXPIRED, SharedLogs
-from .stream_buffer import Follower, StreamLog
+from .shared_buffer import EXPIRED, SharedBuffers
+from .stream_buffer import Follower, StreamBuffer
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Started:
-    relay: Relay
+    relay: Producer
     key: str
     token: str
     reader: Follower
@@ -43,14 +43,14 @@ class Started:
 
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
-                 shared: SharedLogs | None, new_event: Callable[[], Any], spawn: Callable[..., Any],
+                 shared: SharedBuffers | None, new_event: Callable[[], Any], spawn: Callable[..., Any],
                  sleep: Callable[[float], None], async_mode: str, grace: float, ttl: float,
                  metrics: Metrics | None = None) -> None:
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
         self._new_event, self._spawn, self._sleep = new_event, spawn, sleep
         self._async_mode, self._grace, self._ttl = async_mode, grace, ttl
-        self._ended: OrderedDict[str, tuple[float, StreamLog]] = OrderedDict()  # key -> (kept until, log)
+        self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, log)
 
     def start(self, request: ChatRequest, owner: str, client: str,
               settle: Callable[[], None] | None = None, reserved: bool = False, transport: str = "") -> Started:
@@ -58,12 +58,12 @@ class StreamManager:
         admission reserved its slot (chat_relay/access/admission.py), which it now takes."""
         try:
             key = uuid.uuid4().hex
-            stream_log = StreamLog(request.stream_id, self._new_event)
-            relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
+            stream_log = StreamBuffer(request.stream_id, self._new_event)
+            relay = Producer(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
                           metrics=self._metrics)
         except BaseException:
             if reserved:
-                self._registry.release(client)
+                self._registry.give_back(client)
             raise
         entry = self._registry.add(ActiveStream(relay, key, client), reserved=reserved)
         if self._metrics is not None:
@@ -80,7 +80,7 @@ class StreamManager:
             entry.relay.run()
         finally:
             self._registry.remove(entry.key)
-            self._keep(entry.key, entry.relay.log)
+            self._keep(entry.key, entry.relay.buffer)
 
     # Reading.
 
@@ -102,15 +102,15 @@ class StreamManager:
         self._registry.deliver(owner, stream_id, key, reader)
         return reader
 
-    def _local_log(self, key: str) -> StreamLog | None:
+    def _local_log(self, key: str) -> StreamBuffer | None:
         entry = self._registry.get(key)
         if entry is not None:
-            return entry.relay.log
+            return entry.relay.buffer
         self._forget_expired()
         kept = self._ended.get(key)
         return kept[1] if kept is not None else None
 
-    def _keep(self, key: str, stream_log: StreamLog) -> None:
+    def _keep(self, key: str, stream_log: StreamBuffer) -> None:
         """An ended stream stays readable here for RESUME_TTL (and in the shared log, which expires alike)."""
         self._ended[key] = (time.monotonic() + self._ttl, stream_log)
         self._forget_expired()

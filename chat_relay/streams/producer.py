@@ -1,4 +1,4 @@
-"""One stream's producer: open the upstream, append its text to the stream's log, end with one terminal entry.
+"""One stream's producer: open the upstream, append its text to the stream's buffer, end with one terminal entry.
 
 The producer runs in its own green task and never waits for a reader (chat_relay/streams/stream_buffer.py); each
 transport reads the log and turns what it finds into its own wire format.
@@ -16,7 +16,7 @@ from ..observability.logs import log_event
 from ..observability.metrics import Metrics, StreamEnd
 from .events import Done, Failed, Terminal
 from .request_validation import ChatRequest
-from .stream_buffer import StreamLog
+from .stream_buffer import StreamBuffer
 from .upstream import Upstream, UpstreamStream
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,14 @@ class StreamCancelled(BaseException):
     """Raised inside a producer's task, where it waits, to stop it (a BaseException so no retry swallows it)."""
 
 
-class Relay:
-    """Produces one completion into its log; `run()` always ends the log with exactly one Done or Failed."""
+class Producer:
+    """Produces one completion into its buffer; `run()` always ends the buffer with exactly one Done or Failed."""
 
-    def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamLog,
+    def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamBuffer,
                  pause: Callable[[], None] = lambda: None, transport: str = "",
                  metrics: Metrics | None = None) -> None:
         self.request = request
-        self.log = stream_log
+        self.buffer = stream_log
         self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
         self.created = time.monotonic()  # the client's time to first chunk counts from here
         self._upstream = upstream
@@ -67,7 +67,7 @@ class Relay:
         """The producer's task: read the upstream into the log, then append the one terminal entry."""
         self.started = True
         began = time.monotonic()
-        stream_log = self.log
+        stream_log = self.buffer
         append, pause = stream_log.append, self._pause
         terminal: Terminal
         stream: UpstreamStream | None = None
@@ -114,7 +114,7 @@ class Relay:
             self._stream = None
 
     def _chunks(self) -> int:
-        return self.log.last_seq + 1
+        return self.buffer.last_seq + 1
 
     def _outcome(self, stream: UpstreamStream | None) -> Terminal:
         usage = stream.usage if stream else None
@@ -152,7 +152,7 @@ class Relay:
             if isinstance(terminal, Failed) and not self.cancelled and terminal.code is not ErrorCode.INTERNAL:
                 upstream_error = terminal.code
             self._metrics.stream_ended(StreamEnd(
-                self.transport, self.request.model, cause, duration, terminal.chunks, self.log.text_bytes(),
+                self.transport, self.request.model, cause, duration, terminal.chunks, self.buffer.text_bytes(),
                 usage=terminal.usage if isinstance(terminal, Done) else None,
                 upstream_first_chunk=None if first_piece is None else first_piece - began,
                 upstream_error=upstream_error))

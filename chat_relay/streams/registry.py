@@ -17,7 +17,7 @@ from typing import Protocol
 
 from ..async_drivers import interrupt
 from ..errors import ErrorCode, RelayError
-from .producer import Relay, StreamCancelled
+from .producer import Producer, StreamCancelled
 
 
 class Closable(Protocol):
@@ -28,10 +28,10 @@ class Closable(Protocol):
 class ActiveStream:
     """A stream produced on this instance, while its producer runs."""
 
-    relay: Relay
+    relay: Producer
     key: str  # unique across instances: names the stream in resume tokens and in the shared log
     client: str = ""  # the identity limits count against (chat_relay/access/admission.py)
-    task: object | None = None  # the producer's green task (Relay.run), which a cancel interrupts
+    task: object | None = None  # the producer's green task (Producer.run), which a cancel interrupts
     readers: int = 0  # deliveries on this instance reading it now
 
     def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
@@ -73,7 +73,7 @@ class StreamRegistry:
         self._reserved += 1
         self._per_client[client] += 1
 
-    def release(self, client: str) -> None:
+    def give_back(self, client: str) -> None:
         """Give back a reserved slot whose stream did not start."""
         self._reserved -= 1
         self._drop(client)

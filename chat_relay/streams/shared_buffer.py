@@ -1,4 +1,4 @@
-"""Stream logs shared through Redis (REDIS_URL): a stream can be read, and resumed, on any instance.
+"""Stream buffers shared through Redis (REDIS_URL): a stream can be read, and resumed, on any instance.
 
 Each stream's log is a Redis Stream, `relay:log:<key>`:
 
@@ -44,7 +44,7 @@ from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from .events import Chunk, Done, Failed, RelayEvent, Terminal
 from .redis_batch import ScriptBatcher
-from .stream_buffer import StreamLog, Waitable
+from .stream_buffer import StreamBuffer, Waitable
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def reader_key(stream_key: str) -> str:
     return f"relay:reader:{stream_key}"
 
 
-class SharedLogs:
+class SharedBuffers:
     """One per app with REDIS_URL: mirrors this instance's logs into Redis, and reads any instance's back."""
 
     def __init__(self, url: str, ttl: float, sleep: Callable[[float], None], lease_ms: int = LEASE_MS,
@@ -128,7 +128,7 @@ class SharedLogs:
 
     # The producing instance.
 
-    def mirror(self, stream_log: StreamLog, stream_key: str, still_wanted: Callable[[], bool]) -> None:
+    def mirror(self, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool]) -> None:
         """The mirror task: copy the log into Redis until its terminal is there. Never blocks the stream itself.
 
         `still_wanted()` false means the producer was told the stream is over elsewhere (an interrupted
@@ -283,7 +283,7 @@ class SharedLogs:
 class RemoteFollower:
     """A delivery's reading of a stream produced on another instance; `close()` ends it within BLOCK_MS."""
 
-    def __init__(self, shared: SharedLogs, stream_key: str, after: int) -> None:
+    def __init__(self, shared: SharedBuffers, stream_key: str, after: int) -> None:
         self._shared, self._key, self.cursor = shared, stream_key, after
         self.closed = False
 
@@ -316,7 +316,7 @@ def decode_terminal(data: bytes) -> Terminal:
     return Failed(ErrorCode(code), message, chunks, retry_after)
 
 
-def resume_secret(settings: Settings, shared: SharedLogs | None) -> bytes:
+def resume_secret(settings: Settings, shared: SharedBuffers | None) -> bytes:
     """What resume tokens are signed with: SECRET_KEY; else, with REDIS_URL, one secret every instance reads
     from Redis (the first to start makes it); else one for this process (one instance needs no more)."""
     if settings.secret_key is not None:

@@ -1,4 +1,4 @@
-"""One stream's log: the producer appends text pieces and then one terminal entry; readers follow it by cursor.
+"""One stream's buffer: the producer appends text pieces and then one terminal entry; readers follow it by cursor.
 
 The producer never waits for a reader. A reader keeps a cursor (the seq of the last piece it delivered)
 and, each time it wakes, takes everything after it that is waiting, as one chunk. At low load that is one
@@ -24,7 +24,7 @@ class Waitable(Protocol):
     def wait(self, timeout: float | None = None) -> bool: ...
 
 
-class StreamLog:
+class StreamBuffer:
     """The pieces of one stream, numbered by seq from 0, then its terminal event."""
 
     __slots__ = ("_new_event", "_pieces", "_waiters", "opened", "stream_id", "terminal")
@@ -113,8 +113,8 @@ class Follower:
     to be ready (a busy websocket writer), so that what arrives meanwhile joins this chunk.
     """
 
-    def __init__(self, stream_log: StreamLog, cursor: int = -1, settle: Callable[[], None] | None = None) -> None:
-        self.log = stream_log
+    def __init__(self, stream_log: StreamBuffer, cursor: int = -1, settle: Callable[[], None] | None = None) -> None:
+        self.buffer = stream_log
         self.cursor = cursor
         self.closed = False
         self._settle = settle
@@ -125,10 +125,10 @@ class Follower:
         self._event.set()
 
     def _ready(self) -> bool:
-        return self.closed or self.log.last_seq > self.cursor or self.log.terminal is not None
+        return self.closed or self.buffer.last_seq > self.cursor or self.buffer.terminal is not None
 
     def __iter__(self) -> Iterator[RelayEvent]:
-        stream_log, settle = self.log, self._settle
+        stream_log, settle = self.buffer, self._settle
         while True:
             stream_log.wait(self._ready, self._event)
             if self.closed:

@@ -62,7 +62,7 @@ def message_stream() -> Response:
         started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT)
     except RelayError as err:
         return _refused(services, err)
-    stream_log = started.relay.log
+    stream_log = started.relay.buffer
     # Until the upstream answers, a failure can still be a status code: wait for its answer or the end.
     stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
     if not stream_log.opened:  # a stream that failed (its metrics say so), not a refusal

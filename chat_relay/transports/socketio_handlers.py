@@ -1,6 +1,6 @@
 """Socket.IO transport: thin handlers that validate, start or stop a stream, and return the ack at once.
 
-Each stream has two background tasks: its producer (Relay.run), which reads the upstream into the stream's
+Each stream has two background tasks: its producer (Producer.run), which reads the upstream into the stream's
 log, and its delivery, which follows the log and emits to the requesting client's sid only, one chunk event
 for all the text waiting each time it wakes (chat_relay/streams/stream_buffer.py).
 The event names and payloads are specified in docs/protocol.md.
