@@ -10,6 +10,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
+from .async_drivers import MODES
 from .config import MAX_REQUEST_BYTES, ConfigError, Settings, load_settings
 from .transports.socketio_handlers import DEFAULT_EVENT, EventNames
 from .wiring import EXTENSION_KEY, Services
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RELAY_MODES = ("gevent", "eventlet", "threading")
 # Events python-socketio keeps for itself, or Flask-SocketIO routes specially.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "message", "json"})
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -137,8 +137,8 @@ class ChatRelay:
             metrics.refused("http", err.code)
 
         _use_tolerant_packets(socketio, self.events.request)
-        websocket_frames.install(socketio.server.eio, compression=settings.websocket_compression)
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
+        websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
         # The relay's guards on the Socket.IO endpoint it shares (docs/protocol.md, "Mounted in another app").
         path = _socketio_path(socketio)
         app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
@@ -156,7 +156,7 @@ class ChatRelay:
         streams_path = f"{self.url_prefix}/message"
         relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
-                                    settings.async_mode, MAX_REQUEST_BYTES, applies=relays, refused=refused_over_http)
+                                    services.driver, MAX_REQUEST_BYTES, applies=relays, refused=refused_over_http)
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)
@@ -235,9 +235,9 @@ def _check_options(url_prefix: str, event: str, namespace: str, page: bool) -> N
 def _with_mode_of(settings: Settings, server_mode: str) -> Settings:
     """The settings in the SocketIO server's async mode, which the relay's tasks must share; an ASYNC_MODE set to
     another one is a mistake to point out, not to run with."""
-    if server_mode not in RELAY_MODES:
+    if server_mode not in MODES:
         raise ConfigError(f"The SocketIO server runs in async mode {server_mode!r}; the relay runs with "
-                          f"{', '.join(RELAY_MODES)}: pass SocketIO(app, async_mode='gevent').")
+                          f"{', '.join(MODES)}: pass SocketIO(app, async_mode='gevent').")
     if settings.async_mode == server_mode:
         return settings
     if "async_mode" in settings.model_fields_set:

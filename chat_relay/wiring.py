@@ -11,6 +11,7 @@ from .access.admission import Admission
 from .access.auth import Access
 from .access.connections import Connections
 from .access.metrics_access import MetricsAccess
+from .async_drivers import AsyncDriver, driver_for
 from .config import Settings
 from .lifecycle.readiness import Readiness
 from .lifecycle.shutdown import Shutdown
@@ -38,22 +39,23 @@ class Services:
     shutdown: Shutdown = field(init=False)
     readiness: Readiness = field(init=False)
     streams: StreamManager = field(init=False)
+    driver: AsyncDriver = field(init=False)  # the async mode's primitives, chosen once
 
     def __post_init__(self) -> None:
         settings, socketio = self.settings, self.socketio
+        driver = driver_for(socketio)
+        object.__setattr__(self, "driver", driver)
         object.__setattr__(self, "connections", Connections(settings.max_connections_per_client))
         object.__setattr__(self, "metrics_access", MetricsAccess(settings.metrics_allow, self.access.host_allowed))
-        shared = SharedBuffers(settings.redis_url, settings.resume_ttl, socketio.sleep,
-                            new_event=socketio.server.eio.create_event,
-                            spawn=socketio.start_background_task) if settings.redis_url else None
+        shared = SharedBuffers(settings.redis_url, settings.resume_ttl, driver.sleep, new_event=driver.new_event,
+                               spawn=driver.spawn) if settings.redis_url else None
         tokens = ResumeTokens(resume_secret(settings, shared), bind_client=self.access.tokens_required)
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
-            new_event=socketio.server.eio.create_event, spawn=socketio.start_background_task, sleep=socketio.sleep,
-            async_mode=settings.async_mode, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics)
+            driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics)
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
-        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio))
+        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))
         readiness = Readiness(self.shutdown, shared.ping if shared is not None else None, socketio.sleep)
         object.__setattr__(self, "readiness", readiness)
         self.metrics.watch(running=self.registry.__len__, connections=lambda: self.connections.total,

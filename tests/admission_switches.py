@@ -30,6 +30,7 @@ import greenlet  # noqa: E402
 
 from chat_relay.access import admission as limits  # noqa: E402
 from chat_relay.access.admission import Admission  # noqa: E402
+from chat_relay.async_drivers import AsyncDriver, mode_driver  # noqa: E402
 from chat_relay.config import Settings  # noqa: E402
 from chat_relay.errors import ErrorCode, RelayError  # noqa: E402
 from chat_relay.observability.metrics import Metrics  # noqa: E402
@@ -58,9 +59,9 @@ def main() -> None:
     admission = Admission(settings, registry)
     upstream = HeldUpstream()
     spawn = gevent.spawn if MODE == "gevent" else eventlet.spawn  # what engine.io's start_background_task does
+    driver = AsyncDriver(MODE, spawn, time.sleep, threading.Event, mode_driver(MODE))
     streams = StreamManager(upstream=upstream, registry=registry, tokens=ResumeTokens(b"k" * 32, bind_client=False),
-                            shared=None, new_event=threading.Event, spawn=spawn, sleep=time.sleep,
-                            async_mode=MODE, grace=0, ttl=60, metrics=Metrics(["m"]))  # type: ignore[arg-type]
+                            shared=None, driver=driver, grace=0, ttl=60, metrics=Metrics(["m"]))  # type: ignore[arg-type]
     time.sleep(0.05)  # a green sleep: the rate-limit storage's own timers, if any, run out, as between bursts
     me = greenlet.getcurrent()
     switches: list[str] = []

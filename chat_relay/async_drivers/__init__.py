@@ -1,101 +1,80 @@
-"""Everything that differs between gevent and eventlet, in one place: the current task, interrupting it,
-waiting for a socket to become readable, and a time limit on a block. The rest of the app calls these and
-never imports either library.
+"""The async modes' differences, in one place: one driver module per mode (gevent.py, eventlet.py, threading.py),
+each with the same few functions, chosen once per app from its SocketIO server (`driver_for`), as python-engineio's
+own async_drivers/ are. Nothing else in the package asks which mode it runs in.
 
-`threading` (the fast tests' mode) has OS threads, which cannot be interrupted: callers see their cancel
-flag at the next chunk instead.
+`threading` (the fast tests' mode) has OS threads, which cannot be interrupted: callers see their cancel flag at
+the next chunk instead, and no socket is watched.
 """
 
 from __future__ import annotations
 
-import select
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, get_args
 
-_TICK = 0.05  # eventlet polls a socket it may not register: at worst this long before readiness is seen
+from ..config import AsyncMode
 
+if TYPE_CHECKING:
+    from flask_socketio import SocketIO
 
-def current_task(async_mode: str) -> object | None:
-    """The green thread running now, so that a cancel can later interrupt it where it waits."""
-    if async_mode == "gevent":
-        import gevent
-
-        return gevent.getcurrent()
-    if async_mode == "eventlet":
-        import eventlet.greenthread
-
-        return eventlet.greenthread.getcurrent()
-    return None
-
-
-def interrupt(task: object, exc: type[BaseException], async_mode: str, still_wanted: Callable[[], bool]) -> None:
-    """Raise `exc` inside `task` where it waits (for the upstream's headers, or its next bytes).
-
-    `still_wanted` is asked again just before the throw, when the delivery is deferred (gevent): by then
-    the task may have ended its work on its own, or moved on to other work (an HTTP keep-alive connection's
-    next request), and must not be hit.
-    """
-    if async_mode == "gevent":
-        from gevent import get_hub
-
-        def deliver() -> None:
-            if still_wanted() and not task.dead:  # type: ignore[attr-defined]
-                task.throw(exc)  # type: ignore[attr-defined]  # a greenlet
-
-        get_hub().loop.run_callback(deliver)
-    elif async_mode == "eventlet":
-        import eventlet.greenthread
-
-        # eventlet throws at once. engineio wraps its GreenThread in `.g`; an HTTP request's task is bare.
-        eventlet.greenthread.kill(getattr(task, "g", task), exc)
-
-
-def wait_readable(sock: socket.socket, async_mode: str, sleep: Callable[[float], None]) -> bool:
-    """Wait up to about a second for `sock` to have bytes (or an end-of-file) to read, without reading them."""
-    if async_mode == "gevent":
-        ready, _, _ = select.select([sock], [], [], 1.0)  # gevent's cooperative select: wakes at once
-        return bool(ready)
-    # eventlet allows one reader per socket, and its server reads the next request from this one as soon
-    # as the response ends: poll without registering, through the unpatched select.
-    import eventlet.patcher
-
-    sleep(_TICK)
-    original_select = eventlet.patcher.original("select").select
-    ready, _, _ = original_select([sock.fileno()], [], [], 0)
-    return bool(ready)
-
-
-def join_queue(queue: Any, timeout: float, async_mode: str) -> None:
-    """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
-    `timeout` seconds. OS threads (the fast tests) do not wait: their queue.join has no timeout."""
-    if async_mode == "gevent":
-        queue.join(timeout=timeout)
-    elif async_mode == "eventlet":
-        import eventlet
-
-        with eventlet.Timeout(timeout, False):
-            queue.join()
+MODES: tuple[str, ...] = get_args(AsyncMode)  # the SocketIO server modes the relay runs in
 
 
 class TimeLimitExceeded(Exception):
-    """Raised inside the task by `time_limit` when its block runs past the limit."""
+    """Raised inside the task by `AsyncDriver.time_limit` when its block runs past the limit."""
 
 
-@contextmanager
-def time_limit(seconds: float, async_mode: str) -> Iterator[None]:
-    """Interrupt the block with TimeLimitExceeded after `seconds`, wherever it waits (a socket's recv).
-    OS threads (the fast tests) cannot be interrupted: there the block runs to its end."""
-    if async_mode == "gevent":
-        import gevent
+@dataclass(frozen=True)
+class AsyncDriver:
+    """One app's async primitives: its SocketIO server's own (spawn, sleep, new_event), and the mode's driver."""
 
-        with gevent.Timeout(seconds, TimeLimitExceeded):
-            yield
-    elif async_mode == "eventlet":
-        import eventlet
+    name: str
+    spawn: Callable[..., Any]  # start a background task (engine.io's start_background_task)
+    sleep: Callable[[float], None]  # a cooperative sleep
+    new_event: Callable[[], Any]  # an event of the mode's kind
+    mode: ModuleType  # async_drivers/<name>.py
 
-        with eventlet.Timeout(seconds, TimeLimitExceeded):
-            yield
-    else:
-        yield
+    @property
+    def green(self) -> bool:
+        """Whether tasks are green threads, which a cancel can interrupt and which can wait on a socket."""
+        return bool(self.mode.GREEN)
+
+    def interrupt(self, task: object, exc: type[BaseException], still_wanted: Callable[[], bool]) -> None:
+        """Raise `exc` inside `task` where it waits (for the upstream's headers, or its next bytes).
+
+        `still_wanted` is asked again just before the throw, when the delivery is deferred (gevent): by then
+        the task may have ended its work on its own, or moved on to other work (an HTTP keep-alive connection's
+        next request), and must not be hit.
+        """
+        self.mode.interrupt(task, exc, still_wanted)
+
+    def wait_readable(self, sock: socket.socket) -> bool:
+        """Wait up to about a second for `sock` to have bytes (or an end-of-file) to read, without reading them."""
+        return bool(self.mode.wait_readable(sock, self.sleep))
+
+    def time_limit(self, seconds: float) -> AbstractContextManager[None]:
+        """Interrupt the block with TimeLimitExceeded after `seconds`, wherever it waits (a socket's recv). OS
+        threads (the fast tests) cannot be interrupted: there the block runs to its end."""
+        return self.mode.time_limit(seconds, TimeLimitExceeded)  # type: ignore[no-any-return]
+
+    def join_queue(self, queue: Any, timeout: float) -> None:
+        """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
+        `timeout` seconds."""
+        self.mode.join_queue(queue, timeout)
+
+
+def driver_for(socketio: SocketIO) -> AsyncDriver:
+    """The driver of the mode `socketio` serves in (one of MODES): chosen here, once per app."""
+    return AsyncDriver(socketio.async_mode, socketio.start_background_task, socketio.sleep,
+                       socketio.server.eio.create_event, mode_driver(socketio.async_mode))
+
+
+def mode_driver(name: str) -> ModuleType:
+    """The driver module of one mode, imported only when that mode runs (gevent and eventlet need not be installed)."""
+    if name not in MODES:
+        raise ValueError(f"no async driver for {name!r}: one of {', '.join(MODES)}")
+    return import_module(f".{name}", __name__)

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
     from ..access.admission import Admission
+    from ..async_drivers import AsyncDriver
     from ..config import Settings
     from ..streams.registry import StreamRegistry
 
@@ -44,8 +45,10 @@ SignalHandler = Callable[[int, FrameType | None], Any]
 class Shutdown:
     """Drains one app's streams; `begin()` is idempotent and returns at once (the work runs in a green task)."""
 
-    def __init__(self, settings: Settings, registry: StreamRegistry, admission: Admission, socketio: SocketIO) -> None:
+    def __init__(self, settings: Settings, registry: StreamRegistry, admission: Admission, socketio: SocketIO,
+                 driver: AsyncDriver) -> None:
         self._settings, self._registry, self._admission, self._socketio = settings, registry, admission, socketio
+        self._driver = driver
         self.began = False
         self.done = False
         self._when_drained: Callable[[], None] | None = None
@@ -80,7 +83,7 @@ class Shutdown:
         cut = registry.all()
         error = RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; this stream was ended early.")
         for entry in cut:
-            entry.cancel(self._settings.async_mode, "server_shutdown", error)
+            entry.cancel(self._driver, "server_shutdown", error)
         deadline = time.monotonic() + _SETTLE
         while registry.busy() and time.monotonic() < deadline:
             sleep(_POLL)

@@ -18,8 +18,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from ..async_drivers import AsyncDriver
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
 from .producer import Producer
@@ -43,13 +43,11 @@ class Started:
 
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
-                 shared: SharedBuffers | None, new_event: Callable[[], Any], spawn: Callable[..., Any],
-                 sleep: Callable[[float], None], async_mode: str, grace: float, ttl: float,
+                 shared: SharedBuffers | None, driver: AsyncDriver, grace: float, ttl: float,
                  metrics: Metrics | None = None) -> None:
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
-        self._new_event, self._spawn, self._sleep = new_event, spawn, sleep
-        self._async_mode, self._grace, self._ttl = async_mode, grace, ttl
+        self._driver, self._grace, self._ttl = driver, grace, ttl
         self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, log)
 
     def start(self, request: ChatRequest, owner: str, client: str,
@@ -58,9 +56,9 @@ class StreamManager:
         admission reserved its slot (chat_relay/access/admission.py), which it now takes."""
         try:
             key = uuid.uuid4().hex
-            stream_log = StreamBuffer(request.stream_id, self._new_event)
-            relay = Producer(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
-                          metrics=self._metrics)
+            stream_log = StreamBuffer(request.stream_id, self._driver.new_event)
+            relay = Producer(request, self._upstream, stream_log, pause=lambda: self._driver.sleep(0),
+                             transport=transport, metrics=self._metrics)
         except BaseException:
             if reserved:
                 self._registry.give_back(client)
@@ -70,9 +68,9 @@ class StreamManager:
             self._metrics.stream_started(transport, request.model)
         reader = stream_log.follow(settle=settle)
         self._registry.deliver(owner, request.stream_id, key, reader)
-        entry.task = self._spawn(self._produce, entry)
+        entry.task = self._driver.spawn(self._produce, entry)
         if self.shared is not None:
-            self._spawn(self.shared.mirror, stream_log, key, lambda: not relay.finished)
+            self._driver.spawn(self.shared.mirror, stream_log, key, lambda: not relay.finished)
         return Started(relay, key, self._tokens.issue(key, request.stream_id, client), reader)
 
     def _produce(self, entry: ActiveStream) -> None:
@@ -131,18 +129,18 @@ class StreamManager:
         if entry is None or entry.relay.finished:
             return
         if self._grace <= 0:
-            entry.cancel(self._async_mode, "client_gone")
+            entry.cancel(self._driver, "client_gone")
         else:
-            self._spawn(self._expire_unread, entry)
+            self._driver.spawn(self._expire_unread, entry)
 
     def _expire_unread(self, entry: ActiveStream) -> None:
         while True:
-            self._sleep(self._grace)
+            self._driver.sleep(self._grace)
             if entry.relay.finished or entry.readers > 0:
                 return
             if self.shared is None or not self.shared.has_remote_reader(entry.key):
                 log.info("stream %s: nobody resumed it within RESUME_GRACE; cancelling", entry.relay.stream_id)
-                entry.cancel(self._async_mode, "client_gone")
+                entry.cancel(self._driver, "client_gone")
                 return
 
     def disconnect(self, owner: str) -> None:
@@ -154,13 +152,13 @@ class StreamManager:
         """A stop request from another instance, for a stream this one may be producing."""
         entry = self._registry.get(key)
         if entry is not None:
-            entry.cancel(self._async_mode, "stopped")
+            entry.cancel(self._driver, "stopped")
 
     def stop(self, key: str) -> bool:
         """Cancel stream `key` wherever it is produced; False if it is not running anywhere we can reach."""
         entry = self._registry.get(key)
         if entry is not None:
-            entry.cancel(self._async_mode, "stopped")
+            entry.cancel(self._driver, "stopped")
             return True
         return self.shared is not None and self.shared.request_stop(key)
 

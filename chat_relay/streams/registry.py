@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..async_drivers import interrupt
+from ..async_drivers import AsyncDriver
 from ..errors import ErrorCode, RelayError
 from .producer import Producer, StreamCancelled
 
@@ -34,7 +34,7 @@ class ActiveStream:
     task: object | None = None  # the producer's green task (Producer.run), which a cancel interrupts
     readers: int = 0  # deliveries on this instance reading it now
 
-    def cancel(self, async_mode: str, cause: str = "stopped", error: RelayError | None = None) -> None:
+    def cancel(self, driver: AsyncDriver, cause: str = "stopped", error: RelayError | None = None) -> None:
         """End the stream now, even if its task is blocked waiting for the upstream.
 
         `cause` goes to the stream_end log line; with `error` the stream ends with that error event
@@ -47,7 +47,7 @@ class ActiveStream:
         # The producer task runs only relay code, so wherever it waits (the upstream's headers or bytes, its
         # pause between pieces) the exception lands in the relay, which then closes the upstream.
         if relay.started and self.task is not None:
-            interrupt(self.task, StreamCancelled, async_mode, still_wanted=lambda: not relay.finished)
+            driver.interrupt(self.task, StreamCancelled, still_wanted=lambda: not relay.finished)
 
 
 @dataclass

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from socketio import Server
 
-from ..async_drivers import join_queue
+from ..async_drivers import AsyncDriver
 
 # The longest wait for a writer stuck on a client that reads nothing; then one more chunk is queued anyway.
 STUCK_WRITER = 1.0
 
 
-def wait_for_writer(server: Server, sid: str, namespace: str) -> None:
+def wait_for_writer(server: Server, sid: str, namespace: str, driver: AsyncDriver) -> None:
     """Return once the client's engine.io writer has taken every packet queued so far (or it is gone)."""
     eio_sid = server.manager.eio_sid_from_sid(sid, namespace)
     client = server.eio.sockets.get(eio_sid) if eio_sid is not None else None
     if client is None or client.closed or not client.queue.unfinished_tasks:
         return
-    join_queue(client.queue, STUCK_WRITER, server.async_mode)
+    driver.join_queue(client.queue, STUCK_WRITER)

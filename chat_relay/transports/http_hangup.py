@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..async_drivers import wait_readable
+from ..async_drivers import AsyncDriver
 
 
 def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
@@ -25,18 +25,18 @@ def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
 
 
 def watch_client(environ: Mapping[str, Any], over: Callable[[], bool], on_hangup: Callable[[], None],
-                 async_mode: str, sleep: Any, start: Any) -> None:
-    """Call `on_hangup` as soon as the client closes its connection, until `over()`; no-op elsewhere."""
+                 driver: AsyncDriver) -> None:
+    """Call `on_hangup` as soon as the client closes its connection, until `over()`; no-op without green tasks."""
     sock = client_socket(environ)
-    if sock is not None and async_mode in ("gevent", "eventlet"):
-        start(_watch, sock, over, on_hangup, async_mode, sleep)
+    if sock is not None and driver.green:
+        driver.spawn(_watch, sock, over, on_hangup, driver)
 
 
-def _watch(sock: socket.socket, over: Callable[[], bool], on_hangup: Callable[[], None], async_mode: str,
-           sleep: Any) -> None:
+def _watch(sock: socket.socket, over: Callable[[], bool], on_hangup: Callable[[], None],
+           driver: AsyncDriver) -> None:
     while not over():
         try:
-            readable = wait_readable(sock, async_mode, sleep)
+            readable = driver.wait_readable(sock)
         except (OSError, ValueError):  # the server closed the socket: the response is over
             return
         if over():

@@ -108,7 +108,6 @@ def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
     """The streamed response of one delivery: written as the reader yields; a hang-up ends the delivery.
     With `since` (the stream's start), the time to its first chunk is measured
     (chat_relay/transports/first_chunk.py)."""
-    async_mode = services.settings.async_mode
     done = False
 
     def finish() -> None:  # runs when the response closes, streamed to the end or not
@@ -117,8 +116,7 @@ def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
         reader.close()
         services.streams.release(owner, stream_id)
 
-    watch_client(request.environ, lambda: done, reader.close, async_mode, services.socketio.sleep,
-                 services.socketio.start_background_task)
+    watch_client(request.environ, lambda: done, reader.close, services.driver)
     # eventlet's server otherwise holds writes until 4 KB have gathered.
     request.environ["eventlet.minimum_write_chunk_size"] = 0
     # An empty first write sends the headers (X-Resume-Token among them) before the first text, under gunicorn;

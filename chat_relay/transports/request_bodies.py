@@ -13,7 +13,7 @@ import io
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..async_drivers import TimeLimitExceeded, time_limit
+from ..async_drivers import AsyncDriver, TimeLimitExceeded
 from ..errors import ErrorCode, RelayError
 from .wsgi_refusals import hang_up, refuse
 
@@ -28,14 +28,14 @@ _READ = 64 * 1024
 class BodyDeadline:
     """WSGI middleware: read each request's body within `timeout` seconds, or answer 408 and close the connection."""
 
-    def __init__(self, wsgi_app: WSGIApplication, timeout: float, async_mode: str, limit: int, *,
+    def __init__(self, wsgi_app: WSGIApplication, timeout: float, driver: AsyncDriver, limit: int, *,
                  applies: Callable[[str], bool] = lambda path: True,
                  refused: Callable[[RelayError], None] = lambda err: None) -> None:
         """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's)."""
         self.wsgi_app = wsgi_app
         self.applies = applies
         self.timeout = timeout
-        self.async_mode = async_mode
+        self.driver = driver
         self.limit = limit
         self.refused = refused
 
@@ -48,7 +48,7 @@ class BodyDeadline:
         if length is not None and length > self.limit:  # refused unread by the app (413); then hang up
             return ClosingIterator(self.wsgi_app(environ, start_response), [lambda: hang_up(environ)])
         try:
-            with time_limit(self.timeout, self.async_mode):
+            with self.driver.time_limit(self.timeout):
                 body = _read(environ["wsgi.input"], length, self.limit)
         except TimeLimitExceeded:
             err = RelayError(ErrorCode.INVALID_REQUEST,

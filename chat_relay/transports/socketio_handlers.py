@@ -68,7 +68,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
                              namespace: str = "/") -> None:
     """Attach the protocol's handlers to this SocketIO server, under these names, on this namespace."""
     def writer_of(sid: str) -> Callable[[], None]:
-        return lambda: wait_for_writer(socketio.server, sid, namespace)
+        return lambda: wait_for_writer(socketio.server, sid, namespace, services.driver)
 
     @socketio.on("connect", namespace=namespace)
     def admit_client(auth: object = None) -> None:

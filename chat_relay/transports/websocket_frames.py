@@ -37,11 +37,11 @@ class WholeFrames:
         return getattr(self._sock, name)
 
 
-def install(eio_server: Any, compression: bool) -> None:
+def install(eio_server: Any, compression: bool, green: bool) -> None:
     """Replace engine.io's websocket class (gevent or eventlet) with one that writes whole frames and
-    sees a compression offer only when `compression` is on. Other modes are left as they are."""
+    sees a compression offer only when `compression` is on. Without `green` tasks (threading) it is left alone."""
     base = eio_server._async.get("websocket")
-    if eio_server.async_mode not in ("gevent", "eventlet") or base is None:
+    if not green or base is None:
         return
 
     class RelayWebSocket(base):  # type: ignore[misc, valid-type]
