@@ -70,7 +70,7 @@ $(LOCAL_STAMP): requirements-local.txt $(STAMP)
 	$(BIN)/pip install -r requirements-local.txt
 	touch $(LOCAL_STAMP)
 
-## dev: like run (the local model too, with no key), the relay restarted by watchdog on every save under app/
+## dev: like run (the local model too, with no key), the relay restarted by watchdog on every save under app/ or chat_relay/
 dev: $(STAMP) $(PAGE)
 	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev || true
 

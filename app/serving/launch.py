@@ -5,9 +5,9 @@
 - Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
 
-With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save under
-app/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo they would be
-restarted forever.
+With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save
+under app/ or chat_relay/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo
+they would be restarted forever.
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ def relay_command(settings: Settings, dev: bool = False) -> list[str]:
         # watchmedo stops it with SIGINT, as Ctrl-C would (a quick drain), and kills it if that takes over 5 s:
         # sooner than the launcher gives up on watchmedo (_stop_children), so nothing outlives them.
         command = [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", "--directory", str(ROOT / "app"),
-                   "--patterns", "*.py", "--recursive", "--no-restart-on-command-exit", "--kill-after", "5",
+                   "--directory", str(ROOT / "chat_relay"), "--patterns", "*.py", "--recursive",
+                   "--no-restart-on-command-exit", "--kill-after", "5",
                    "--", *command]
     return command
 
@@ -186,7 +187,8 @@ def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
             f"Upstream: the local model {local_model.ALIAS} (llama-cpp-python at {model.base_url}), a small "
             "stand-in: its answers are poor, but real and streamed token by token.\n"
             "Set OPENAI_API_KEY (or OPENAI_BASE_URL) to use a real model. Ctrl-C stops both servers.\n"
-            + ("The relay restarts on every save under app/; the model keeps running.\n" if dev else ""),
+            + ("The relay restarts on every save under app/ or chat_relay/; the model keeps running.\n"
+               if dev else ""),
             flush=True,
         )
         on_child_exit(signal.SIGCHLD, None)  # one may have exited before the handler was in place
@@ -260,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-build-tools", action="store_true",
                         help="exit 1, saying what to install, if llama-cpp-python cannot compile here")
     parser.add_argument("--dev", action="store_true",
-                        help="restart the relay on every save under app/ (make dev)")
+                        help="restart the relay on every save under app/ or chat_relay/ (make dev)")
     args = parser.parse_args(argv)
     if args.check_build_tools:
         return check_build_tools()
