@@ -13,13 +13,13 @@ from .access.connections import Connections
 from .access.metrics_access import MetricsAccess
 from .async_drivers import AsyncDriver, driver_for
 from .config import Settings
-from .lifecycle.readiness import Readiness
+from .lifecycle.readiness import Readiness, redis_probe
 from .lifecycle.shutdown import Shutdown
 from .observability.metrics import Metrics
 from .streams.manager import StreamManager
 from .streams.registry import StreamRegistry
-from .streams.resume_tokens import ResumeTokens
-from .streams.shared_buffer import SharedBuffers, resume_secret
+from .streams.resume_tokens import ResumeTokens, resume_secret
+from .streams.shared_buffer import SharedBuffers
 from .streams.upstream import Upstream
 
 EXTENSION_KEY = "chat_relay"
@@ -49,14 +49,16 @@ class Services:
         object.__setattr__(self, "metrics_access", MetricsAccess(settings.metrics_allow, self.access.host_allowed))
         shared = SharedBuffers(settings.redis_url, settings.resume_ttl, driver.sleep, new_event=driver.new_event,
                                spawn=driver.spawn) if settings.redis_url else None
-        tokens = ResumeTokens(resume_secret(settings, shared), bind_client=self.access.tokens_required)
+        secret = resume_secret(settings, shared.redis if shared is not None else None)
+        tokens = ResumeTokens(secret, bind_client=self.access.tokens_required)
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
             driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics)
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))
-        readiness = Readiness(self.shutdown, shared.ping if shared is not None else None, socketio.sleep)
+        ping = redis_probe(settings.redis_url) if settings.redis_url else None
+        readiness = Readiness(self.shutdown, ping, driver.sleep)
         object.__setattr__(self, "readiness", readiness)
         self.metrics.watch(running=self.registry.__len__, connections=lambda: self.connections.total,
                            ready=readiness.ready)

@@ -13,7 +13,8 @@ import redis
 
 from chat_relay.errors import ErrorCode, RelayError
 from chat_relay.streams.events import Chunk, Done, Failed
-from chat_relay.streams.shared_buffer import SharedBuffers, encode_terminal, lease_key, log_key
+from chat_relay.streams.redis_store import encode_terminal, lease_key, log_key
+from chat_relay.streams.shared_buffer import SharedBuffers
 from chat_relay.streams.stream_buffer import StreamBuffer
 from tests.conftest import free_port
 from tests.redis_server import RedisServer, require_redis
@@ -57,11 +58,11 @@ def end_race(shared: SharedBuffers, key: str) -> list[int]:
 
     def producer_end() -> None:
         barrier.wait()
-        results.append(shared._append(key, "end", "1-1", encode_terminal(Done("stop", 1, None)), 1))
+        results.append(shared.store.append(key, "end", "1-1", encode_terminal(Done("stop", 1, None)), 1))
 
     def reader_interrupt() -> None:
         barrier.wait()
-        results.append(shared._write(keys=[log_key(key), lease_key(key)], args=[
+        results.append(shared.store.write(keys=[log_key(key), lease_key(key)], args=[
             "interrupt", "", encode_terminal(Failed(ErrorCode.INTERRUPTED, "gone", 1)), 30_000, LEASE_MS, 1000, 0]))
 
     threads = [threading.Thread(target=producer_end), threading.Thread(target=reader_interrupt)]
@@ -113,7 +114,7 @@ def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedBuff
     stream_log = StreamBuffer("s", threading.Event)
     stream_log.append("kept ")
     stream_log.append("text ")
-    assert shared._append(key, "p", "2-0", b'["kept ","text "]', 0) == 1  # what its mirror wrote before the kill
+    assert shared.store.append(key, "p", "2-0", b'["kept ","text "]', 0) == 1  # what its mirror wrote before the kill
     chunks, terminal = read_all(shared.follow(key, -1))
     assert "".join(c.text for c in chunks) == "kept text "
     assert isinstance(terminal, Failed) and terminal.code is ErrorCode.INTERRUPTED and terminal.chunks == 2
@@ -124,7 +125,7 @@ def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedBuff
 def test_exactly_one_terminal_whoever_writes_first(shared: SharedBuffers) -> None:
     for _ in range(5):
         key = uuid.uuid4().hex
-        assert shared._append(key, "p", "1-0", b'["x"]', 0) == 1
+        assert shared.store.append(key, "p", "1-0", b'["x"]', 0) == 1
         shared.redis.delete(lease_key(key))
         results = end_race(shared, key)
         entries = shared.redis.xrange(log_key(key))
@@ -134,12 +135,12 @@ def test_exactly_one_terminal_whoever_writes_first(shared: SharedBuffers) -> Non
 
 def test_a_zombie_write_is_refused_by_redis(shared: SharedBuffers) -> None:
     key = uuid.uuid4().hex
-    assert shared._append(key, "p", "3-0", b'["a","b","c"]', 0) == 1
-    assert shared._append(key, "p", "2-0", b'["stale"]', 0) == 0  # out of order
-    assert shared._append(key, "p", "3-0", b'["c"]', 0) == 0  # a duplicate
-    assert shared._append(key, "p", "5-0", b'["x","y"]', 4) == -1  # a gap: piece 3 is missing
+    assert shared.store.append(key, "p", "3-0", b'["a","b","c"]', 0) == 1
+    assert shared.store.append(key, "p", "2-0", b'["stale"]', 0) == 0  # out of order
+    assert shared.store.append(key, "p", "3-0", b'["c"]', 0) == 0  # a duplicate
+    assert shared.store.append(key, "p", "5-0", b'["x","y"]', 4) == -1  # a gap: piece 3 is missing
     assert [fields for _, fields in shared.redis.xrange(log_key(key))] == [{b"p": b'["a","b","c"]'}]
-    assert shared._append(key, "p", "5-0", b'["d","e"]', 3) == 1  # the next in line
+    assert shared.store.append(key, "p", "5-0", b'["d","e"]', 3) == 1  # the next in line
 
 
 def test_an_unknown_or_expired_stream(shared: SharedBuffers) -> None:
@@ -185,11 +186,11 @@ def test_the_log_expires_ttl_after_its_last_write(redis_server: RedisServer) -> 
 def test_writes_that_queue_meanwhile_share_one_round_trip(shared: SharedBuffers, redis_server: RedisServer) -> None:
     """While one mirror write is out (held by Redis: CLIENT PAUSE), the writes of ten other streams queue, then all
     go in the next round trip together, each with its own reply: one round trip per batch, not per write."""
-    batcher, admin = shared._mirror_writes, redis.Redis.from_url(redis_server.url)
+    batcher, admin = shared.store.batched, redis.Redis.from_url(redis_server.url)
     results: list[int] = []
 
     def start(key: str) -> None:
-        results.append(shared._append(key, "start", "0-1", b"", 0))
+        results.append(shared.store.append(key, "start", "0-1", b"", 0))
 
     admin.client_pause(2000, all=False)  # write commands wait in Redis until unpaused
     first = threading.Thread(target=start, args=(uuid.uuid4().hex,))

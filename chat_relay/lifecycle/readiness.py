@@ -14,6 +14,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
 if TYPE_CHECKING:
     from .shutdown import Shutdown
 
@@ -35,7 +39,7 @@ class Readiness:
             self.check()
 
     def check(self) -> None:
-        """Ping Redis once (at most a second: SharedBuffers.ping)."""
+        """Ping Redis once (at most a second: redis_probe)."""
         if self._ping is not None:
             self.redis_reachable = self._ping()
 
@@ -46,3 +50,16 @@ class Readiness:
 
     def ready(self) -> bool:
         return not self.reasons()
+
+
+def redis_probe(url: str) -> Callable[[], bool]:
+    """Whether Redis answers now, within a second, without retries: on a connection of its own."""
+    probe = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+
+    def ping() -> bool:
+        try:
+            return bool(probe.ping())
+        except redis.RedisError:
+            return False
+
+    return ping

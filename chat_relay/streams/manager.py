@@ -23,10 +23,11 @@ from ..async_drivers import AsyncDriver
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
 from .producer import Producer
+from .redis_store import EXPIRED
 from .registry import ActiveStream, Closable, StreamRegistry
 from .request_validation import ChatRequest
 from .resume_tokens import NO_SUCH_STREAM, ResumeTokens
-from .shared_buffer import EXPIRED, SharedBuffers
+from .shared_buffer import SharedBuffers
 from .stream_buffer import Follower, StreamBuffer
 from .upstream import Upstream
 

@@ -15,10 +15,18 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import secrets
 
+import redis
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from ..config import Settings
 from ..errors import ErrorCode, RelayError
+
+log = logging.getLogger(__name__)
+
+SECRET = "relay:secret"  # the resume tokens' signing secret in Redis, when SECRET_KEY is not set
 
 # One message for every refusal, so a caller learns nothing about whether the stream exists.
 NO_SUCH_STREAM = "No stream of yours with that stream_id and resume_token can be resumed."
@@ -55,3 +63,21 @@ class ResumeTokens:
         if not self._bind_client:
             return ""
         return hmac.new(self._binding_key, client.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:32]
+
+
+def resume_secret(settings: Settings, store: redis.Redis | None) -> bytes:
+    """What resume tokens are signed with: SECRET_KEY; else, with REDIS_URL, one secret every instance reads
+    from Redis (the first to start makes it); else one for this process (one instance needs no more)."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    if store is not None:
+        try:
+            store.set(SECRET, secrets.token_bytes(32), nx=True)
+            value = store.get(SECRET)
+            if isinstance(value, bytes):
+                return value
+        except redis.RedisError:
+            log.warning("the shared store is unreachable at start: resume tokens from this instance will be "
+                        "valid on this instance only. Set SECRET_KEY (the same on every instance) to avoid this.")
+    return secrets.token_bytes(32)
+
