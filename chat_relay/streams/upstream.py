@@ -140,7 +140,7 @@ class Upstream:
         Sent with the client's own request method (its documented way to send a request it has no typed
         method for), which keeps its auth, base URL, retries and errors, and returns the raw response.
         The typed `chat.completions.create` would add about a millisecond per stream, most of it walking
-        the message types to transform a body that is already in the wire's shape (validated by schemas.py).
+        the message types to transform a body that is already in the wire's shape (validated by request_validation.py).
         """
         body: dict[str, object] = {"model": request.model, "messages": request.messages, "stream": True,
                                    "stream_options": {"include_usage": True}}

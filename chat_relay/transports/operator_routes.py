@@ -1,4 +1,4 @@
-"""What operators' tools ask, beside `/healthz` (liveness, in routes.py): `GET /readyz` for load balancers and
+"""What operators' tools ask, beside `/healthz` (liveness, in http_routes.py): `GET /readyz` for load balancers and
 `GET /metrics` for Prometheus (docs/protocol.md, "Operations")."""
 
 from __future__ import annotations

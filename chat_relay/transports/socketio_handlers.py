@@ -159,7 +159,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
 
 
 def _check_call(event: str, data: object, extra: tuple[object, ...]) -> None:
-    """Refuse a packet that was no call of an event (packets.py), or a call with more than one argument."""
+    """Refuse a packet that was no call of an event (tolerant_packets.py), or a call with more than one argument."""
     if isinstance(data, Unreadable):
         raise data.error()
     if extra:
