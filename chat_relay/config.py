@@ -82,12 +82,11 @@ class Settings(BaseSettings):
     max_streams_per_client: int = Field(4, ge=1)
     max_streams_total: int = Field(500, ge=1)
     rate_limit: str = "60/minute"  # per client identity, in the `limits` notation; "" turns it off
-    # Wrong access tokens per address (chat_relay/access/auth_failures.py): past it, every try from the address gets
-    # 429,
-    # a right token too, until the window frees one. "" turns it off.
+    # Wrong access tokens per address (chat_relay/access/auth_failures.py): past it, every try from the address
+    # gets 429, a right token too, until the window frees one. "" turns it off.
     auth_failure_limit: str = "10/minute"
-    # Seconds a request's body may take to arrive, whole; then 408 and the connection is closed (chat_relay/transports/
-    # request_bodies.py). A slow mobile link sends 1 MB, the most allowed, in well under that.
+    # Seconds a request's body may take to arrive, whole; then 408 and the connection is closed
+    # (chat_relay/middleware/body_deadline.py). A slow mobile link sends 1 MB, the most allowed, in well under that.
     request_body_timeout: float = Field(10.0, gt=0, le=300)
     # Socket.IO connections per client identity: a household or an office behind one address stays well below,
     # and one address cannot take more than a small share of gunicorn's worker_connections (2000).

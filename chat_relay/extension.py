@@ -99,17 +99,17 @@ class ChatRelay:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         from .errors import RelayError
+        from .middleware.body_deadline import BodyDeadline
         from .middleware.closed_websocket import ClosedWebsocketGuard
         from .middleware.connection_cap import HandshakeGate, watch_sessions
         from .middleware.host_guard import SocketIOHostGuard
+        from .middleware.http_connection_cap import HttpConnectionCap
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
         from .transports import websocket_frames
-        from .transports.http_connections import HttpConnectionCap
         from .transports.http_routes import bp as http_bp
         from .transports.operator_routes import bp as operations_bp
         from .transports.page_routes import bp as page_bp
-        from .transports.request_bodies import BodyDeadline
         from .transports.socketio_handlers import register_socket_handlers
 
         if self.services is not None:

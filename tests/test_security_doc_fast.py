@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chat_relay.access.auth_failures import AuthFailures
-from chat_relay.async_drivers import TimeLimitExceeded
+from chat_relay.async_drivers import AsyncDriver, TimeLimitExceeded, mode_driver
 from chat_relay.config import MAX_REQUEST_BYTES, Settings
 from chat_relay.errors import RelayError
-from chat_relay.transports.http_connections import HttpConnectionCap
-from chat_relay.transports.request_bodies import BodyDeadline
+from chat_relay.middleware.body_deadline import BodyDeadline
+from chat_relay.middleware.http_connection_cap import HttpConnectionCap
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
 SECURITY = (ROOT / "docs" / "security.md").read_text()
 DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]
+
+THREADS = AsyncDriver("threading", threading.Thread, time.sleep, threading.Event, mode_driver("threading"))
 
 
 def refusal_of(app: Any, environ: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -62,7 +66,7 @@ def test_the_body_deadline_refusal_is_documented() -> None:
         def read(self, size: int = -1) -> bytes:
             raise TimeLimitExceeded  # what time_limit raises in a green thread at the deadline
 
-    deadline = BodyDeadline(lambda environ, start_response: [b""], DEFAULTS.request_body_timeout, "threading",
+    deadline = BodyDeadline(lambda environ, start_response: [b""], DEFAULTS.request_body_timeout, THREADS,
                             MAX_REQUEST_BYTES)
     status, error = refusal_of(deadline, {"CONTENT_LENGTH": "10", "wsgi.input": Stalled()})
     assert status.startswith("408")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.wsgi import ClosingIterator
 
 from ..errors import ErrorCode, RelayError
-from .wsgi_refusals import refuse
+from .refusal import refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -49,7 +49,7 @@ class HttpConnectionCap:
                              f"{self.cap} requests from your address are in progress, the most allowed; "
                              "try again when one has ended.")
             self.refused(err)
-            return refuse(environ, start_response, err, close=True)
+            return refuse(err, start_response, close_in=environ)
         self._open[address] += 1
         released = False
 

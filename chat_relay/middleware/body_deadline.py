@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..async_drivers import AsyncDriver, TimeLimitExceeded
 from ..errors import ErrorCode, RelayError
-from .wsgi_refusals import hang_up, refuse
+from .refusal import hang_up, refuse
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -54,14 +54,14 @@ class BodyDeadline:
             err = RelayError(ErrorCode.INVALID_REQUEST,
                              f"The request body did not arrive within {self.timeout:g} seconds.")
             self.refused(err)
-            return refuse(environ, start_response, err, 408, close=True)
+            return refuse(err, start_response, 408, close_in=environ)
         except OSError:  # the client left mid-body: nobody to answer
             hang_up(environ)
             return []
         if body is None:
             err = RelayError(ErrorCode.INVALID_REQUEST, f"The request is too large: at most {self.limit} bytes.")
             self.refused(err)
-            return refuse(environ, start_response, err, 413, close=True)
+            return refuse(err, start_response, 413, close_in=environ)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         environ.pop("HTTP_TRANSFER_ENCODING", None)
