@@ -15,7 +15,7 @@ import requests
 
 from chat_relay.streams.parts import Piece, merged
 from tests.clients import DONE, SioProbe, post_stream, stream_lines
-from tests.conftest import MODES, LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.conftest import MODES, ROOT, LiveServer, free_port, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.redis_server import RedisServer, require_redis
 
@@ -104,18 +104,24 @@ def read_sse(response: requests.Response) -> tuple[Seen, dict]:
     raise AssertionError("no terminal event")
 
 
-def check_exact(chunks: Seen, done: dict, after: int = -1) -> None:
-    """Each chunk is exactly the pieces after the previous one's seq through its own, merged by kind; `parts` is
-    absent exactly when they are all text; the terminal is done, with the calls whole and the usage details."""
+def check_chunks(chunks: Seen, pieces: list[Piece], after: int = -1) -> None:
+    """Each chunk is exactly the pieces after the previous one's seq through its own, merged by kind, and `parts`
+    is absent exactly when they are all text; the last chunk holds the last piece."""
     assert chunks, "no chunk arrived"
     previous = after
     for seq, text, parts in chunks:
         assert seq > previous, [c[0] for c in chunks]
-        want_text, want_parts = merged(PIECES[previous + 1:seq + 1])
+        want_text, want_parts = merged(pieces[previous + 1:seq + 1])
         assert text == want_text, seq
         assert parts == (None if all(p["type"] == "text" for p in want_parts) else want_parts), seq
         previous = seq
-    assert previous == len(PIECES) - 1
+    assert previous == len(pieces) - 1
+
+
+def check_exact(chunks: Seen, done: dict, after: int = -1) -> None:
+    """The script's pieces exactly, from `after` on; the terminal is done, with the calls whole and the usage
+    details."""
+    check_chunks(chunks, PIECES, after)
     assert done["type"] == "done" and done["finish_reason"] == "tool_calls" and done["chunks"] == len(PIECES)
     assert done["tool_calls"] == CALLS
     assert done["usage"]["reasoning_tokens"] == 3 and done["usage"]["cached_tokens"] == 2
@@ -265,3 +271,48 @@ def test_resume_mid_kind_on_another_instance(two_instances: list[LiveServer], fa
                                                                                    "X-Resume-Token": token},
                       stream=True, timeout=20) as response:
         check_exact(*read_ndjson(response), after=4)
+
+
+# The examples of docs/protocol.md, "Parts", checked against the server.
+
+DOC_STEPS: list[tuple[tuple, Piece]] = [
+    (("reasoning", "The user wants"), {"type": "reasoning", "text": "The user wants"}),
+    (("reasoning_content", " Oslo's weather."), {"type": "reasoning", "text": " Oslo's weather."}),
+    (("tool", 0, "call_1", "get_weather", ""),
+     {"type": "tool_call", "index": 0, "id": "call_1", "name": "get_weather", "arguments": ""}),
+    (("tool", 0, None, None, '{"city":'), {"type": "tool_call", "index": 0, "arguments": '{"city":'}),
+    (("tool", 0, None, None, ' "Oslo"}'), {"type": "tool_call", "index": 0, "arguments": ' "Oslo"}'}),
+]
+
+
+def doc_blocks(heading: str) -> list[list[str]]:
+    """The fenced blocks' lines under a heading of docs/protocol.md, up to the next heading of its level."""
+    text = (ROOT / "docs" / "protocol.md").read_text().split(heading + "\n", 1)[1]
+    level = heading.split(" ")[0] + " "
+    section = text.split("\n" + level, 1)[0]
+    return [block.split("\n", 1)[1].splitlines() for block in section.split("```")[1::2]]
+
+
+def test_the_protocols_parts_examples_are_what_the_server_sends(parts_server: LiveServer) -> None:
+    example, merged_example = doc_blocks("## Parts")
+    lines = [json.loads(line) for line in example]
+    chunks = [(line["seq"], line["text"], line.get("parts")) for line in lines[:-1]]
+    pieces = [piece for _, piece in DOC_STEPS]
+    check_chunks(chunks, pieces)  # the example is one way the server may group these pieces
+    prompt = controls(deltas=script_reply(*(step for step, _ in DOC_STEPS)), finish_reason="tool_calls",
+                      usage_details={"completion_tokens_details": {"reasoning_tokens": 2}}, delay=0.01)
+    with post_stream(parts_server.url, {"prompt": prompt, "stream_id": "q1"}, accept=NDJSON) as response:
+        got, done = read_ndjson(response)
+    check_chunks(got, pieces)
+    documented = lines[-1]
+    assert set(done) == set(documented) and set(done["usage"]) == set(documented["usage"])
+    for key in ("type", "stream_id", "finish_reason", "chunks", "tool_calls"):
+        assert done[key] == documented[key], key
+    assert done["usage"]["reasoning_tokens"] == documented["usage"]["reasoning_tokens"]
+    # the second: a chunk's text is its text parts
+    (line,) = (json.loads(text) for text in merged_example)
+    assert line["text"] == "".join(p["text"] for p in line["parts"] if p["type"] == "text")
+    # SSE's example chunk is the first NDJSON chunk, as an event
+    sse_example = doc_blocks("### `text/event-stream`: SSE")[1]
+    assert sse_example[:2] == ["event: chunk", "id: 0"]
+    assert json.loads(sse_example[2].removeprefix("data: ")) == {k: v for k, v in lines[0].items() if k != "type"}
