@@ -31,6 +31,8 @@ class Held:
     key: str | None = None  # the count it is in: "handshake:<address>", or a client identity once connected
     connected: bool = False  # its Socket.IO connect was admitted
     session: str | None = None  # engine.io's sid, once engine.io has made a session of the handshake
+    # A websocket from its handshake: released when its request ends, with its socket, not when engine.io forgets it
+    on_socket: bool = False
 
 
 class Connections:

@@ -61,10 +61,13 @@ class HandshakeGate:
             start_response(f"{status.value} {status.phrase}",
                            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        # A websocket's request lasts as long as its socket: the count is held until the socket is closed, even
+        # after engine.io has forgotten the session (a client that stopped answering pings).
+        held.on_socket = environ.get("HTTP_UPGRADE", "").lower() == "websocket"
         try:
-            return self.wsgi_app(environ, start_response)  # a websocket's lasts as long as the connection
+            return self.wsgi_app(environ, start_response)
         finally:
-            if held.session is None:  # no session was made: nothing else will release the count
+            if held.session is None or held.on_socket:  # nothing else releases it
                 self.connections.close(environ)
 
 
@@ -117,7 +120,8 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
 
     def disconnected(eio_sid: str, reason: Any = None) -> Any:
         environ = environs.pop(eio_sid, None)
-        if environ is not None:
+        held = environ.get(HELD_KEY) if environ is not None else None
+        if environ is not None and not (held is not None and held.on_socket):  # a websocket's: as its socket closes
             connections.close(environ)
         return on_disconnect(eio_sid, reason)
 
