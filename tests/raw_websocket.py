@@ -32,12 +32,14 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 class RawWebSocket:
     """An engine.io websocket on a plain socket: the handshake, then whatever the test sends."""
 
-    def __init__(self, base_url: str, timeout: float = 10) -> None:
+    def __init__(self, base_url: str, timeout: float = 10, sid: str | None = None) -> None:
+        """A new engine.io connection; or, given the `sid` of a polling one, its upgrade (probe and upgrade sent)."""
         url = urlsplit(base_url)
+        query = "EIO=4&transport=websocket" + (f"&sid={sid}" if sid else "")
         self.sock = socket.create_connection((url.hostname, url.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((
-            "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+            f"GET /socket.io/?{query} HTTP/1.1\r\n"
             f"Host: {url.hostname}:{url.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
         self.received = b""
@@ -46,6 +48,11 @@ class RawWebSocket:
         head, self.received = self.received.split(b"\r\n\r\n", 1)
         assert head.startswith(b"HTTP/1.1 101"), head
         self.response_head = head
+        if sid:
+            self.send_text("2probe")
+            assert self.next_message() == b"3probe"
+            self.send_text("5")  # engine.io's upgrade: the websocket carries the connection from now on
+            return
         opened = self.next_message()
         assert opened is not None and opened.startswith(b"0{"), opened  # engine.io's open packet
 
@@ -104,6 +111,22 @@ class RawWebSocket:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def polling_then_upgrade(base_url: str, auth: dict, timeout: float = 30) -> RawWebSocket:
+    """A connection as socket.io's browser client makes it by default: long-polling for the handshake and the
+    connect, then upgraded to a websocket."""
+    import requests
+
+    endpoint = f"{base_url}/socket.io/?EIO=4&transport=polling"
+    opened = requests.get(endpoint, timeout=10).text
+    assert opened.startswith("0{"), opened
+    sid = json.loads(opened[1:])["sid"]
+    posted = requests.post(f"{endpoint}&sid={sid}", data="40" + json.dumps(auth), timeout=10)
+    assert posted.status_code == 200, (posted.status_code, posted.text)
+    answer = requests.get(f"{endpoint}&sid={sid}", timeout=10).text
+    assert answer.startswith("40{"), answer
+    return RawWebSocket(base_url, timeout=timeout, sid=sid)
 
 
 def rss_kib(pid: int) -> int:
