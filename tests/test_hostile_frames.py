@@ -105,6 +105,7 @@ def fragments_forever(server: LiveServer, outcome: list[object], frames: int = 1
 def test_fragments_before_auth_are_bounded(server: LiveServer) -> None:
     """3 connections without a token send 150 x 1 MB continuation frames each: the server closes each after
     its message passes the bound, and holds at most a few MB."""
+    log_before = len(server.log())
     worker = worker_pid(server.mode, server.process.pid)
     RawWebSocket(server.url).close()  # the websocket code paths are loaded before the baseline
     baseline = rss_kib(worker)
@@ -134,6 +135,9 @@ def test_fragments_before_auth_are_bounded(server: LiveServer) -> None:
     grown = peak[0] - baseline
     assert grown < 3 * BOUND // 1024 + 12 * MIB, f"the worker grew by {grown // 1024} MiB"
     bystander.check()
+    added = server.log()[log_before:]
+    assert added.count("closed: a message over the size bound") == 3, added
+    assert "Traceback" not in added
 
 
 def test_attachments_are_bounded(server: LiveServer) -> None:

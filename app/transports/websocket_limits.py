@@ -3,18 +3,22 @@
 - Bytes. engine.io checks `max_http_buffer_size` only on a whole message, once it has been read: a client
   that sends continuation frames and never finishes its message would be buffered without end. Here the
   bound holds per frame and across a message's frames. Under gevent, simple-websocket is given its own
-  `max_message_size`; under eventlet, each message counts its fragments (eventlet bounds only one frame).
-  Over the bound the connection is closed (close code 1009). Attachments are bounded in app/transports/packets.py.
-- Sockets. Under gevent, simple-websocket's `close()` sends the close frame but does not wake its reader,
-  which waits in `recv()` with no timeout: a client that never reads, never answers a ping and never closes
-  (or ignores the close frame at shutdown) would hold its socket, and its worker connection, for ever.
-  Here a closed websocket whose client has not closed its side within CLOSE_GRACE seconds is shut down at
-  the socket. eventlet's `close()` closes the socket itself.
+  `max_message_size`; under eventlet, each message counts its fragments (eventlet bounds only one frame),
+  and hixie-76 websockets, which have no bound at all, are refused. Over the bound the connection is closed
+  (close code 1009). A binary event's attachments are bounded in app/transports/packets.py.
+- Sockets. Under gevent, simple-websocket's `close()` sends the close frame but neither stops nor wakes its
+  reader, which waits in `recv()` with no timeout: a client that never reads, never answers a ping and never
+  closes (or ignores the close frame at shutdown) would hold its socket, and its worker connection, for
+  ever. Here nothing more is read once the websocket is closed, and a client that has not closed its side
+  within CLOSE_GRACE seconds has its socket shut down. eventlet's socket has engine.io's read timeout.
+- Fairness. Neither gevent's nor eventlet's `recv` switches to another green thread while bytes are waiting:
+  one client sending without pause held the worker, and (gevent) queued whole messages faster than engine.io
+  took them. Here reads yield. eventlet's unmasking, one Python object per byte, is replaced by one in C.
 - Frames engine.io cannot read. A text frame that is no engine.io packet (`hello`) raised out of engine.io's
-  handler: a traceback per frame, and an HTTP 500 written into the websocket. Here it ends the connection
-  with one log line.
+  handler: a traceback per frame, and an HTTP 500 written into the websocket. Here it ends the connection.
 
-Installed into engine.io around its websocket class for the async mode, as app/transports/websocket_frames.py is.
+Each connection ended here, or for a message over the bound, logs one line. Installed into engine.io around
+its websocket class for the async mode, as app/transports/websocket_frames.py is.
 """
 
 from __future__ import annotations
@@ -53,8 +57,10 @@ class CheckedWebSocket:
     """The websocket engine.io's handler reads from: one that ends (returns None) at a frame it cannot read,
     and shuts its socket down if the client does not answer the server's close frame."""
 
-    def __init__(self, ws: Any, shut_down_later: Callable[[Any], None] | None, sleep: Callable[[float], None]) -> None:
+    def __init__(self, ws: Any, shut_down_later: Callable[[Any], None] | None, sleep: Callable[[float], None],
+                 too_big: Callable[[], bool]) -> None:
         self._ws = ws
+        self._too_big = too_big  # the websocket ended because a message passed the bound
         self._sleep = sleep
         self._shut_down_later = shut_down_later
         self._peer = _peer(ws)
@@ -67,7 +73,7 @@ class CheckedWebSocket:
         if self._closed:  # eventlet's close() leaves the socket readable (its makefile holds it open)
             return None
         data = self._ws.wait()
-        why = unreadable(data)
+        why = "a message over the size bound" if data is None and self._too_big() else unreadable(data)
         if why is not None:
             # One line, then the connection ends: a client sending garbage gets no second one.
             log.info("websocket from %s closed: %s", self._peer, why)
@@ -159,7 +165,10 @@ def install(eio_server: Any, max_message_bytes: int) -> None:
         class GeventLimitedWebSocket(base):  # type: ignore[misc, valid-type]
             def __init__(self, handler: Callable[[Any], Any], server: Any) -> None:
                 def checked(ws: Any) -> Any:
-                    return handler(CheckedWebSocket(ws, _gevent_shut_down_later, server.sleep))
+                    def too_big() -> bool:  # simple-websocket keeps the length of the message it refused
+                        return bool(ws.ws.incoming_message_len > max_message_bytes)
+
+                    return handler(CheckedWebSocket(ws, _gevent_shut_down_later, server.sleep, too_big))
 
                 super().__init__(checked, server)
                 # simple-websocket counts a message's bytes across its frames and closes with 1009 over this
@@ -191,7 +200,16 @@ def install(eio_server: Any, max_message_bytes: int) -> None:
         def bounded(ws: Any) -> CheckedWebSocket:
             ws.Message = BoundedMessage  # eventlet makes each message with `self.Message(...)`
             ws._apply_mask = unmask
-            return CheckedWebSocket(ws, None, eio_server.sleep)
+            codes: list[int] = []  # eventlet closes with 1009 when a frame or a message is over the bound
+            close = ws.close
+
+            def close_noting_code(close_data: tuple[int, str] | None = None) -> None:
+                if close_data is not None:
+                    codes.append(close_data[0])
+                close(close_data)
+
+            ws.close = close_noting_code
+            return CheckedWebSocket(ws, None, eio_server.sleep, lambda: 1009 in codes)
 
         class EventletLimitedWebSocket(base):  # type: ignore[misc, valid-type]
             def __init__(self, handler: Callable[[Any], Any], server: Any) -> None:
