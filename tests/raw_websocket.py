@@ -32,11 +32,16 @@ def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
 class RawWebSocket:
     """An engine.io websocket on a plain socket: the handshake, then whatever the test sends."""
 
-    def __init__(self, base_url: str, timeout: float = 10, sid: str | None = None) -> None:
-        """A new engine.io connection; or, given the `sid` of a polling one, its upgrade (probe and upgrade sent)."""
+    def __init__(self, base_url: str, timeout: float = 10, sid: str | None = None, rcvbuf: int | None = None) -> None:
+        """A new engine.io connection; or, given the `sid` of a polling one, its upgrade (probe and upgrade sent).
+        `rcvbuf`: a small receive buffer, so that a client that reads nothing soon stops the server's writes."""
         url = urlsplit(base_url)
         query = "EIO=4&transport=websocket" + (f"&sid={sid}" if sid else "")
-        self.sock = socket.create_connection((url.hostname, url.port), timeout=timeout)
+        self.sock = socket.socket()
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((url.hostname, url.port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((
             f"GET /socket.io/?{query} HTTP/1.1\r\n"

@@ -7,6 +7,7 @@ come every second. A legitimate client streams beside the attack and must get al
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -189,6 +190,20 @@ def test_a_frozen_client_is_closed_at_the_socket(server: LiveServer, how: str) -
     frozen.read_to_end()  # returns once the server closes the socket: EOF or reset
     frozen.close()
     wait_until(lambda: connections(server) == 0)
+
+
+def test_a_frozen_client_with_a_reply_on_its_way_is_closed_at_the_socket(server: LiveServer) -> None:
+    """A client that starts a long reply and then reads nothing, and answers no ping: the server's writes to it
+    are stuck, yet after the ping timeout its socket is closed, without the client reading a byte."""
+    wait_until(lambda: connections(server) == 0)
+    frozen = RawWebSocket(server.url, timeout=30, rcvbuf=4096)
+    assert frozen.connect({"token": TOKEN}).startswith(b"40")
+    frozen.send_text("420" + json.dumps(["chatgpt_description", {
+        "prompt": controls(chunks=128, pad=65_000, burst=True), "stream_id": "never-read"}]))
+    assert connections(server) == 1
+    wait_until(lambda: connections(server) == 0, timeout=30)  # its socket closed: its request has ended
+    frozen.read_to_end()  # an end of file or a reset, after what was on its way
+    frozen.close()
 
 
 def test_unreadable_frames_close_with_one_line(server: LiveServer) -> None:

@@ -104,20 +104,30 @@ class FairReads:
       pause kept simple-websocket's reader running, queueing whole messages that engine.io's reader never got
       to take (60 MB from one client), while every other client waited. Each read yields first.
     - simple-websocket's `close()` does not stop its reader: the reader's next message sets `connected` back,
-      and a client that keeps sending is read for as long as it sends. Once `closing`, a read is an end of file.
+      and a client that keeps sending is read for as long as it sends. Once `closing`, at most
+      AFTER_CLOSE more bytes are read (the client's own close frame, and what it sent before it), then a
+      read is an end of file.
     """
+
+    AFTER_CLOSE = 65_536
 
     def __init__(self, sock: Any) -> None:
         self._sock = sock
         self.closing = False
+        self._after_close = 0
 
     def recv(self, size: int, *flags: int) -> bytes:
         import gevent
 
         gevent.sleep(0)
         if self.closing:
-            return b""
-        return bytes(self._sock.recv(size, *flags))
+            if self._after_close >= self.AFTER_CLOSE:
+                return b""
+            size = min(size, self.AFTER_CLOSE - self._after_close)
+        data = bytes(self._sock.recv(size, *flags))
+        if self.closing:
+            self._after_close += len(data)
+        return data
 
     def __getattr__(self, name: str) -> Any:  # send, shutdown, close...: the socket's own
         return getattr(self._sock, name)
@@ -141,6 +151,22 @@ def _gevent_shut_down_later(wsgi_ws: Any) -> None:
                 reads.shutdown(socket.SHUT_RDWR)
 
     gevent.spawn(shut_down)
+
+
+def _shut_down_when_closed(eio_socket: Any, wsgi_ws: Any) -> None:
+    """When engine.io closes the session (a missed ping, a disconnect), close the websocket's socket too, even
+    if engine.io's writer never gets to: it is stuck in a send to a client that reads nothing (gevent)."""
+    if eio_socket is None:
+        return
+    close = eio_socket.close
+
+    def close_and_shut_down(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return close(*args, **kwargs)
+        finally:
+            _gevent_shut_down_later(wsgi_ws)
+
+    eio_socket.close = close_and_shut_down
 
 
 def unmask(data: bytes, mask: tuple[int, ...], length: int | None = None, offset: int = 0) -> bytes:
@@ -168,6 +194,7 @@ def install(eio_server: Any, max_message_bytes: int) -> None:
                     def too_big() -> bool:  # simple-websocket keeps the length of the message it refused
                         return bool(ws.ws.incoming_message_len > max_message_bytes)
 
+                    _shut_down_when_closed(getattr(handler, "__self__", None), ws)
                     return handler(CheckedWebSocket(ws, _gevent_shut_down_later, server.sleep, too_big))
 
                 super().__init__(checked, server)
