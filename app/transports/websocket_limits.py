@@ -139,16 +139,18 @@ def _gevent_shut_down_later(wsgi_ws: Any) -> None:
     the request and frees its connection."""
     import gevent
 
-    server, reads = getattr(wsgi_ws, "ws", None), getattr(wsgi_ws, "fair_reads", None)
-    if server is None or reads is None:
+    server = getattr(wsgi_ws, "ws", None)  # simple_websocket.Server, once the handshake is done
+    if server is None:
         return
-    reads.closing = True
+    reads = getattr(wsgi_ws, "fair_reads", None)  # under gunicorn; gevent's own server (`python -m app`) has none
+    if reads is not None:
+        reads.closing = True
 
     def shut_down() -> None:
         server.thread.join(timeout=CLOSE_GRACE)  # it ends at once if the client answers or sends anything
         if not server.thread.dead:
             with contextlib.suppress(OSError):  # closed meanwhile
-                reads.shutdown(socket.SHUT_RDWR)
+                server.sock.shutdown(socket.SHUT_RDWR)
 
     gevent.spawn(shut_down)
 
