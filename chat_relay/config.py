@@ -17,6 +17,9 @@ LOCAL_MODEL_QA_FRAME = "few-shot-qa"
 
 # Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
 MAX_REQUEST_BYTES = 1_000_000
+# Binary attachments one Socket.IO packet may announce (`45N-`); they share MAX_REQUEST_BYTES. The relay's own
+# events carry none; a team's events on the same server may carry a few.
+MAX_ATTACHMENTS = 16
 # Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
 # max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
 WORKER_CONNECTIONS = 2000
