@@ -65,9 +65,10 @@ def wait_readable(sock: socket.socket, async_mode: str, sleep: Callable[[float],
     return bool(ready)
 
 
-def join_queue(queue: Any, timeout: float, async_mode: str) -> None:
+def join_queue(queue: Any, timeout: float, async_mode: str) -> bool:
     """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
-    `timeout` seconds. OS threads (the fast tests) do not wait: their queue.join has no timeout."""
+    `timeout` seconds; returns whether it has. OS threads (the fast tests) do not wait: their queue.join has no
+    timeout, so they count it as taken."""
     if async_mode == "gevent":
         queue.join(timeout=timeout)
     elif async_mode == "eventlet":
@@ -75,3 +76,6 @@ def join_queue(queue: Any, timeout: float, async_mode: str) -> None:
 
         with eventlet.Timeout(timeout, False):
             queue.join()
+    else:
+        return True
+    return not queue.unfinished_tasks

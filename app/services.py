@@ -50,7 +50,8 @@ class Services:
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
             new_event=socketio.server.eio.create_event, spawn=socketio.start_background_task, sleep=socketio.sleep,
-            async_mode=settings.async_mode, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics)
+            async_mode=settings.async_mode, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics,
+            buffered=settings.max_buffered_bytes, stall_after=settings.stalled_reader_timeout)
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio))

@@ -59,6 +59,7 @@ class FakeUpstream:
         self.in_flight = 0  # chat requests being answered right now; 0 once every one is closed
         self.active: list[dict] = []  # their bodies
         self.abort_times: list[float] = []  # time.monotonic() when each abort was seen, for latency bounds
+        self.written: dict[str, int] = {}  # bytes of reply written to the socket, by the `tag` control
         self.requests: list[dict] = []
         self.auth_headers: list[str] = []
         self._cond = threading.Condition()
@@ -110,6 +111,12 @@ class FakeUpstream:
         """Block until predicate(self) holds, so tests never sleep and guess."""
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def written_for(self, tag: str) -> int:
+        """Bytes of the replies to requests with controls(tag=...) that the kernel has taken from the fake so far:
+        what the relay has pulled, plus what waits in the two sockets' buffers (see the `sndbuf` control)."""
+        with self._cond:
+            return self.written.get(tag, 0)
 
     def open_gate(self, name: str) -> None:
         """Let streams held at gate `name` continue (also opens it in advance)."""
@@ -239,6 +246,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         # burst: every event in one write, as an upstream does when it has fallen behind (or a proxy buffered).
         self._burst: list[bytes] | None = [] if ctl.get("burst") else None
+        if "sndbuf" in ctl:  # a small send buffer: what the kernel holds between the fake and the relay stays small
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(ctl["sndbuf"]))
         self._wait(float(ctl.get("first_delay", 0)))
         if fault == "stall_headers":
             self._wait(None)
@@ -352,6 +361,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+        tag = getattr(self, "_ctl", {}).get("tag")
+        if tag is not None:
+            with self.fake._cond:
+                self.fake.written[tag] = self.fake.written.get(tag, 0) + len(data)
+                self.fake._cond.notify_all()
 
     def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None,
                     code: str | None = None) -> None:

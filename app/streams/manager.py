@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
+from .backlog import Backlog
 from .log import Follower, StreamLog
 from .registry import ActiveStream, Closable, StreamRegistry
 from .relay import Relay
@@ -45,22 +46,28 @@ class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
                  shared: SharedLogs | None, new_event: Callable[[], Any], spawn: Callable[..., Any],
                  sleep: Callable[[float], None], async_mode: str, grace: float, ttl: float,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, buffered: int | None = None, stall_after: float = 30.0) -> None:
+        """`buffered` (MAX_BUFFERED_BYTES) and `stall_after` (STALLED_READER_TIMEOUT): back-pressure for slow
+        readers (app/streams/backlog.py); without `buffered`, producers never wait for readers."""
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
         self._new_event, self._spawn, self._sleep = new_event, spawn, sleep
         self._async_mode, self._grace, self._ttl = async_mode, grace, ttl
+        self._buffered, self._stall_after = buffered, stall_after
         self._ended: OrderedDict[str, tuple[float, StreamLog]] = OrderedDict()  # key -> (kept until, log)
 
     def start(self, request: ChatRequest, owner: str, client: str,
-              settle: Callable[[], None] | None = None, reserved: bool = False, transport: str = "") -> Started:
+              settle: Callable[[], bool] | None = None, reserved: bool = False, transport: str = "") -> Started:
         """Register and start a new stream, delivered to `owner` over `transport`; never yields. `reserved`:
         admission reserved its slot (app/access/limits.py), which it now takes."""
         try:
             key = uuid.uuid4().hex
-            stream_log = StreamLog(request.stream_id, self._new_event)
+            backlog = None if self._buffered is None else Backlog(self._buffered, self._stall_after, self._new_event)
+            stream_log = StreamLog(request.stream_id, self._new_event, backlog)
+            shared = self.shared
+            read_elsewhere = None if shared is None else (lambda: shared.has_remote_reader(key))
             relay = Relay(request, self._upstream, stream_log, pause=lambda: self._sleep(0), transport=transport,
-                          metrics=self._metrics)
+                          metrics=self._metrics, read_elsewhere=read_elsewhere)
         except BaseException:
             if reserved:
                 self._registry.release(client)
@@ -88,7 +95,7 @@ class StreamManager:
         return self._tokens.check(token, stream_id, client)
 
     def resume(self, key: str, after: int, owner: str, stream_id: str,
-               settle: Callable[[], None] | None = None) -> Closable:
+               settle: Callable[[], bool] | None = None) -> Closable:
         """A delivery of stream `key` to `owner`, from just after piece `after`."""
         self._registry.check_free(owner, stream_id)
         stream_log = self._local_log(key)
