@@ -28,7 +28,7 @@ from tests.fake_upstream import FakeUpstream, controls
 from tests.tcp_queues import in_flight
 
 BOUND = 256 * 1024  # MAX_BUFFERED_BYTES of the servers here
-TOKENS = ("token-slow", "token-other", "token-limits-socketio", "token-limits-http")  # a client each
+TOKENS = ("token-slow", "token-other", "token-limits-socketio", "token-limits-http", "token-gone")  # a client each
 PAD = 16_000  # bytes of one piece: large pieces keep the fake's SSE framing small beside the text
 # The reply, 32 MB, is far larger than the bound and than every kernel buffer between the fake, the relay and
 # the client (loopback's autotuned buffers reach a few MB): pausing or not cannot be mistaken.
@@ -52,8 +52,9 @@ def paced_env(fake: FakeUpstream, stall_after: float) -> dict[str, str]:
 @pytest.fixture(scope="module", params=MODES)
 def paced(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
     """A server with a small MAX_BUFFERED_BYTES, whose readers may pause for long."""
-    server = start_server(request.param, paced_env(fake_upstream, 300),
-                          tmp_path_factory.mktemp(f"paced-{request.param}") / "server.log")
+    # A stream whose client has gone waits a minute for a resume; the streams left so at the end are cut at once.
+    env = {**paced_env(fake_upstream, 300), "RESUME_GRACE": "60", "SHUTDOWN_GRACE": "1"}
+    server = start_server(request.param, env, tmp_path_factory.mktemp(f"paced-{request.param}") / "server.log")
     warm_up(server)
     yield server
     stop_server(server)
@@ -344,3 +345,28 @@ def test_unread_streams_count_against_the_limit(paced: LiveServer, fake_upstream
     finally:
         for reader in readers:
             reader.close()
+
+
+def test_a_stream_whose_client_left_is_bounded_until_resumed(paced: LiveServer, fake_upstream: FakeUpstream) -> None:
+    """Within RESUME_GRACE a stream runs on without a reader, up to MAX_BUFFERED_BYTES past what its reader took;
+    a resume then gets the whole reply, exactly."""
+    tag = f"detached-{paced.mode}-{time.monotonic_ns()}"
+    text = reply()
+    gone = RawSocketIO(paced, TOKENS[4])
+    ack = gone.start(long_prompt(tag), "left")
+    gone.close()
+    settled_pull(fake_upstream, tag)
+    pulled = fake_upstream.pulled_for(tag)
+    assert pulled < len(text) / 4, f"the relay pulled {pulled} bytes for a stream nobody reads"
+    assert fake_upstream.in_flight_with(tag) == 1  # waiting for a resume, not ended
+
+    probe = SioProbe(paced.url, auth={"token": TOKENS[4]})
+    try:
+        assert probe.resume("left", -1, ack["resume_token"]) == {"stream_id": "left"}
+        name, done = probe.wait_terminal("left", timeout=120)
+        chunks = probe.chunks("left")
+        check_whole(chunks, [(name, done)], text, PIECES)
+        probe.settle()
+        assert len(probe.terminals("left")) == 1
+    finally:
+        probe.close()
