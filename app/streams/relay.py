@@ -127,8 +127,7 @@ class Relay:
         if backlog is None:
             return _NO_LIMIT
         room = backlog.wait_for_room(self.log.size, lambda: self.cancelled, self._read_elsewhere)
-        if room is None:
-            log.info("stream %s: its reader took nothing for STALLED_READER_TIMEOUT; ending it", self.stream_id)
+        if room is None:  # its stream_end line says so (cause=stalled_reader)
             self.cancel("stalled_reader", RelayError(ErrorCode.STALLED_READER, STALLED))
             return _NO_LIMIT
         return room
