@@ -13,7 +13,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
-from .packets import PacketTooLarge
+from .tolerant_packets import PacketTooLarge
 
 if TYPE_CHECKING:
     from flask_socketio import SocketIO
