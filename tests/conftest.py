@@ -24,8 +24,7 @@ BIN = Path(sys.executable).parent
 # A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
 API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 MODES = ["gevent", "eventlet"]
-
-
+pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and how a parallel run groups and orders them
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream(api_key=API_KEY) as fake:
@@ -121,11 +120,11 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         "UPSTREAM_MAX_RETRIES": "1",
         "UPSTREAM_READ_TIMEOUT": "1.5",
         "UPSTREAM_CONNECT_TIMEOUT": "2",
-        # Limits roomy enough for the suite; tests/test_limits.py starts servers with tight ones.
+        # Limits roomy enough for the suite; tests/live/test_limits.py starts servers with tight ones.
         "RATE_LIMIT": "100000/minute",
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
         "MAX_CONNECTIONS_PER_CLIENT": "1000",  # and as many Socket.IO connections
-        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/test_resume.py starts
+        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/live/test_resume.py starts
         # servers with the default grace period.
         "RESUME_GRACE": "0",
     }

@@ -346,7 +346,7 @@ def test_broken_commands_and_excerpts_fail(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="no module"):
         check_command(".venv/bin/python -m bench.no_such_module", SAMPLE_URL)
     with pytest.raises(AssertionError, match="selects nothing"):
-        check_command(".venv/bin/python -m pytest tests/test_config.py -k no_such_test_name", SAMPLE_URL)
+        check_command(".venv/bin/python -m pytest tests/unit/test_config.py -k no_such_test_name", SAMPLE_URL)
     with pytest.raises(AssertionError, match="exited"):
         check_command(f"curl -sf {SAMPLE_URL.replace('8000', str(free_port()))}/healthz", SAMPLE_URL)
     with pytest.raises(AssertionError, match="not installed"):

@@ -3,7 +3,7 @@
 OpenAI answers `400` with the code `context_length_exceeded`; the local model (app/serving/model_server.py)
 has already sent `200` and reports it as an error event in its stream. Both reach the client as the same
 `invalid_request`, with a message that says the conversation is too long. The real local model is in
-tests/test_local_model.py.
+tests/e2e/test_local_model.py.
 """
 
 from __future__ import annotations
