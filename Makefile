@@ -76,7 +76,7 @@ dev: $(STAMP) $(PAGE)
 TEST_WORKERS ?= 6
 test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 ## test-fast: the unit tier, tests/unit/: the tests that start no server, no browser and no model (seconds)
 .PHONY: test-fast
