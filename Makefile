@@ -73,7 +73,7 @@ dev: $(STAMP) $(PAGE)
 
 ## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback,
 ## its tests side by side in TEST_WORKERS processes (pytest-xdist; tests/tiers.py says how they are grouped)
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 4
 test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder

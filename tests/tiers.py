@@ -8,7 +8,7 @@ longest tests start first.
 Each folder is a marker (pytest.ini), so `-m "not e2e"` selects by tier, and a new test gets its tier from the
 folder it is put in; a test outside them is a usage error, so none can go unmarked.
 
-`make test` runs the suite with `-n 6 --dist loadscope --no-loadscope-reorder` (pytest-xdist). Every test takes
+`make test` runs the suite with `-n 4 --dist loadscope --no-loadscope-reorder` (pytest-xdist). Every test takes
 its own free ports and temporary folders, so they can run side by side. `loadscope` sends each module whole to
 one worker, so a module's own servers (its module-scoped fixtures) start once, not once per worker; the session's
 `live_server` starts once per worker that needs it, a second or two. (`loadgroup` with `xdist_group` marks would
