@@ -24,7 +24,9 @@ BIN = Path(sys.executable).parent
 # A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
 API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 MODES = ["gevent", "eventlet"]
-pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and how a parallel run groups and orders them
+pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and the order of a parallel run
+
+
 @pytest.fixture(scope="session")
 def fake_upstream() -> Iterator[FakeUpstream]:
     with FakeUpstream(api_key=API_KEY) as fake:
