@@ -24,6 +24,7 @@ from relay_client.errors import (
     RelayError,
     ResumeUnavailable,
     ServerShutdown,
+    StalledReader,
     StreamExpired,
     TooManyConnections,
     TooManyStreams,
@@ -38,6 +39,6 @@ from relay_client.reply import Chunk, Done, Reply
 __all__ = [
     "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed",
     "RateLimited", "RelayClient", "RelayConnectionError", "RelayError", "Reply", "ResumeUnavailable",
-    "ServerShutdown", "StreamExpired", "TooManyConnections", "TooManyStreams", "Transport", "Unauthorized",
-    "UpstreamAuth", "UpstreamError", "UpstreamTimeout", "UpstreamUnavailable",
+    "ServerShutdown", "StalledReader", "StreamExpired", "TooManyConnections", "TooManyStreams", "Transport",
+    "Unauthorized", "UpstreamAuth", "UpstreamError", "UpstreamTimeout", "UpstreamUnavailable",
 ]
