@@ -5,9 +5,9 @@
 - Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
 
-With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save under
-app/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo they would be
-restarted forever.
+With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save of a
+`.py` file in the folders app/serving/dev_reload.py lists, subfolders included. Bad settings stop it here, with the
+message, before watchmedo starts: under watchmedo they would be restarted forever.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from dotenv import dotenv_values
 from ..config import ConfigError, Settings, load_settings
 from ..errors import ErrorCode, RelayError
 from ..streams.upstream import Upstream, shown_url
-from . import local_model, processes
+from . import dev_reload, local_model, processes
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_URL = "https://api.openai.com/v1"
@@ -42,12 +42,7 @@ def relay_command(settings: Settings, dev: bool = False) -> list[str]:
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
     if dev:
-        # A relay that exits (a syntax error just saved) waits for the next save instead of restarting in a loop.
-        # watchmedo stops it with SIGINT, as Ctrl-C would (a quick drain), and kills it if that takes over 5 s:
-        # sooner than the launcher gives up on watchmedo (_stop_children), so nothing outlives them.
-        command = [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", "--directory", str(ROOT / "app"),
-                   "--patterns", "*.py", "--recursive", "--no-restart-on-command-exit", "--kill-after", "5",
-                   "--", *command]
+        command = dev_reload.auto_restart(command)
     return command
 
 
