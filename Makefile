@@ -40,14 +40,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 # for the compilers, which says what to install.
 LOCAL_IF_WANTED := if $(BIN)/python -m app.serving.launch --wants-local; then \
 	$(BIN)/python -m app.serving.launch --check-build-tools && $(MAKE) -s --no-print-directory local; fi
-# On a bad setup the launcher (or the check) says what is wrong and what to do, and exits non-zero. GNU make would
-# add "make: *** [run] Error 2" after that message, whatever the flags, for any recipe that fails: so these
-# recipes end with `|| true`, and make exits 0 then. The launcher's own status is for scripts that run it.
+# On a bad setup the launcher (or the check) says what is wrong and what to do, in one line, and exits non-zero;
+# make then exits non-zero too, so a script or CI sees the failure. GNU make adds its own "make: *** [...] Error 2"
+# line after any recipe that fails, whatever the flags: the launcher's line above it is the one to read.
 
 ## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet).
 ## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/serving/launch.py).
 run: $(STAMP) $(PAGE)
-	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch || true
+	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch
 
 ## run-eventlet: the original blog post's stack (Flask-SocketIO on eventlet), on eventlet's own WSGI server
 run-eventlet:
@@ -69,7 +69,7 @@ $(LOCAL_STAMP): requirements-local.txt $(STAMP)
 
 ## dev: like run (the local model too, with no key), the relay restarted by watchdog on every save under app/
 dev: $(STAMP) $(PAGE)
-	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev || true
+	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev
 
 ## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback
 test: $(STAMP) $(LOCAL_STAMP) $(PAGE)

@@ -59,6 +59,14 @@ def check_port(settings: Settings) -> None:
                           "listens there (another `make run`?), or set PORT to a free port.")
 
 
+def check_ports_differ(settings: Settings) -> None:
+    """The relay and the local model cannot share a port: said here, before either starts and one fails to bind."""
+    if settings.port == settings.local_model_port:
+        raise ConfigError(f"PORT and LOCAL_MODEL_PORT are both {settings.port}: the relay and the local model need "
+                          f"a port each. Set PORT to another port (8000 by default), or LOCAL_MODEL_PORT (8001 by "
+                          "default).")
+
+
 def check_upstream(settings: Settings) -> str | None:
     """Ask the upstream for its models: a wrong URL or key fails here, with what to set, not on the first chat.
 
@@ -154,6 +162,7 @@ def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float =
 
 def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
     """Start the local model, then the relay pointed at it; stop both on Ctrl-C, SIGTERM, or either one's exit."""
+    check_ports_differ(settings)
     check_port(settings)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
