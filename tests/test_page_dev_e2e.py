@@ -84,3 +84,19 @@ def test_the_dev_page_streams_a_reply(transport: str, dev_page: str, browser_con
         expect(chat.reply_text()).to_have_text(f"Through the dev proxy over {transport}.")
     finally:
         page.close()
+
+
+def test_the_transport_toggle_is_kept_across_a_reload(dev_page: str, browser_context) -> None:
+    from playwright.sync_api import expect
+
+    page = browser_context.new_page()
+    try:
+        chat = ChatPage(page).open(dev_page)
+        chat.use("http")
+        page.reload()
+        expect(page.get_by_label("HTTP", exact=True)).to_be_checked()
+        chat.use("socket")
+        page.reload()
+        expect(page.get_by_label("Socket.IO", exact=True)).to_be_checked()
+    finally:
+        page.close()
