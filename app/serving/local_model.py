@@ -28,6 +28,9 @@ ALIAS = "gemma-3-270m"  # the model name the relay asks for; the server answers 
 HOST = "127.0.0.1"  # never reachable from other machines
 CONTEXT_TOKENS = 4096
 DEFAULT_MAX_TOKENS = 200  # replies for requests that name no max_tokens (DEFAULT_MAX_TOKENS), about 5 s of text
+# For requests that name no temperature (DEFAULT_TEMPERATURE): greedy, so a question gets the same reply every run
+# (llama-cpp-python's server would use 0.8, and this small model then wanders).
+DEFAULT_TEMPERATURE = 0.0
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
