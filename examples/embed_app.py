@@ -5,10 +5,11 @@ The app keeps its `/`, `/healthz`, its Socket.IO `connect` and `echo` on "/". Th
 `assistant_chunk`, `assistant_done`, `assistant_error`; `assistant_stop`, `assistant_resume`). The names are
 specified in docs/protocol.md, "Mounted in another app".
 
-Run it from the repository root, with an upstream configured as for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL):
+Run it from the repository root, after `make run` or `make dev` has set up .venv, with an upstream configured as
+for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL):
 
-    gunicorn -c gunicorn.conf.py 'examples.embed_app:create_app()'   # gevent, as the relay itself runs
-    ASYNC_MODE=eventlet python -m examples.embed_app                 # eventlet's server, on HOST:PORT
+    .venv/bin/gunicorn -c gunicorn.conf.py 'examples.embed_app:create_app()'   # gevent, as the relay itself runs
+    ASYNC_MODE=eventlet .venv/bin/python -m examples.embed_app                 # eventlet's server, on HOST:PORT
 
 then, for example:
 
