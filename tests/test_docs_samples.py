@@ -20,7 +20,10 @@ command, named by the command's line). What is done with a block depends on its 
   any other `make TARGET`: the target must exist in make's own database (`make -p`). Never `make -n`: make
   runs recipe lines that invoke $(MAKE) even then, and these targets install, compile or serve until stopped;
   `.venv/bin/python -m pytest ARGS`: collected (`--collect-only`), which must select at least one test;
-  `.venv/bin/python -m MODULE`: the module must exist (these run for minutes, against the real model);
+  `.venv/bin/python -m bench.local_answers`: run as written, against the real local model, in a copy of the
+  tree (it rewrites docs/local-model.md): it must rewrite the copy's table and exit 0;
+  `make test-fast`: run as written (seconds);
+  any other `.venv/bin/python -m MODULE`: the module must exist (these run for minutes);
   `pip install -r FILE`: every requirement in FILE must be installed here, at a version it allows;
   anything else only with a reason in NOT_RUN (reported as a skip), or the test fails.
 - `json`: parsed (one document, or one per line). `nginx`: `nginx -t` on the block inside a `server {}`.
@@ -43,6 +46,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -309,6 +313,21 @@ def run_server(words: list[str], fake: FakeUpstream, workdir: Path) -> None:
     assert API_KEY not in log.read_text(), "the API key leaked into the output"
 
 
+def run_in_copy(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
+    """A command that rewrites files of the checkout, run in a copy of what it reads and writes."""
+    from tests.test_local_model import require_local_model
+
+    require_local_model()
+    tree = workdir / "tree"
+    for name in ("app", "bench", "docs"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOCAL_MODEL_", "PYTHONPATH"))}
+    result = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0 and "Traceback" not in output, output
+    return result
+
+
 def serves(words: list[str]) -> bool:
     if words[:1] == ["make"]:
         targets = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
@@ -325,6 +344,15 @@ def check_command(command: str, url: str, fake: FakeUpstream | None = None, work
     program = words[0].replace(".venv/bin/", f"{BIN}/")
     if fake is not None and workdir is not None and serves(words):
         run_server([program, *words[1:]], fake, workdir)
+    elif workdir is not None and words[1:3] == ["-m", "bench.local_answers"]:
+        before = (ROOT / "docs" / "local-model.md").read_text()
+        run_in_copy([program, *words[1:]], workdir)
+        after = (workdir / "tree" / "docs" / "local-model.md").read_text()
+        assert (ROOT / "docs" / "local-model.md").read_text() == before, "the checkout's doc was rewritten"
+        assert "<!-- local_answers:begin -->\n| of 20 replies | before | after |" in after, after[-2000:]
+    elif words == ["make", "test-fast"]:
+        result = subprocess.run(make_args(words), cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     elif words[0] == "curl":
         check_output(run([rewrite(word, url) for word in words], ROOT), "curl", expect="w0")
     elif words[0] == "make":
