@@ -230,8 +230,9 @@ def test_make_exits_non_zero_when_the_server_cannot_start(target: str, listener:
     the launcher's one line and a non-zero status, not a silent success."""
     env = {**CLEAN_ENV, "PORT": str(listener), "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-right-key",
            "OPENAI_MODEL": "fake-model"}
+    taken_as_made = [".venv/.serve-installed", ".venv/.installed", ".venv/.local-installed", "frontend/dist/index.html"]
     result = subprocess.run(["make", "--no-print-directory", target, f"BIN={Path(sys.executable).parent}",
-                             "-o", ".venv/.installed", "-o", "frontend/dist/index.html"],
+                             *[arg for made in taken_as_made for arg in ("-o", made)]],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode != 0, result.stdout + result.stderr
     assert f"error: The relay's port 127.0.0.1:{listener} is taken" in result.stderr, result.stderr
