@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-BUILD_FILES = ["Makefile", "requirements.txt", "requirements-dev.txt", "requirements-local.txt"]
+BUILD_FILES = ["Makefile", "pyproject.toml", "requirements.txt", "requirements-dev.txt", "requirements-local.txt"]
 
 
 @pytest.fixture
