@@ -149,9 +149,14 @@ class ChunkParser:
         or arguments), and the calls whole kept for the done event."""
         if not isinstance(calls, list):
             raise RelayError(ErrorCode.UPSTREAM_ERROR, MALFORMED)
-        for call in calls:
-            function = call.get("function") if isinstance(call, dict) else None
-            index = call.get("index") if isinstance(call, dict) else None
+        for position, call in enumerate(calls):
+            if not isinstance(call, dict):
+                raise RelayError(ErrorCode.UPSTREAM_ERROR, MALFORMED)
+            function = call.get("function")
+            # Some OpenAI-compatible servers (Gemini's, for one) leave `index` out: the call's place in the array.
+            index = call.get("index")
+            if index is None:
+                index = position
             if function is None:
                 function = {}
             if type(index) is not int or not isinstance(function, dict):

@@ -153,8 +153,18 @@ def test_text_only_pieces_stay_plain_strings() -> None:
     assert parser.usage == {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
 
 
+def test_a_tool_call_without_index_is_its_place_in_the_array() -> None:
+    """Servers that send each call whole in one delta, without `index` (Gemini's OpenAI-compatible API)."""
+    pieces, parser = raw(sse([{"tool_calls": [
+        {"id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+        {"id": "b", "type": "function", "function": {"name": "g", "arguments": "[]"}}]}], "tool_calls"))
+    assert [piece["index"] for piece in pieces] == [0, 1]  # type: ignore[index]
+    assert [call["id"] for call in parser.tool_calls or []] == ["a", "b"]
+
+
 @pytest.mark.parametrize("delta", [{"reasoning": 5}, {"refusal": ["x"]}, {"tool_calls": {"index": 0}},
                                    {"tool_calls": [{"index": "0"}]}, {"tool_calls": [{"index": True}]},
+                                   {"tool_calls": ["call"]}, {"tool_calls": [{"index": 0, "function": "f"}]},
                                    {"tool_calls": [{"index": 0, "function": {"arguments": 1}}]}])
 def test_malformed_kinds_are_upstream_errors(delta: dict) -> None:
     from chat_relay.errors import ErrorCode, RelayError
