@@ -26,6 +26,7 @@ from pathlib import Path
 
 from app.serving import local_model, qa_frame
 from chat_relay.config import Settings
+from chat_relay.streams.parts import text_of
 from chat_relay.streams.request_validation import ChatRequest
 from chat_relay.streams.upstream import Upstream
 
@@ -94,7 +95,7 @@ def ask_all() -> list[Reply]:
                                   messages=[{"role": "user", "content": question}])
             stream = upstream.open(request)
             try:
-                text = "".join(stream)  # the upstream yields the text pieces; the finish reason comes after them
+                text = text_of(list(stream))  # the text pieces (of all kinds); the finish reason comes after them
             finally:
                 stream.close()
             replies.append(Reply(text, stream.finish_reason, time.monotonic() - began))

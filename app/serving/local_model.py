@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chat_relay.config import Settings
 from chat_relay.errors import RelayError
+from chat_relay.streams.parts import text_of
 from chat_relay.streams.request_validation import ChatRequest
 from chat_relay.streams.upstream import Upstream
 
@@ -228,7 +229,7 @@ def wait_until_answering(server: LocalModelServer, timeout: float) -> None:
         try:
             stream = upstream.open(probe)
             try:
-                text = "".join(stream)
+                text = text_of(list(stream))  # a reasoning model's thinking alone is no answer
             finally:
                 stream.close()
             if not text.strip():
