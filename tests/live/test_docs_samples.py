@@ -187,12 +187,13 @@ def check_output(result: subprocess.CompletedProcess, what: str, expect: str = F
     assert expect in result.stdout, f"the reply ({expect!r}) never came out: {shown}"
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+                              timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"{args[0]} did not end within {TIMEOUT} s: {exc.stdout!r} {exc.stderr!r}") from None
+        raise AssertionError(f"{args[0]} did not end within {timeout} s: {exc.stdout!r} {exc.stderr!r}") from None
 
 
 def run_python(text: str, url: str, workdir: Path) -> None:
@@ -360,8 +361,9 @@ def check_command(command: str, url: str, fake: FakeUpstream | None = None, work
         missing = set(targets) - make_targets()
         assert targets and not missing, f"no such make target: {sorted(missing) or command}"
     elif program.endswith(("/python", "/python3")) and words[1:3] == ["-m", "pytest"]:
+        # collecting the whole suite imports every test module: slow on a machine busy with the suite itself
         result = run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *words[3:]],
-                     ROOT)
+                     ROOT, timeout=120)
         assert result.returncode == 0, f"{command!r} selects nothing:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
     elif program.endswith(("/python", "/python3")) and words[1] == "-m":
         assert util.find_spec(words[2]) is not None, f"no module {words[2]} for {command!r}"
