@@ -45,3 +45,12 @@ def test_the_served_modes_are_the_librarys() -> None:
     assert modes_served_by(GUNICORN) == ["gevent"] and server_for("eventlet") == OWN_SERVER
     with pytest.raises(ConfigError, match="ASYNC_MODE=threading is for tests; use gevent or eventlet"):
         server_for("threading")
+
+
+@pytest.mark.parametrize(("mode", "server"), [("gevent", ["-m", "gunicorn"]), ("eventlet", ["-m", "app"])])
+def test_make_run_starts_each_mode_on_its_server(mode: str, server: list[str]) -> None:
+    from app.serving.launch import relay_command
+    from chat_relay.config import Settings
+
+    command = relay_command(Settings(_env_file=None, async_mode=mode))  # type: ignore[call-arg, arg-type]
+    assert command[1:3] == server
