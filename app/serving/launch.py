@@ -30,6 +30,7 @@ from chat_relay.errors import ErrorCode, RelayError
 from chat_relay.streams.upstream import Upstream, shown_url
 
 from . import dev_reload, local_model, processes
+from .servers import OWN_SERVER, server_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_URL = "https://api.openai.com/v1"
@@ -38,7 +39,7 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the 
 
 def relay_command(settings: Settings, dev: bool = False) -> list[str]:
     """The relay as it runs in production, in the configured async mode; with `dev`, restarted on every save."""
-    if settings.async_mode == "eventlet":
+    if server_for(settings.async_mode) == OWN_SERVER:
         command = [sys.executable, "-m", "app"]
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
@@ -278,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1  # quietly: the launcher's own start, which follows in `make run`, says what is wrong
     try:
         settings = load_settings()
-        if settings.async_mode == "threading":
-            raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
+        server_for(settings.async_mode)
         if settings.uses_local_model:
             return serve_with_local_model(settings, args.dev)
         return serve_with_upstream(settings, args.dev)
