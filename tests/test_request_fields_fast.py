@@ -228,3 +228,19 @@ def test_the_upstream_gets_each_field_exactly_as_sent(fake_upstream: FakeUpstrea
     [body] = fake_upstream.requests_with("fast-upstream-7c1d")
     assert body == {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True},
                     **json.loads(json.dumps(payload))}
+
+
+# -- MAX_REQUEST_BYTES, a setting now ----------------------------------------------------------------------
+
+def test_max_request_bytes_bounds_http_bodies_and_socketio_packets(fake_upstream: FakeUpstream) -> None:
+    from chat_relay.standalone import create_app
+
+    settings = Settings(openai_api_key=API_KEY, openai_base_url=fake_upstream.url, openai_model="fake-model",
+                        async_mode="threading", max_request_bytes=4096, _env_file=None)
+    app = create_app(settings)
+    client = app.test_client()
+    over = client.post("/message/stream", data=b"{" * 4097, content_type="application/json")
+    assert over.status_code == 413 and over.json["error"]["code"] == "invalid_request"
+    within = client.post("/message/stream", data=b"{" * 4096, content_type="application/json")
+    assert within.status_code == 400 and within.json["error"]["message"] == "The body is not valid JSON."
+    assert app.extensions["socketio"].server.eio.max_http_buffer_size == 4096
