@@ -16,7 +16,7 @@ from chat_relay.streams.request_validation import PASSED_AS_SENT, parse_chat_req
 from chat_relay.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream
-from tests.request_samples import PNG_SIGNATURE, WEATHER, every_field, image_part, image_url, tool
+from tests.request_samples import PNG_SIGNATURE, every_field, image_part, image_url, tool
 
 SMALL_PNG = image_url(64)
 
@@ -201,6 +201,17 @@ REFUSALS = [
     ({"prompt": "x", "max_completion_tokens": 0}, "'max_completion_tokens' must be at least 1."),
     ({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 5},
      "Send either 'max_tokens' or 'max_completion_tokens', not both."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"type": "object", "maximum": float("inf")})]},
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"enum": [b"\x00"]})]},  # a Socket.IO binary attachment
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {"minimum": float("nan")}}}},
+     "'response_format.json_schema.schema' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"maximum": 2**64})]},
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters=json.loads('{"a":' * 65 + "1" + "}" * 65))]},
+     "'tools[0].function.parameters' must nest at most 64 levels deep."),
     ({"prompt": "x", "tools": [tool("f", description="\ud800")]},
      "The text contains invalid Unicode (an unpaired surrogate)."),
 ]
