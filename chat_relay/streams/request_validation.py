@@ -29,6 +29,7 @@ REASONING_EFFORTS: tuple[str, ...] = tuple(
 # The request fields passed to the upstream exactly as the client sent them, when it sent them.
 PASSED_AS_SENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "stop", "seed", "top_p",
                   "presence_penalty", "frequency_penalty", "reasoning_effort", "max_completion_tokens")
+_PASSED = frozenset(PASSED_AS_SENT)
 
 # Unions are told apart by one key (or by being a string or a list), so a refusal speaks of the branch the
 # client meant, never of every branch it did not. The tags (with an "=") show in pydantic's error locations,
@@ -235,8 +236,8 @@ _Stop = Annotated[Annotated[_StopWord, Tag("*=str")]
 class _ChatRequestIn(BaseModel):
     """The wire shape of a request; strict, so `"5"` is not a number and typos are not ignored.
 
-    The new fields' defaults are never sent (the client's own values are, when it sent them) and are not
-    None, so a `null` is refused: a field is left out, or has a value."""
+    The new fields are passed on as the client sent them (its own dict, not this model), and refuse `null`:
+    a field is left out, or has a value."""
 
     model_config = _STRICT
 
@@ -246,17 +247,18 @@ class _ChatRequestIn(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1)
     stream_id: str | None = Field(None, pattern=STREAM_ID_PATTERN)
-    tools: list[_Tool] = Field(default_factory=list)
-    tool_choice: _ToolChoice = "auto"
-    parallel_tool_calls: bool = True
-    response_format: _ResponseFormat = Field(default_factory=lambda: _TextFormat(type="text"))
-    stop: _Stop = Field(default_factory=list)
-    seed: int = Field(0, ge=-(2**63), le=2**63 - 1)
-    top_p: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
-    presence_penalty: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
-    frequency_penalty: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
-    reasoning_effort: Literal[REASONING_EFFORTS] = "medium"  # type: ignore[valid-type]
-    max_completion_tokens: int = Field(1, ge=1)
+    # None when absent; a `null` sent is refused by _one_conversation below.
+    tools: list[_Tool] | None = None
+    tool_choice: _ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: _ResponseFormat | None = None
+    stop: _Stop | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1)
+    top_p: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+    presence_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2, allow_inf_nan=False)
+    reasoning_effort: Literal[REASONING_EFFORTS] | None = None  # type: ignore[valid-type]
+    max_completion_tokens: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_conversation(self) -> _ChatRequestIn:
@@ -266,12 +268,16 @@ class _ChatRequestIn(BaseModel):
             raise ValueError("'prompt' must not be empty.")
         if self.messages is not None and not self.messages:
             raise ValueError("'messages' must hold at least one message.")
-        sent = self.model_fields_set
-        if "max_tokens" in sent and "max_completion_tokens" in sent:
+        for name in self.model_fields_set & _PASSED:
+            if getattr(self, name) is None:
+                raise ValueError(f"'{name}' must not be null: leave it out instead.")
+        if self.max_tokens is not None and self.max_completion_tokens is not None:
             raise ValueError("Send either 'max_tokens' or 'max_completion_tokens', not both.")
         for needs_tools in ("tool_choice", "parallel_tool_calls"):
-            if needs_tools in sent and not self.tools:
+            if getattr(self, needs_tools) is not None and not self.tools:
                 raise ValueError(f"'{needs_tools}' needs 'tools'.")
+        if self.tools is None:
+            return self
         names = [tool.function.name for tool in self.tools]
         if len(set(names)) < len(names):
             twice = next(name for name in names if names.count(name) > 1)
@@ -314,7 +320,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         raise _invalid(f"Too many messages: at most {settings.max_messages} are allowed.")
     if _text_length(messages) > settings.max_prompt_chars:
         raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars:,} characters are allowed.")
-    options = {name: data[name] for name in PASSED_AS_SENT if name in data}
+    options = {name: value for name, value in data.items() if name in _PASSED}
     try:  # one pass over every string the upstream will get: the JSON encoder refuses lone surrogates
         orjson.dumps([messages, options])
     except orjson.JSONEncodeError:
@@ -329,7 +335,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         raise _invalid(f"Unknown model {model[:64]!r}: choose one of {', '.join(settings.allowed_models)}.")
     if raw.max_tokens is not None and raw.max_tokens > settings.max_tokens_limit:
         raise _invalid(f"'max_tokens' must be at most {settings.max_tokens_limit}.")
-    if "max_completion_tokens" in options and raw.max_completion_tokens > settings.max_tokens_limit:
+    if raw.max_completion_tokens is not None and raw.max_completion_tokens > settings.max_tokens_limit:
         raise _invalid(f"'max_completion_tokens' must be at most {settings.max_tokens_limit}.")
     if settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
