@@ -18,7 +18,7 @@ from typing import Any
 from socketio.base_server import BaseServer
 from socketio.packet import BINARY_EVENT, EVENT, Packet
 
-from ..config import MAX_ATTACHMENTS, MAX_REQUEST_BYTES
+from ..config import MAX_ATTACHMENTS
 from ..errors import ErrorCode, RelayError
 from . import wire_json
 
@@ -58,7 +58,7 @@ class TolerantPacket(Packet):
     # binary events are still decoded as such (decode() reads their type from the packet itself).
     uses_binary_events = False
     max_attachments = MAX_ATTACHMENTS
-    max_bytes = MAX_REQUEST_BYTES  # all of one packet's attachments together; tolerant_packet sets the server's
+    max_bytes: int  # all of one packet's attachments together: the server's MAX_REQUEST_BYTES, set by tolerant_packet
     attached_bytes = 0
 
     def decode(self, encoded_packet: str | bytes) -> int:
@@ -103,7 +103,7 @@ class TolerantPacket(Packet):
         self.data = [self.request_event, Unreadable(reason)]
 
 
-def tolerant_packet(request_event: str, max_bytes: int = MAX_REQUEST_BYTES) -> type[TolerantPacket]:
+def tolerant_packet(request_event: str, max_bytes: int) -> type[TolerantPacket]:
     """The packet class for one server whose relay takes requests as `request_event` (chat_relay/extension.py): a class
     of its own, since python-socketio sets `json` on the class it is given. `max_bytes`: engine.io's message
     bound, which a packet's attachments share."""

@@ -1,10 +1,11 @@
 """Property-based fuzzing of requests over Socket.IO and HTTP against the real gunicorn+gevent server.
 
-Over 10,000 generated payloads in all: wrong types, missing and unknown fields, huge and deeply nested
-values, lone surrogates, invalid UTF-8, non-object JSON, invalid JSON, and raw Socket.IO event packets
-whose data is no call of an event. Each gets an `invalid_request` or a stream that ends with exactly one
-terminal event. Afterwards the server runs no streams, its worker has not grown in memory, threads
-or open files beyond a tolerance, and its metrics count what the clients saw, with no client text in a label.
+Over 10,000 generated payloads in all, in every request shape (content parts, images, tool calls, tools and
+the options): wrong types, missing and unknown fields, huge and deeply nested values, lone surrogates, invalid
+UTF-8, non-object JSON, invalid JSON, and raw Socket.IO event packets whose data is no call of an event. Each
+gets an `invalid_request` or a stream that ends with exactly one terminal event. Afterwards the server runs no
+streams, its worker has not grown in memory, threads or open files beyond a tolerance, and its metrics count
+what the clients saw, with no client text in a label.
 
 Derandomized, so a run is reproducible; the fake answers valid requests with a short reply.
 """
@@ -26,6 +27,7 @@ from tests.clients import DONE, ERROR, SioProbe
 from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream
 from tests.metrics_scrape import check_bounded, relay_samples, scrape_text
+from tests.request_samples import image_part, image_url, tool
 
 SOCKETIO_EXAMPLES = 5200
 HTTP_EXAMPLES = 4500
@@ -40,9 +42,40 @@ odd_text = st.lists(st.characters() | lone_surrogates, max_size=40).map("".join)
 json_leaf = st.none() | st.booleans() | st.integers() | st.floats() | odd_text
 json_value = st.recursive(json_leaf, lambda kids: st.lists(kids, max_size=4)
                           | st.dictionaries(odd_text, kids, max_size=4), max_leaves=12)
+FUZZ_IMAGE_BYTES = 100_000  # the fuzz server's MAX_IMAGE_BYTES: an image over it without megabytes per example
+# The request's shapes of docs/protocol.md (issue 17): content parts, images, tool calls, tools and the options.
+SMALL_PNG = image_url(200)
+images = st.sampled_from([
+    SMALL_PNG, image_url(200, "gif"), SMALL_PNG.replace("image/png", "image/bmp"), SMALL_PNG[:-3] + "!!!",
+    "data:image/png;base64,", "http://127.0.0.1/cat.png", "https://example.com/cat.png", "file:///etc/passwd",
+]) | odd_text | json_value
+image_parts = st.fixed_dictionaries({"type": st.just("image_url")}, optional={
+    "image_url": st.fixed_dictionaries({}, optional={
+        "url": images, "detail": st.sampled_from(["auto", "low", "high", "ultra"]) | json_value}) | json_value})
+text_parts = st.fixed_dictionaries({"type": st.sampled_from(["text", "video"]) | json_value},
+                                   optional={"text": odd_text | json_value})
+contents = odd_text | st.lists(text_parts | image_parts, max_size=3) | json_value
+names = st.sampled_from(["get_weather", "f", "bad name", ""]) | json_value
+calls = st.lists(st.fixed_dictionaries({}, optional={
+    "id": st.sampled_from(["call_1", ""]) | json_value, "type": st.just("function") | json_value,
+    "function": st.fixed_dictionaries({}, optional={"name": names, "arguments": odd_text | json_value})}),
+    max_size=2) | json_value
 messages = st.lists(st.fixed_dictionaries({}, optional={
-    "role": st.sampled_from(["user", "assistant", "system", "wizard", ""]) | json_value,
-    "content": odd_text | json_value}), max_size=4) | json_value
+    "role": st.sampled_from(["user", "assistant", "system", "developer", "tool", "wizard", ""]) | json_value,
+    "content": contents, "tool_calls": calls, "tool_call_id": st.just("call_1") | json_value}),
+    max_size=4) | json_value
+schemas = st.dictionaries(odd_text, json_value, max_size=3) | json_value
+tools = st.lists(st.fixed_dictionaries({"type": st.just("function") | json_value}, optional={
+    "function": st.fixed_dictionaries({"name": names}, optional={
+        "description": odd_text | json_value, "parameters": schemas, "strict": st.booleans() | json_value})}),
+    max_size=3) | json_value
+tool_choices = st.sampled_from(["none", "auto", "required", "always"]) | st.fixed_dictionaries(
+    {"type": st.just("function")}, optional={"function": st.fixed_dictionaries({}, optional={"name": names})}) \
+    | json_value
+response_formats = st.fixed_dictionaries({"type": st.sampled_from(["text", "json_object", "json_schema", "json"])
+                                                  | json_value}, optional={
+    "json_schema": st.fixed_dictionaries({}, optional={"name": names, "schema": schemas,
+                                                       "strict": st.booleans() | json_value})}) | json_value
 stream_ids = st.from_regex(r"\A[A-Za-z0-9_-]{1,64}\Z") | odd_text | json_value
 near_valid = st.fixed_dictionaries({}, optional={
     "prompt": odd_text | json_value,
@@ -52,6 +85,17 @@ near_valid = st.fixed_dictionaries({}, optional={
     "max_tokens": st.integers(-10, 10_000) | json_value,
     "stream_id": stream_ids,
     "promt": json_value,
+    "tools": tools,
+    "tool_choice": tool_choices,
+    "parallel_tool_calls": st.booleans() | json_value,
+    "response_format": response_formats,
+    "stop": odd_text | st.lists(odd_text, max_size=5) | json_value,
+    "seed": st.integers() | json_value,
+    "top_p": st.floats() | json_value,
+    "presence_penalty": st.floats() | json_value,
+    "frequency_penalty": st.floats() | json_value,
+    "reasoning_effort": st.sampled_from(["low", "high", "huge"]) | json_value,
+    "max_completion_tokens": st.integers(-10, 10_000) | json_value,
 })
 huge = st.sampled_from([
     {"prompt": "x" * 40_000},
@@ -59,6 +103,10 @@ huge = st.sampled_from([
     {"messages": [{"role": "user", "content": "hi"}] * 5_000},
     {"prompt": "x", "stream_id": "s" * 10_000},
     {"prompt": ["x"] * 50_000},
+    {"messages": [{"role": "user", "content": [image_part(image_url(FUZZ_IMAGE_BYTES + 1))]}]},
+    {"messages": [{"role": "user", "content": [image_part(SMALL_PNG)] * 9}]},  # one image over MAX_IMAGES
+    {"prompt": "x", "tools": [tool(f"f{i}") for i in range(65)]},  # one over MAX_TOOLS
+    {"prompt": "x", "tools": [tool("f", description="d" * 100_000)]},  # over MAX_TOOLS_BYTES
 ])
 
 
@@ -100,7 +148,8 @@ def raw_event_data() -> st.SearchStrategy[object]:
 
 @pytest.fixture(scope="module")
 def fuzz_server(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
-    server = start_server("gevent", upstream_env(fake_upstream), tmp_path_factory.mktemp("fuzz") / "server.log")
+    env = {**upstream_env(fake_upstream), "MAX_IMAGE_BYTES": str(FUZZ_IMAGE_BYTES)}
+    server = start_server("gevent", env, tmp_path_factory.mktemp("fuzz") / "server.log")
     yield server
     stop_server(server)
 

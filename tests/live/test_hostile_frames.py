@@ -31,13 +31,13 @@ from tests.raw_websocket import (
 )
 
 TOKEN = "tok-hostile-frames-1"
-BOUND = 1_000_000  # MAX_REQUEST_BYTES, engine.io's max_http_buffer_size
+BOUND = 1_000_000  # MAX_REQUEST_BYTES as these servers set it: engine.io's max_http_buffer_size
 MIB = 1024
 
 
 def hostile_env(fake: FakeUpstream) -> dict[str, str]:
     return {**upstream_env(fake), "AUTH_TOKENS": TOKEN, "PING_INTERVAL": "1", "PING_TIMEOUT": "1",
-            "LOG_LEVEL": "INFO"}
+            "LOG_LEVEL": "INFO", "MAX_REQUEST_BYTES": str(BOUND)}
 
 
 @pytest.fixture(scope="module", params=MODES)
