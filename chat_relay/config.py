@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(10.0, gt=0)
     upstream_read_timeout: float = Field(60.0, gt=0)  # longest silence: before the first chunk or between two
     upstream_max_retries: int = Field(2, ge=0, le=10)  # only before the first chunk: the client retries the request
+    reasoning_tags: bool = False  # a leading <think>...</think> in the content is relayed as reasoning
 
     # Serving.
     async_mode: AsyncMode = "gevent"

@@ -1,9 +1,12 @@
-"""One stream's buffer: the producer appends text pieces and then one terminal entry; readers follow it by cursor.
+"""One stream's buffer: the producer appends pieces and then one terminal entry; readers follow it by cursor.
 
 The producer never waits for a reader. A reader keeps a cursor (the seq of the last piece it delivered)
 and, each time it wakes, takes everything after it that is waiting, as one chunk. At low load that is one
 piece, sent at once; when a reader is late (a busy CPU, a busy client socket), it is all the pieces that
 arrived meanwhile, in one event. Nothing is held back on a timer.
+
+Pieces are typed (parts.py): text as a plain str, other kinds as dicts, all numbered by one seq. Until a
+stream has a piece that is not text, its chunks are built exactly as a text-only stream's always were.
 
 This is the in-memory log. Its waits use the async mode's own events (engine.io's `create_event`).
 """
@@ -14,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from .events import Chunk, RelayEvent, Terminal
+from .parts import Piece, chunk_of, text_of
 
 
 class Waitable(Protocol):
@@ -27,11 +31,12 @@ class Waitable(Protocol):
 class StreamBuffer:
     """The pieces of one stream, numbered by seq from 0, then its terminal event."""
 
-    __slots__ = ("_new_event", "_pieces", "_waiters", "opened", "stream_id", "terminal")
+    __slots__ = ("_new_event", "_pieces", "_typed", "_waiters", "opened", "stream_id", "terminal")
 
     def __init__(self, stream_id: str, new_event: Callable[[], Waitable]) -> None:
         self.stream_id = stream_id
-        self._pieces: list[str] = []
+        self._pieces: list[Piece] = []
+        self._typed = False  # a piece that is not text was appended: chunks may need `parts`
         self.terminal: Terminal | None = None
         self.opened = False  # the upstream answered: from here on an HTTP response is 200 whatever follows
         self._waiters: set[Waitable] = set()
@@ -43,8 +48,10 @@ class StreamBuffer:
         self.opened = True
         self._wake()
 
-    def append(self, text: str) -> None:
-        self._pieces.append(text)
+    def append(self, piece: Piece) -> None:
+        self._pieces.append(piece)
+        if type(piece) is not str:
+            self._typed = True
         if self._waiters:
             self._wake()
 
@@ -66,7 +73,9 @@ class StreamBuffer:
         last = len(pieces) - 1
         if last <= cursor:
             return None
-        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:]), last)
+        if self._typed:
+            return chunk_of(pieces[cursor + 1:], last)
+        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:]), last)  # type: ignore[arg-type]
 
     def new_event(self) -> Waitable:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
@@ -74,9 +83,9 @@ class StreamBuffer:
 
     def text_bytes(self) -> int:
         """The UTF-8 size of all the text appended; read once, at the stream's end, for its metrics."""
-        return len("".join(self._pieces).encode("utf-8", "surrogatepass"))
+        return len(text_of(self._pieces).encode("utf-8", "surrogatepass"))
 
-    def pieces_after(self, cursor: int) -> list[str]:
+    def pieces_after(self, cursor: int) -> list[Piece]:
         """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
         return self._pieces[cursor + 1:]
 
