@@ -15,8 +15,6 @@ AsyncMode = Literal["gevent", "eventlet", "threading"]
 # The few-shot frame's chat format name (app/serving/qa_frame.py registers it with the model server).
 LOCAL_MODEL_QA_FRAME = "few-shot-qa"
 
-# Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
-MAX_REQUEST_BYTES = 1_000_000
 # Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
 # max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
 WORKER_CONNECTIONS = 2000
@@ -70,6 +68,18 @@ class Settings(BaseSettings):
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
     default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
+    # Socket.IO messages and HTTP bodies larger than this are refused before they are parsed: Flask's
+    # MAX_CONTENT_LENGTH, engine.io's max_http_buffer_size (which bounds websocket frames too) and the body
+    # deadline all read it. 8 MiB holds one MAX_IMAGE_BYTES image in base64 (4/3 of it) and the text around it.
+    max_request_bytes: int = Field(8_388_608, ge=1024)
+    # Images in requests (docs/protocol.md, "The request"): decoded bytes per image, images per request, and
+    # whether `https:` image URLs may be sent (the upstream fetches them: off, so a client cannot make it fetch).
+    max_image_bytes: int = Field(5_000_000, ge=1)
+    max_images: int = Field(8, ge=0)
+    allow_image_urls: bool = False
+    # Function tools per request, and their definitions' size as compact JSON: each is sent with every request.
+    max_tools: int = Field(64, ge=0)
+    max_tools_bytes: int = Field(100_000, ge=1)
 
     # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)
@@ -87,7 +97,8 @@ class Settings(BaseSettings):
     # gets 429, a right token too, until the window frees one. "" turns it off.
     auth_failure_limit: str = "10/minute"
     # Seconds a request's body may take to arrive, whole; then 408 and the connection is closed
-    # (chat_relay/middleware/body_deadline.py). A slow mobile link sends 1 MB, the most allowed, in well under that.
+    # (chat_relay/middleware/body_deadline.py). A text request arrives in well under that; the largest
+    # allowed (MAX_REQUEST_BYTES, 8 MiB: an image) needs about 7 Mbit/s: raise it for slow links that send images.
     request_body_timeout: float = Field(10.0, gt=0, le=300)
     # Socket.IO connections per client identity: a household or an office behind one address stays well below,
     # and one address cannot take more than a small share of gunicorn's worker_connections (2000).

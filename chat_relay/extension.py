@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .async_drivers import MODES
-from .config import MAX_REQUEST_BYTES, ConfigError, Settings, load_settings
+from .config import ConfigError, Settings, load_settings
 from .transports.socketio_handlers import DEFAULT_EVENT, EventNames
 from .wiring import EXTENSION_KEY, Services
 
@@ -82,7 +82,7 @@ class ChatRelay:
         return {
             "async_mode": settings.async_mode,
             "cors_allowed_origins": socketio_origin_allowed,  # same origin, or listed ones; never a wildcard
-            "max_http_buffer_size": MAX_REQUEST_BYTES,  # a larger packet closes the connection (docs/protocol.md)
+            "max_http_buffer_size": settings.max_request_bytes,  # a larger packet closes the connection (docs/protocol.md)
             "ping_interval": settings.ping_interval,  # a client silent for interval + timeout is gone: streams end
             "ping_timeout": settings.ping_timeout,
             "serializer": TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
@@ -156,7 +156,7 @@ class ChatRelay:
         streams_path = f"{self.url_prefix}/message"
         relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
-                                    services.driver, MAX_REQUEST_BYTES, applies=relays, refused=refused_over_http)
+                                    services.driver, settings.max_request_bytes, applies=relays, refused=refused_over_http)
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)

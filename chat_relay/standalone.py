@@ -21,7 +21,7 @@ def create_app(settings: Settings | None = None, *, page: bool = False) -> Flask
     from flask import Flask
     from flask_socketio import SocketIO
 
-    from .config import MAX_REQUEST_BYTES, load_settings
+    from .config import load_settings
     from .extension import ChatRelay
     from .observability import logs
     from .transports.http_routes import answer_every_error_in_json
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None, *, page: bool = False) -> Flask
     logs.configure(settings.log_level, settings.log_format)
 
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     relay = ChatRelay(settings=settings, page=page)
     relay.init_app(app, SocketIO(app, **relay.socketio_options()))
     answer_every_error_in_json(app)

@@ -131,6 +131,11 @@ class FakeUpstream:
         with self._cond:
             return sum(1 for body in self.active if text in str(body.get("messages")))
 
+    def requests_with(self, text: str) -> list[dict]:
+        """Every request body received whose messages contain `text` (a test's tag), as the relay sent it."""
+        with self._cond:
+            return [body for body in self.requests if text in str(body.get("messages"))]
+
     def wait_for(self, predicate: Callable[[FakeUpstream], bool], timeout: float = 10) -> bool:
         """Block until predicate(self) holds, so tests never sleep and guess."""
         with self._cond:

@@ -149,13 +149,13 @@ def test_request_caps(limited: LiveServer, fake_upstream, payload: dict, fragmen
 
 
 def test_oversized_socketio_packet_closes_the_connection(live_server: LiveServer, fake_upstream) -> None:
-    """engine.io refuses a packet over 1,000,000 bytes by closing the connection: the client sees a disconnect."""
+    """engine.io refuses a packet over MAX_REQUEST_BYTES (8 MiB) by closing the connection: the client sees a disconnect."""
     sent = len(fake_upstream.requests)
     client = socketio.Client(reconnection=False)
     gone = threading.Event()
     client.on("disconnect", lambda reason=None: gone.set())
     client.connect(live_server.url, transports=["websocket"], wait_timeout=10)
-    client.emit("chatgpt_description", {"prompt": "x" * 1_100_000})
+    client.emit("chatgpt_description", {"prompt": "x" * 8_500_000})
     assert gone.wait(10), "the server should close the connection"
     assert len(fake_upstream.requests) == sent
     other = SioProbe(live_server.url)  # and keeps serving everyone else

@@ -103,7 +103,7 @@ def test_plain_text_ends_a_failed_stream_with_an_error_line(live_server) -> None
         ("[1, 2]", {"Content-Type": "application/json"}, 400, "JSON object"),
         ('{"prompt": null}', {"Content-Type": "application/json"}, 400, "either"),
         ('{"prompt": "x", "model": "nope"}', {"Content-Type": "application/json"}, 400, "Unknown model"),
-        ('{"prompt": "' + "x" * 1_100_000 + '"}', {"Content-Type": "application/json"}, 413, "large"),
+        ('{"prompt": "' + "x" * 8_500_000 + '"}', {"Content-Type": "application/json"}, 413, "large"),
     ],
 )
 def test_bad_bodies_get_a_coded_400(live_server, fake_upstream, body, headers, status, fragment) -> None:

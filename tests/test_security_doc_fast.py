@@ -13,7 +13,7 @@ import pytest
 
 from chat_relay.access.auth_failures import AuthFailures
 from chat_relay.async_drivers import AsyncDriver, TimeLimitExceeded, mode_driver
-from chat_relay.config import MAX_REQUEST_BYTES, Settings
+from chat_relay.config import Settings
 from chat_relay.errors import RelayError
 from chat_relay.middleware.body_deadline import BodyDeadline
 from chat_relay.middleware.http_connection_cap import HttpConnectionCap
@@ -67,7 +67,7 @@ def test_the_body_deadline_refusal_is_documented() -> None:
             raise TimeLimitExceeded  # what time_limit raises in a green thread at the deadline
 
     deadline = BodyDeadline(lambda environ, start_response: [b""], DEFAULTS.request_body_timeout, THREADS,
-                            MAX_REQUEST_BYTES)
+                            DEFAULTS.max_request_bytes)
     status, error = refusal_of(deadline, {"CONTENT_LENGTH": "10", "wsgi.input": Stalled()})
     assert status.startswith("408")
     documented(error["code"], error["message"])

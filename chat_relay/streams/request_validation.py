@@ -4,29 +4,219 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+import orjson
+from openai.types.shared import ReasoningEffort
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from .request_images import image_url_problem
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+_STRICT = ConfigDict(strict=True, extra="forbid")
+# A function's name, as the OpenAI API takes it (tools, tool calls, tool_choice, a json_schema's name).
+NAME_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The reasoning efforts the installed openai client knows (its ReasoningEffort, without None).
+REASONING_EFFORTS: tuple[str, ...] = tuple(
+    value for arg in get_args(ReasoningEffort) for value in get_args(arg) if isinstance(value, str))
+# The request fields passed to the upstream exactly as the client sent them, when it sent them.
+PASSED_AS_SENT = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "stop", "seed", "top_p",
+                  "presence_penalty", "frequency_penalty", "reasoning_effort", "max_completion_tokens")
 
-    role: Literal["system", "user", "assistant"]
-    content: str
+# Unions are told apart by one key (or by being a string or a list), so a refusal speaks of the branch the
+# client meant, never of every branch it did not. The tags (with an "=") show in pydantic's error locations,
+# and _describe leaves them out.
+_TAGS: set[str] = set()
+# A model validator's ValueError that starts with it names a field of its object: _FIELD name _FIELD problem.
+_FIELD = "\x1f"
+
+
+def _by(key: str, values: tuple[str, ...], field: str | None = None) -> Any:
+    """A discriminator on `key`'s value (a str or a list, for key "*"), refusing any other in our words."""
+    _TAGS.update(f"{key}={value}" for value in values)
+
+    def tag(value: object) -> str | None:
+        if key == "*":
+            return f"*={type(value).__name__}" if isinstance(value, (str, list, dict)) else None
+        found = value.get(key) if isinstance(value, dict) else None
+        return f"{key}={found}" if isinstance(found, str) else None
+
+    expected = " or ".join((", ".join(f"'{v}'" for v in values[:-1]), f"'{values[-1]}'")) if len(values) > 1 \
+        else f"'{values[0]}'"
+    # The field and what it takes ride in the message: a context dict would make the type unhashable.
+    return Discriminator(tag, custom_error_type="bad_tag",
+                         custom_error_message=f"{field if field is not None else key}\x1f{expected}")
+
+
+def _tagged(key: str, value: str, kind: Any) -> Any:
+    return Annotated[kind, Tag(f"{key}={value}")]
+
+
+class _TextPart(BaseModel):
+    model_config = _STRICT
+    type: Literal["text"]
+    text: str
+
+
+class _ImageUrl(BaseModel):
+    model_config = _STRICT
+    url: str
+    detail: Literal["auto", "low", "high"] = "auto"  # the default is never sent: the client's own dict is
+
+
+class _ImagePart(BaseModel):
+    model_config = _STRICT
+    type: Literal["image_url"]
+    image_url: _ImageUrl
+
+
+_TextParts = Annotated[list[_TextPart], Field(min_length=1)]
+_UserParts = Annotated[list[Annotated[
+    _tagged("type", "text", _TextPart) | _tagged("type", "image_url", _ImagePart),
+    _by("type", ("text", "image_url"))]], Field(min_length=1)]
+_TEXT_CONTENT = "a string or a list of text parts"
+_TextContent = Annotated[_tagged("*", "str", str) | _tagged("*", "list", _TextParts),
+                         _by("*", ("str", "list"), field="")]
+_UserContent = Annotated[_tagged("*", "str", str) | _tagged("*", "list", _UserParts),
+                         _by("*", ("str", "list"), field="")]
+
+
+class _FunctionCall(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=NAME_PATTERN)
+    arguments: str
+
+
+class _ToolCall(BaseModel):
+    model_config = _STRICT
+    id: str = Field(min_length=1, max_length=256)
+    type: Literal["function"]
+    function: _FunctionCall
+
+
+class _SystemMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["system"]
+    content: _TextContent
+
+
+class _DeveloperMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["developer"]
+    content: _TextContent
+
+
+class _UserMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["user"]
+    content: _UserContent
+
+
+class _AssistantMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["assistant"]
+    content: _TextContent | None = None
+    tool_calls: list[_ToolCall] = Field(default_factory=list, min_length=1)  # absent is fine; [] and null are not
+
+    @model_validator(mode="after")
+    def _says_something(self) -> _AssistantMessage:
+        if self.content is None and "tool_calls" not in self.model_fields_set:
+            raise ValueError(f"{_FIELD}content{_FIELD}is missing: an assistant message needs it unless it has "
+                             "'tool_calls'.")
+        return self
+
+
+class _ToolMessage(BaseModel):
+    model_config = _STRICT
+    role: Literal["tool"]
+    tool_call_id: str = Field(min_length=1, max_length=256)
+    content: _TextContent
+
+
+_ROLES = ("system", "developer", "user", "assistant", "tool")
+_Message = Annotated[
+    _tagged("role", "system", _SystemMessage) | _tagged("role", "developer", _DeveloperMessage)
+    | _tagged("role", "user", _UserMessage) | _tagged("role", "assistant", _AssistantMessage)
+    | _tagged("role", "tool", _ToolMessage),
+    _by("role", _ROLES)]
+
+
+class _FunctionDefinition(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)  # a JSON Schema; the upstream reads it
+    strict: bool = False
+
+
+class _Tool(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: _FunctionDefinition
+
+
+class _ToolName(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class _NamedToolChoice(BaseModel):
+    model_config = _STRICT
+    type: Literal["function"]
+    function: _ToolName
+
+
+_ToolChoice = Annotated[_tagged("*", "str", Literal["none", "auto", "required"])
+                        | _tagged("*", "dict", _NamedToolChoice), _by("*", ("str", "dict"), field="")]
+
+
+class _TextFormat(BaseModel):
+    model_config = _STRICT
+    type: Literal["text"]
+
+
+class _JsonObjectFormat(BaseModel):
+    model_config = _STRICT
+    type: Literal["json_object"]
+
+
+class _JsonSchema(BaseModel):
+    model_config = _STRICT
+    name: str = Field(pattern=NAME_PATTERN)
+    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    description: str = ""
+    strict: bool = False
+
+
+class _JsonSchemaFormat(BaseModel):
+    model_config = _STRICT
+    type: Literal["json_schema"]
+    json_schema: _JsonSchema
+
+
+_ResponseFormat = Annotated[
+    _tagged("type", "text", _TextFormat) | _tagged("type", "json_object", _JsonObjectFormat)
+    | _tagged("type", "json_schema", _JsonSchemaFormat),
+    _by("type", ("text", "json_object", "json_schema"))]
+_StopWord = Annotated[str, Field(min_length=1)]
+_Stop = Annotated[_tagged("*", "str", _StopWord)
+                  | _tagged("*", "list", Annotated[list[_StopWord], Field(min_length=1, max_length=4)]),
+                  _by("*", ("str", "list"), field="")]
 
 
 class _ChatRequestIn(BaseModel):
-    """The wire shape of a request; strict, so `"5"` is not a number and typos are not ignored."""
+    """The wire shape of a request; strict, so `"5"` is not a number and typos are not ignored.
 
-    model_config = ConfigDict(strict=True, extra="forbid")
+    The new fields' defaults are never sent (the client's own values are, when it sent them) and are not
+    None, so a `null` is refused: a field is left out, or has a value."""
+
+    model_config = _STRICT
 
     prompt: str | None = None
     messages: list[_Message] | None = None
@@ -34,6 +224,17 @@ class _ChatRequestIn(BaseModel):
     temperature: float | None = Field(None, ge=0, le=2, allow_inf_nan=False)
     max_tokens: int | None = Field(None, ge=1)
     stream_id: str | None = Field(None, pattern=STREAM_ID_PATTERN)
+    tools: list[_Tool] = Field(default_factory=list)
+    tool_choice: _ToolChoice = "auto"
+    parallel_tool_calls: bool = True
+    response_format: _ResponseFormat = Field(default_factory=lambda: _TextFormat(type="text"))
+    stop: _Stop = Field(default_factory=list)
+    seed: int = Field(0, ge=-(2**63), le=2**63 - 1)
+    top_p: float = Field(1.0, ge=0, le=1, allow_inf_nan=False)
+    presence_penalty: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2, allow_inf_nan=False)
+    reasoning_effort: Literal[REASONING_EFFORTS] = "medium"  # type: ignore[valid-type]
+    max_completion_tokens: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _one_conversation(self) -> _ChatRequestIn:
@@ -43,18 +244,35 @@ class _ChatRequestIn(BaseModel):
             raise ValueError("'prompt' must not be empty.")
         if self.messages is not None and not self.messages:
             raise ValueError("'messages' must hold at least one message.")
+        sent = self.model_fields_set
+        if "max_tokens" in sent and "max_completion_tokens" in sent:
+            raise ValueError("Send either 'max_tokens' or 'max_completion_tokens', not both.")
+        for needs_tools in ("tool_choice", "parallel_tool_calls"):
+            if needs_tools in sent and not self.tools:
+                raise ValueError(f"'{needs_tools}' needs 'tools'.")
+        names = [tool.function.name for tool in self.tools]
+        if len(set(names)) < len(names):
+            twice = next(name for name in names if names.count(name) > 1)
+            raise ValueError(f"'tools' names the function {twice!r} twice: names must be unique.")
+        if isinstance(self.tool_choice, _NamedToolChoice) and self.tool_choice.function.name not in names:
+            raise ValueError(f"'tool_choice.function.name' must name one of 'tools': "
+                             f"{self.tool_choice.function.name!r} is none of them.")
         return self
 
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """A validated request, ready for the upstream: the system prompt added, the model resolved."""
+    """A validated request, ready for the upstream: the system prompt added, the model resolved.
+
+    `messages` and `options` are the client's own JSON values (validated, never rebuilt), so the upstream
+    gets each field exactly as it was sent; `options` holds the PASSED_AS_SENT fields the client sent."""
 
     stream_id: str
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     temperature: float | None = None
     max_tokens: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
@@ -67,31 +285,86 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         raise _invalid(_describe(err)) from None
 
     if raw.prompt is not None:
-        messages = [{"role": "user", "content": raw.prompt}]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": raw.prompt}]
     else:
-        messages = [m.model_dump() for m in raw.messages or []]
+        messages = list(data["messages"])  # validated above: each a dict in one of the message shapes
     if len(messages) > settings.max_messages:
         raise _invalid(f"Too many messages: at most {settings.max_messages} are allowed.")
-    if sum(len(m["content"]) for m in messages) > settings.max_prompt_chars:
+    if _text_length(messages) > settings.max_prompt_chars:
         raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars:,} characters are allowed.")
-    if not all(_is_encodable(m["content"]) for m in messages):
-        raise _invalid("The text contains invalid Unicode (an unpaired surrogate).")
+    options = {name: data[name] for name in PASSED_AS_SENT if name in data}
+    try:  # one pass over every string the upstream will get: the JSON encoder refuses lone surrogates
+        orjson.dumps([messages, options])
+    except orjson.JSONEncodeError:
+        raise _invalid("The text contains invalid Unicode (an unpaired surrogate).") from None
+    if raw.prompt is None:
+        _check_images(messages, settings)
+    if raw.tools:
+        _check_tools(options["tools"], settings)
 
     model = raw.model or settings.openai_model
     if model not in settings.allowed_models:
         raise _invalid(f"Unknown model {model[:64]!r}: choose one of {', '.join(settings.allowed_models)}.")
     if raw.max_tokens is not None and raw.max_tokens > settings.max_tokens_limit:
         raise _invalid(f"'max_tokens' must be at most {settings.max_tokens_limit}.")
+    if "max_completion_tokens" in options and raw.max_completion_tokens > settings.max_tokens_limit:
+        raise _invalid(f"'max_completion_tokens' must be at most {settings.max_tokens_limit}.")
     if settings.system_prompt:
         messages.insert(0, {"role": "system", "content": settings.system_prompt})
+    # DEFAULT_MAX_TOKENS for a request that bounds its reply neither way (the upstream refuses both together)
+    default = settings.default_max_tokens if "max_completion_tokens" not in options else None
 
     return ChatRequest(
         stream_id=raw.stream_id or uuid.uuid4().hex,
         model=model,
         messages=messages,
         temperature=raw.temperature,
-        max_tokens=raw.max_tokens if raw.max_tokens is not None else settings.default_max_tokens,
+        max_tokens=raw.max_tokens if raw.max_tokens is not None else default,
+        options=options,
     )
+
+
+def _text_length(messages: list[dict[str, Any]]) -> int:
+    """The characters MAX_PROMPT_CHARS counts: every content's text, tool calls' arguments, tool results; no image."""
+    total = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            total += len(content)
+        elif content is not None:
+            total += sum(len(part["text"]) for part in content if part["type"] == "text")
+        for call in message.get("tool_calls", ()):
+            total += len(call["function"]["arguments"])
+    return total
+
+
+def _check_images(messages: list[dict[str, Any]], settings: Settings) -> None:
+    """At most MAX_IMAGES, each a data: URL of the image type it declares (or an https: URL, when allowed)."""
+    count = 0
+    for m, message in enumerate(messages):
+        content = message["content"]
+        if message["role"] != "user" or isinstance(content, str):
+            continue
+        for p, part in enumerate(content):
+            if part["type"] != "image_url":
+                continue
+            count += 1
+            if count > settings.max_images:
+                raise _invalid(f"'messages[{m}].content[{p}]' is one image too many: at most "
+                               f"{settings.max_images} are allowed per request.")
+            problem = image_url_problem(part["image_url"]["url"], settings.max_image_bytes,
+                                        settings.allow_image_urls)
+            if problem is not None:
+                raise _invalid(f"'messages[{m}].content[{p}].image_url.url' {problem}.")
+
+
+def _check_tools(tools: list[dict[str, Any]], settings: Settings) -> None:
+    if len(tools) > settings.max_tools:
+        raise _invalid(f"'tools' holds too many tools: at most {settings.max_tools} are allowed.")
+    size = len(orjson.dumps(tools))
+    if size > settings.max_tools_bytes:
+        raise _invalid(f"'tools' is too large: at most {settings.max_tools_bytes:,} bytes as compact JSON "
+                       "are allowed.")
 
 
 def requested_stream_id(data: object) -> str | None:
@@ -118,15 +391,21 @@ def _is_encodable(text: str) -> bool:
 _EXPECTED = {
     "string_type": "must be a string",
     "list_type": "must be a list",
-    "model_type": "must be an object with 'role' and 'content'",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
     "float_type": "must be a number",
     "int_type": "must be a whole number",
+    "bool_type": "must be true or false",
     "finite_number": "must be a finite number",
     "literal_error": "must be {expected}",
     "greater_than_equal": "must be at least {ge:g}",
     "less_than_equal": "must be at most {le:g}",
     "string_pattern_mismatch": "must be 1 to 64 letters, digits, '_' or '-'",
+    "string_too_short": "must not be empty",
     "string_too_long": "must be at most {max_length} characters",
+    "too_short": "must hold at least {min_length} item(s)",
+    "too_long": "must hold at most {max_length} items",
     "missing": "is missing",
     "extra_forbidden": "is not a known field",
 }
@@ -134,14 +413,33 @@ _EXPECTED = {
 
 def _describe(err: ValidationError) -> str:
     """One sentence, in our voice, from pydantic's first error."""
-    first = err.errors(include_url=False, include_input=False)[0]
-    if first["type"] == "value_error":  # our own model validator's sentence
-        return str(first.get("ctx", {}).get("error", "The request is not valid."))
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    first = err.errors(include_url=False, include_input=True)[0]
+    ctx = first.get("ctx", {})
+    loc = list(first["loc"])
+    client_key = loc.pop() if first["type"] == "extra_forbidden" else None  # the client's, whatever it reads
+    loc = [part for part in loc if part not in _TAGS] + ([client_key] if client_key is not None else [])
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
     where = where if len(where) <= 64 else where[:64] + "..."  # an unknown field's name is the client's
+    if first["type"] == "value_error":  # our own validator's sentence, or a field of this object and its problem
+        said = str(ctx.get("error", "The request is not valid."))
+        if said.startswith(_FIELD):
+            name, problem = said[1:].split(_FIELD)
+            return f"'{f'{where}.{name}'.lstrip('.')}' {problem}"
+        return said
+    if first["type"] == "too_short" and ctx.get("min_length") == 1:
+        return f"'{where}' must not be empty."
+    if first["type"] == "bad_tag":  # a union's branch not found: say what the client's value should have been
+        (key, shapes), given = first["msg"].split("\x1f"), first.get("input")
+        if key == "":
+            expected = "must be a string or a list" if "list" in shapes else "must be a string or an object"
+        elif not isinstance(given, dict):
+            expected = f"must be an object with '{key}'" + (" and 'content'" if key == "role" else "")
+        else:
+            where, expected = f"{where}.{key}".lstrip("."), f"must be {shapes}"
+        return f"'{where}' {expected}."
     expected = _EXPECTED.get(first["type"], "is not valid")
     try:
-        expected = expected.format(**first.get("ctx", {}))
+        expected = expected.format(**ctx)
     except (KeyError, ValueError):
         expected = "is not valid"
     return f"'{where}' {expected}." if where else "The request is not valid."

@@ -154,6 +154,7 @@ class Upstream:
             body["temperature"] = request.temperature
         if request.max_tokens is not None:
             body["max_tokens"] = request.max_tokens
+        body.update(request.options)  # tools, stop, seed...: under the Chat Completions API's own names, as sent
         try:
             response = self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
         except openai.APIError as err:

@@ -11,7 +11,6 @@ from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from ..access.auth import bearer_token
-from ..config import MAX_REQUEST_BYTES
 from ..errors import ErrorCode, RelayError, http_refusal
 from ..observability.bug_reports import log_bug
 from ..streams.events import Failed, RelayEvent, Terminal
@@ -32,7 +31,7 @@ TRANSPORT = "http"  # in the metrics' labels
 @bp.before_request
 def limit_body() -> None:
     """Bodies larger than MAX_REQUEST_BYTES are refused (413) before they are read, whatever the app's own limit."""
-    request.max_content_length = MAX_REQUEST_BYTES
+    request.max_content_length = current_services().settings.max_request_bytes
 
 
 STREAM_HEADERS = {
