@@ -1,7 +1,7 @@
 """The page with replies beyond text, in headless chromium against the real server and the fake upstream, over both
 transports: reasoning streams into a Thinking section that folds once the answer starts (and opens again on a
-click), a tool call shows its name and then its arguments as they stream, and an image attached or pasted is sent
-as an image part and shown with the prompt."""
+click), a tool call shows its name and then its arguments as they stream, an image attached or pasted is sent
+as an image part and shown with the prompt, and a reload in the middle of the reasoning picks it up exactly."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from tests.browser import ChatPage
 from tests.conftest import LiveServer
 from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.test_page_e2e import browser_context, expect, page_server, transport  # noqa: F401  (the fixtures)
+from tests.test_page_resume_e2e import resume_server, stored_reply  # noqa: F401  (resume_server is a fixture)
 
 
 @pytest.fixture
@@ -115,3 +116,37 @@ def test_a_file_that_is_not_an_image_is_refused_in_plain_words(chat: ChatPage) -
         files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"}])
     expect(chat.page.get_by_test_id("attach-problem")).to_have_text("notes.txt is not a PNG, JPEG, WebP or GIF image.")
     expect(chat.page.get_by_test_id("attachment")).to_have_count(0)
+
+
+@pytest.fixture
+def resume_chat(browser_context, resume_server: LiveServer, transport: str) -> Iterator[ChatPage]:  # noqa: F811
+    """The page on a server that keeps a stream after its reader left (RESUME_GRACE), as in production."""
+    page = browser_context.new_page()
+    chat = ChatPage(page).open(resume_server.url)
+    chat.use(transport)
+    yield chat
+    page.close()
+
+
+def test_a_reload_in_the_middle_of_the_reasoning_picks_it_up_exactly(resume_chat: ChatPage, gate: str,
+                                                                    fake_upstream: FakeUpstream) -> None:
+    chat = resume_chat
+    script = script_reply(("reasoning", "First, "), ("reasoning", "then "), ("reasoning", "last."),
+                          ("text", "Done "), ("text", "thinking."))
+    prompt = controls(deltas=script, gate=gate, hold_after=2)
+    chat.send(prompt)
+    thinking = chat.reply().get_by_test_id("thinking")
+    expect(thinking.get_by_test_id("reasoning")).to_have_text("First, then ")  # held mid-reasoning
+    stored_reply(chat.page, "reply.reasoning === 'First, then '")
+
+    chat.page.reload()
+    expect(chat.connection).to_have_attribute("data-state", "connected")
+    expect(chat.reply()).to_have_attribute("data-status", "streaming")
+    expect(thinking.get_by_test_id("reasoning")).to_have_text("First, then ")
+    fake_upstream.open_gate(gate)
+
+    expect(chat.reply()).to_have_attribute("data-status", "done")
+    expect(chat.reply_text()).to_have_text("Done thinking.")
+    thinking.locator("summary").click()
+    expect(thinking.get_by_test_id("reasoning")).to_have_text("First, then last.")  # no gap, no repeat
+    assert sum(1 for body in fake_upstream.requests if body["messages"][-1]["content"] == prompt) == 1
