@@ -5,7 +5,7 @@
 #   docker run -p 8000:8000 -e OPENAI_API_KEY=sk-... -e ALLOWED_HOSTS=chat.example.com chat-relay
 #
 # The install and start commands are those of the Makefile (`make build`, requirements.txt) and of the README
-# (`gunicorn -c gunicorn.conf.py`); tests/test_dockerfile.py keeps them so, and `make lint` runs hadolint on it.
+# (`gunicorn -c gunicorn.conf.py`); tests/unit/test_dockerfile.py keeps them so, and `make lint` runs hadolint on it.
 
 # The page, built as `make build` builds it.
 FROM node:22-slim AS page

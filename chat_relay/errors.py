@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     STREAM_EXPIRED = "stream_expired"  # a valid resume token, for a reply no longer kept (RESUME_TTL)
     RESUME_UNAVAILABLE = "resume_unavailable"  # the shared store (Redis) cannot be reached right now
     INTERRUPTED = "interrupted"  # the instance producing the reply died; the text it had sent is all there is
+    # Back-pressure (docs/security.md, "Slow readers"): the reader took nothing for STALLED_READER_TIMEOUT.
+    STALLED_READER = "stalled_reader"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -48,6 +50,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.STREAM_EXPIRED: 410,
     ErrorCode.RESUME_UNAVAILABLE: 503,
     ErrorCode.INTERRUPTED: 502,
+    ErrorCode.STALLED_READER: 408,  # only ever a stream's last event: its status was 200 long before
 }
 
 

@@ -106,7 +106,8 @@ class ChatRelay:
         from .middleware.http_connection_cap import HttpConnectionCap
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
-        from .transports import websocket_frames
+        from .transports import websocket_frames, websocket_limits
+        from .transports.bad_packets import close_on_bad_packets
         from .transports.http_routes import bp as http_bp
         from .transports.operator_routes import bp as operations_bp
         from .transports.page_routes import bp as page_bp
@@ -139,6 +140,8 @@ class ChatRelay:
         _use_tolerant_packets(socketio, self.events.request)
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
         websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
+        # engine.io's own message bound, per frame and across fragments too; unreadable frames end the connection
+        websocket_limits.install(socketio.server.eio, int(socketio.server.eio.max_http_buffer_size))
         # The relay's guards on the Socket.IO endpoint it shares (docs/protocol.md, "Mounted in another app").
         path = _socketio_path(socketio)
         app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
@@ -172,6 +175,7 @@ class ChatRelay:
         app.extensions[EXTENSION_KEY] = services
         register_socket_handlers(socketio, services, self.events, self.namespace)
         watch_sessions(socketio, services.connections, settings.socketio_connect_timeout)
+        close_on_bad_packets(socketio)
         app.register_blueprint(http_bp, url_prefix=self.url_prefix or None)
         app.register_blueprint(operations_bp, url_prefix=self.url_prefix or None)
         if self.page:
@@ -256,7 +260,7 @@ def _use_tolerant_packets(socketio: SocketIO, request_event: str) -> None:
 
     server = socketio.server
     if server.packet_class is Packet or issubclass(server.packet_class, TolerantPacket):
-        server.packet_class = tolerant_packet(request_event)
+        server.packet_class = tolerant_packet(request_event, int(server.eio.max_http_buffer_size))
     else:
         log.warning("the SocketIO server has its own serializer: a malformed %s packet gets no ack", request_event)
 

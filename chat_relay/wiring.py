@@ -53,7 +53,8 @@ class Services:
         tokens = ResumeTokens(secret, bind_client=self.access.tokens_required)
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
-            driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics)
+            driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics,
+            buffered=settings.max_buffered_bytes, stall_after=settings.stalled_reader_timeout)
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))

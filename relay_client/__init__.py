@@ -27,6 +27,7 @@ from relay_client.errors import (
     RelayError,
     ResumeUnavailable,
     ServerShutdown,
+    StalledReader,
     StreamExpired,
     TooManyConnections,
     TooManyStreams,
@@ -43,7 +44,7 @@ from relay_client.reply import Chunk, Done, Reply
 __all__ = [
     "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed", "Part",
     "RateLimited", "ReasoningPart", "RefusalPart", "RelayClient", "RelayConnectionError", "RelayError", "Reply",
-    "ResumeUnavailable", "ServerShutdown", "StreamExpired", "TextPart", "TooManyConnections", "TooManyStreams",
-    "ToolCall", "ToolCallPart", "Transport", "Unauthorized", "UpstreamAuth", "UpstreamError", "UpstreamTimeout",
-    "UpstreamUnavailable", "image_part", "tool_message",
+    "ResumeUnavailable", "ServerShutdown", "StalledReader", "StreamExpired", "TextPart", "TooManyConnections",
+    "TooManyStreams", "ToolCall", "ToolCallPart", "Transport", "Unauthorized", "UpstreamAuth", "UpstreamError",
+    "UpstreamTimeout", "UpstreamUnavailable", "image_part", "tool_message",
 ]

@@ -96,6 +96,12 @@ class Interrupted(RelayError):
     code = "interrupted"
 
 
+class StalledReader(RelayError):
+    """The stream was ended because this client took none of its text for the server's STALLED_READER_TIMEOUT."""
+
+    code = "stalled_reader"
+
+
 class RelayConnectionError(RelayError):
     """No answer in the protocol's terms: the server could not be reached, went silent, or broke the protocol."""
 
@@ -105,7 +111,7 @@ class RelayConnectionError(RelayError):
 BY_CODE: dict[str, type[RelayError]] = {cls.code: cls for cls in (
     InvalidRequest, UpstreamAuth, RateLimited, UpstreamTimeout, UpstreamUnavailable, UpstreamError, InternalError,
     Unauthorized, OriginNotAllowed, HostNotAllowed, TooManyStreams, TooManyConnections, ServerShutdown,
-    StreamExpired, ResumeUnavailable, Interrupted)}
+    StreamExpired, ResumeUnavailable, Interrupted, StalledReader)}
 
 
 def error_from(payload: Mapping[str, Any], *, status: int | None = None, retry_after: int | None = None) -> RelayError:

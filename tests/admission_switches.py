@@ -93,6 +93,8 @@ def main() -> None:
     upstream.released.set()
     while len(registry):  # the producers end, and their streams leave the registry
         time.sleep(0.01)
+    for owner in ("a1", "a2", "b1"):  # their deliveries end, as a transport's do after the terminal event: the
+        streams.release(owner, "s")  # streams stop counting against their clients (docs/security.md, "Slow readers")
     request("a4", "a")
     request("a5", "a")  # rate_limited: the 4th of 3/minute
     time.sleep(0.05)

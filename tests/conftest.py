@@ -24,6 +24,7 @@ BIN = Path(sys.executable).parent
 # A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
 API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 MODES = ["gevent", "eventlet"]
+pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and the order of a parallel run
 
 
 @pytest.fixture(scope="session")
@@ -121,12 +122,12 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
         "UPSTREAM_MAX_RETRIES": "1",
         "UPSTREAM_READ_TIMEOUT": "1.5",
         "UPSTREAM_CONNECT_TIMEOUT": "2",
-        # Limits roomy enough for the suite; tests/test_limits.py starts servers with tight ones.
+        # Limits roomy enough for the suite; tests/live/test_limits.py starts servers with tight ones.
         "RATE_LIMIT": "100000/minute",
         "AUTH_FAILURE_LIMIT": "100000/minute",  # tests of wrong tokens all come from 127.0.0.1; test_brute_force.py
         "MAX_STREAMS_PER_CLIENT": "1000",  # bench/ runs 200 streams from one address
         "MAX_CONNECTIONS_PER_CLIENT": "1000",  # and as many Socket.IO connections
-        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/test_resume.py starts
+        # A disconnect cancels at once, as the tests of stop and disconnect expect; tests/live/test_resume.py starts
         # servers with the default grace period.
         "RESUME_GRACE": "0",
     }

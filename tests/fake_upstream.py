@@ -14,6 +14,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.tcp_queues import in_flight
+
 _POLL = 0.02  # longest a wait goes without checking for server shutdown or an opened gate
 
 _ERROR_KINDS = {
@@ -84,6 +86,8 @@ class FakeUpstream:
         self.in_flight = 0  # chat requests being answered right now; 0 once every one is closed
         self.active: list[dict] = []  # their bodies
         self.abort_times: list[float] = []  # time.monotonic() when each abort was seen, for latency bounds
+        self.written: dict[str, int] = {}  # bytes of reply written to the socket, by the `tag` control
+        self.links: dict[str, tuple[int, int]] = {}  # the (fake's, client's) ports of that reply's connection
         self.requests: list[dict] = []
         self.auth_headers: list[str] = []
         self._cond = threading.Condition()
@@ -140,6 +144,18 @@ class FakeUpstream:
         """Block until predicate(self) holds, so tests never sleep and guess."""
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self), timeout)
+
+    def written_for(self, tag: str) -> int:
+        """Bytes of the replies to requests with controls(tag=...) that the kernel has taken from the fake so far:
+        what the relay has pulled, plus what waits in the two sockets' buffers (see the `sndbuf` control)."""
+        with self._cond:
+            return self.written.get(tag, 0)
+
+    def pulled_for(self, tag: str) -> int:
+        """Bytes of that reply its client has read from its socket: written, less what waits in the kernel."""
+        with self._cond:
+            written, link = self.written.get(tag, 0), self.links.get(tag)
+        return written - (in_flight(*link) if link is not None else 0)
 
     def open_gate(self, name: str) -> None:
         """Let streams held at gate `name` continue (also opens it in advance)."""
@@ -273,6 +289,11 @@ class _Handler(BaseHTTPRequestHandler):
 
         # burst: every event in one write, as an upstream does when it has fallen behind (or a proxy buffered).
         self._burst: list[bytes] | None = [] if ctl.get("burst") else None
+        if "tag" in ctl:
+            with self.fake._cond:
+                self.fake.links[str(ctl["tag"])] = (self.connection.getsockname()[1], self.connection.getpeername()[1])
+        if "sndbuf" in ctl:  # a small send buffer: what the kernel holds between the fake and the relay stays small
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, int(ctl["sndbuf"]))
         self._wait(float(ctl.get("first_delay", 0)))
         if fault == "stall_headers":
             self._wait(None)
@@ -388,6 +409,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
+        tag = getattr(self, "_ctl", {}).get("tag")
+        if tag is not None:
+            with self.fake._cond:
+                self.fake.written[tag] = self.fake.written.get(tag, 0) + len(data)
+                self.fake._cond.notify_all()
 
     def _send_error(self, status: int, message: str, headers: dict[str, str] | None = None,
                     code: str | None = None) -> None:

@@ -7,7 +7,7 @@ does not use up the rate limit either; over HTTP every request is its own owner,
 
 Atomic: from the first check here to the reservation of the stream's slot nothing switches to another green
 thread, so a burst of requests arriving together sees each other's slots (docs/protocol.md). Nothing before the
-reservation may block, sleep, log to a socket or start a thread: tests/test_admission_atomic.py traces every
+reservation may block, sleep, log to a socket or start a thread: tests/unit/test_admission_atomic.py traces every
 switch to hold it so. The reservation is taken before the rate limit, which with REDIS_URL is a round trip to
 Redis (counted there for every instance; at most REDIS_TIMEOUT, chat_relay/access/shared_counts.py): while it waits,
 the slot is already counted against the caps, and a refusal gives it back. StreamManager.start

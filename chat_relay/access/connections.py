@@ -31,6 +31,10 @@ class Held:
     key: str | None = None  # the count it is in: "handshake:<address>", or a client identity once connected
     connected: bool = False  # its Socket.IO connect was admitted
     session: str | None = None  # engine.io's sid, once engine.io has made a session of the handshake
+    # Its websocket's request is running: the count is released when that ends, with the socket, and not when
+    # engine.io forgets the session (a client that stopped answering pings still holds its socket).
+    on_socket: bool = False
+    gone: bool = False  # engine.io has forgotten the session
 
 
 class Connections:
@@ -40,6 +44,7 @@ class Connections:
         self.cap = cap
         self._open: Counter[str] = Counter()  # "handshake:<address>" and client identities
         self.total = 0  # every connection counted, for /healthz
+        self.sessions: dict[str, Held] = {}  # engine.io sid -> what its connection holds, while engine.io has it
 
     def handshake(self, environ: Environ) -> Held:
         """Count a new engine.io connection against its address, or refuse it with too_many_connections."""

@@ -61,10 +61,10 @@ class AsyncDriver:
         threads (the fast tests) cannot be interrupted: there the block runs to its end."""
         return self.mode.time_limit(seconds, TimeLimitExceeded)  # type: ignore[no-any-return]
 
-    def join_queue(self, queue: Any, timeout: float) -> None:
+    def join_queue(self, queue: Any, timeout: float) -> bool:
         """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
-        `timeout` seconds."""
-        self.mode.join_queue(queue, timeout)
+        `timeout` seconds; returns whether it has."""
+        return bool(self.mode.join_queue(queue, timeout))
 
 
 def driver_for(socketio: SocketIO) -> AsyncDriver:

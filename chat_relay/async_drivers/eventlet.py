@@ -28,11 +28,12 @@ def wait_readable(sock: socket.socket, sleep: Callable[[float], None]) -> bool:
     return bool(ready)
 
 
-def join_queue(queue: Any, timeout: float) -> None:
+def join_queue(queue: Any, timeout: float) -> bool:
     import eventlet
 
     with eventlet.Timeout(timeout, False):
         queue.join()
+    return not queue.unfinished_tasks
 
 
 def time_limit(seconds: float, exc: type[BaseException]) -> Any:

@@ -27,8 +27,9 @@ def wait_readable(sock: socket.socket, sleep: Callable[[float], None]) -> bool:
     return bool(ready)
 
 
-def join_queue(queue: Any, timeout: float) -> None:
+def join_queue(queue: Any, timeout: float) -> bool:
     queue.join(timeout=timeout)
+    return not queue.unfinished_tasks
 
 
 def time_limit(seconds: float, exc: type[BaseException]) -> Any:

@@ -31,7 +31,9 @@ class HandshakeGate:
 
     Here, rather than in engine.io's connect event, so that a refusal is a 429 (503 while draining) with the
     same JSON body as the other refusals; engine.io's own can only be a 401. A handshake engine.io turns down
-    (a bad query, a foreign origin) is released as it returns. `refused` is told of each refusal (the metrics).
+    (a bad query, a foreign origin) is released as it returns. A websocket, from its handshake or upgraded
+    to, holds its count until its request ends with its socket, even once engine.io has forgotten it.
+    `refused` is told of each refusal (the metrics).
     """
 
     def __init__(self, wsgi_app: WSGIApplication, connections: Connections, path: str = "/socket.io", *,
@@ -45,10 +47,14 @@ class HandshakeGate:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or ""
-        handshake = (path == self.path or path.startswith(self.path + "/")) and "sid" not in parse_qs(
-            environ.get("QUERY_STRING") or "")
-        if not handshake:
+        if not (path == self.path or path.startswith(self.path + "/")):
             return self.wsgi_app(environ, start_response)
+        sid = parse_qs(environ.get("QUERY_STRING") or "").get("sid")
+        if sid is not None:
+            upgraded = self.connections.sessions.get(sid[0]) if _is_websocket(environ) else None
+            if upgraded is None:
+                return self.wsgi_app(environ, start_response)
+            return self._upgrade(upgraded, environ, start_response)
         try:
             if self.draining():  # a client reconnecting during the drain would hold the server open
                 raise RelayError(ErrorCode.SERVER_SHUTDOWN, "The server is shutting down; try again in a moment.")
@@ -56,11 +62,29 @@ class HandshakeGate:
         except RelayError as err:
             self.refused(err)
             return refuse(err, start_response)
+        # A websocket's request lasts as long as its socket: the count is held until the socket is closed, even
+        # after engine.io has forgotten the session (a client that stopped answering pings).
+        websocket = held.on_socket = _is_websocket(environ)
         try:
-            return self.wsgi_app(environ, start_response)  # a websocket's lasts as long as the connection
+            return self.wsgi_app(environ, start_response)
         finally:
-            if held.session is None:  # no session was made: nothing else will release the count
+            held.on_socket = False
+            if held.session is None or websocket:  # nothing else releases it
                 self.connections.close(environ)
+
+    def _upgrade(self, held: Held, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """A polling connection moving to a websocket: from now on its count lasts as long as the socket."""
+        held.on_socket = True
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            held.on_socket = False
+            if held.gone:  # engine.io forgot it while the socket was open (a failed upgrade leaves it polling)
+                self.connections.close({HELD_KEY: held})
+
+
+def _is_websocket(environ: dict[str, Any]) -> bool:
+    return str(environ.get("HTTP_UPGRADE", "")).lower() == "websocket"
 
 
 def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout: float) -> None:
@@ -70,7 +94,9 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
     environs: dict[str, dict[str, Any]] = {}  # eio sid -> the connection's environ, while it is open
 
     def connected(eio_sid: str, environ: dict[str, Any]) -> Any:
-        environ.setdefault(HELD_KEY, Held()).session = eio_sid
+        held = environ.setdefault(HELD_KEY, Held())
+        held.session = eio_sid
+        connections.sessions[eio_sid] = held
         environs[eio_sid] = environ
         socketio.start_background_task(close_if_silent, eio_sid, environ)
         return on_connect(eio_sid, environ)
@@ -112,7 +138,10 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
 
     def disconnected(eio_sid: str, reason: Any = None) -> Any:
         environ = environs.pop(eio_sid, None)
-        if environ is not None:
+        held = connections.sessions.pop(eio_sid, None)
+        if held is not None:
+            held.gone = True
+        if environ is not None and not (held is not None and held.on_socket):  # a websocket's: as its socket closes
             connections.close(environ)
         return on_disconnect(eio_sid, reason)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from ..async_drivers import AsyncDriver
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
+from .backlog import Backlog
 from .producer import Producer
 from .redis_store import EXPIRED
 from .registry import ActiveStream, Closable, StreamRegistry
@@ -45,21 +46,28 @@ class Started:
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
                  shared: SharedBuffers | None, driver: AsyncDriver, grace: float, ttl: float,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, buffered: int | None = None, stall_after: float = 30.0) -> None:
+        """`buffered` (MAX_BUFFERED_BYTES) and `stall_after` (STALLED_READER_TIMEOUT): back-pressure for slow
+        readers (chat_relay/streams/backlog.py); without `buffered`, producers never wait for readers."""
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
         self._driver, self._grace, self._ttl = driver, grace, ttl
-        self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, log)
+        self._buffered, self._stall_after = buffered, stall_after
+        self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, buffer)
 
     def start(self, request: ChatRequest, owner: str, client: str,
-              settle: Callable[[], None] | None = None, reserved: bool = False, transport: str = "") -> Started:
+              settle: Callable[[], bool] | None = None, reserved: bool = False, transport: str = "") -> Started:
         """Register and start a new stream, delivered to `owner` over `transport`; never yields. `reserved`:
         admission reserved its slot (chat_relay/access/admission.py), which it now takes."""
         try:
             key = uuid.uuid4().hex
-            stream_log = StreamBuffer(request.stream_id, self._driver.new_event)
+            backlog = None if self._buffered is None else Backlog(self._buffered, self._stall_after,
+                                                                  self._driver.new_event)
+            stream_log = StreamBuffer(request.stream_id, self._driver.new_event, backlog)
+            shared = self.shared
+            read_elsewhere = None if shared is None else (lambda: shared.has_remote_reader(key))
             relay = Producer(request, self._upstream, stream_log, pause=lambda: self._driver.sleep(0),
-                             transport=transport, metrics=self._metrics)
+                             transport=transport, metrics=self._metrics, read_elsewhere=read_elsewhere)
         except BaseException:
             if reserved:
                 self._registry.give_back(client)
@@ -87,7 +95,7 @@ class StreamManager:
         return self._tokens.check(token, stream_id, client)
 
     def resume(self, key: str, after: int, owner: str, stream_id: str,
-               settle: Callable[[], None] | None = None) -> Closable:
+               settle: Callable[[], bool] | None = None) -> Closable:
         """A delivery of stream `key` to `owner`, from just after piece `after`."""
         self._registry.check_free(owner, stream_id)
         stream_log = self._local_log(key)

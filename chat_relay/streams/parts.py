@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .backlog import text_bytes
 from .events import Chunk
 
 Part = dict[str, Any]
@@ -61,3 +62,21 @@ def merged(pieces: list[Piece]) -> tuple[str, list[Part]]:
 def text_of(pieces: list[Piece]) -> str:
     """The text pieces alone, joined."""
     return "".join(piece for piece in pieces if type(piece) is str)  # type: ignore[misc]
+
+
+def piece_bytes(piece: Piece) -> int:
+    """A piece's size for back-pressure (backlog.py): the UTF-8 bytes of its strings (text, arguments, id, name)."""
+    if isinstance(piece, str):
+        return text_bytes(piece)
+    total = 0
+    for key, value in piece.items():
+        if key != "type" and isinstance(value, str):
+            total += text_bytes(value)
+    return total
+
+
+def chunk_bytes(chunk: Chunk) -> int:
+    """A chunk's size in the same measure: the sum of its pieces' (merging keeps every string once)."""
+    if chunk.parts is None:
+        return text_bytes(chunk.text)
+    return sum(map(piece_bytes, chunk.parts))

@@ -14,6 +14,7 @@ from ..errors import ErrorCode, RelayError
 from ..observability.bug_reports import log_bug
 from ..observability.logs import log_event
 from ..observability.metrics import Metrics, StreamEnd
+from .backlog import Backlog
 from .events import Done, Failed, Terminal
 from .request_validation import ChatRequest
 from .stream_buffer import StreamBuffer
@@ -28,6 +29,9 @@ INTERNAL_FAILURE = "The server failed while relaying the reply."
 # that wake in between find every piece appended so far, and send them as one chunk.
 PIECES_PER_TURN = 16
 
+STALLED = "The reply was ended: its reader took nothing for STALLED_READER_TIMEOUT seconds."
+_NO_LIMIT = 1 << 62  # a size no stream reaches
+
 
 class StreamCancelled(BaseException):
     """Raised inside a producer's task, where it waits, to stop it (a BaseException so no retry swallows it)."""
@@ -38,7 +42,9 @@ class Producer:
 
     def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamBuffer,
                  pause: Callable[[], None] = lambda: None, transport: str = "",
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, read_elsewhere: Callable[[], bool] | None = None) -> None:
+        """`read_elsewhere`: whether readers on other instances follow the stream (then it is not paused for want
+        of readers here; chat_relay/streams/backlog.py)."""
         self.request = request
         self.buffer = stream_log
         self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
@@ -46,9 +52,11 @@ class Producer:
         self._upstream = upstream
         self._pause = pause  # lets other tasks (readers, websocket writers, other streams) run
         self._metrics = metrics
+        self._read_elsewhere = read_elsewhere
         self._stream: UpstreamStream | None = None
         self.cancelled = False
-        self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown
+        self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown,
+        # stalled_reader
         self.cancel_error: RelayError | None = None  # end with this error instead of `done` cancelled
         self.started = False
         self.finished = False
@@ -69,6 +77,8 @@ class Producer:
         began = time.monotonic()
         stream_log = self.buffer
         append, pause = stream_log.append, self._pause
+        backlog = stream_log.backlog
+        room = backlog.room() if backlog is not None else _NO_LIMIT  # read past it only once the readers catch up
         terminal: Terminal
         stream: UpstreamStream | None = None
         first_piece: float | None = None
@@ -81,10 +91,14 @@ class Producer:
                 if first is not None:
                     first_piece = time.monotonic()
                     append(first)
+                    if stream_log.size > room:
+                        room = self._wait_for_readers(backlog)
                 if first is not None and not self.cancelled:
                     turn = 1
                     for piece in pieces:  # every other piece: nothing here but relaying it
                         append(piece)
+                        if stream_log.size > room:  # a reader is behind by MAX_BUFFERED_BYTES: stop reading
+                            room = self._wait_for_readers(backlog)
                         turn += 1
                         if turn == PIECES_PER_TURN:
                             turn = 0
@@ -106,6 +120,17 @@ class Producer:
         stream_log.end(terminal)
         self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
         self._report_end(terminal, began, first_piece, stream)
+
+    def _wait_for_readers(self, backlog: Backlog | None) -> int:
+        """Pause the upstream read until the slowest reader is back within MAX_BUFFERED_BYTES; the room then. A
+        reader stuck for STALLED_READER_TIMEOUT ends the stream (`stalled_reader`): the loop sees the cancel."""
+        if backlog is None:
+            return _NO_LIMIT
+        room = backlog.wait_for_room(self.buffer.size, lambda: self.cancelled, self._read_elsewhere)
+        if room is None:  # its stream_end line says so (cause=stalled_reader)
+            self.cancel("stalled_reader", RelayError(ErrorCode.STALLED_READER, STALLED))
+            return _NO_LIMIT
+        return room
 
     def close(self) -> None:
         """Drop the upstream connection; safe to call more than once."""

@@ -7,6 +7,10 @@ limit or a shutdown each looks up exactly what it concerns:
 - producers by their global key, and by client identity for the limits (chat_relay/access/admission.py);
 - deliveries by owner (a Socket.IO sid, or one HTTP request) and the client's stream_id, with the number of
   local readers of each produced stream, which starts its grace period when it drops to none.
+
+A stream counts against its client's limit until its producer has ended and its local readers have had it all: a
+client that reads slowly (or not at all) cannot start more streams than the limit by leaving each one unread
+(docs/security.md, "Slow readers").
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class Delivery:
 class StreamRegistry:
     def __init__(self) -> None:
         self._producing: dict[str, ActiveStream] = {}
+        self._draining: dict[str, ActiveStream] = {}  # ended, still being delivered here: still counted
         self._reserved = 0
         self._per_client: Counter[str] = Counter()
         self._deliveries: dict[str, dict[str, Delivery]] = {}
@@ -91,8 +96,13 @@ class StreamRegistry:
         return self._producing.get(key)
 
     def remove(self, key: str) -> None:
+        """Its producer has ended; it stops counting once no local reader is still delivering it."""
         entry = self._producing.pop(key, None)
-        if entry is not None:
+        if entry is None:
+            return
+        if entry.readers > 0:
+            self._draining[key] = entry
+        else:
             self._drop(entry.client)
 
     def _drop(self, client: str) -> None:
@@ -126,7 +136,7 @@ class StreamRegistry:
     def deliver(self, owner: str, stream_id: str, key: str, reader: Closable) -> Delivery:
         self.check_free(owner, stream_id)
         delivery = self._deliveries.setdefault(owner, {})[stream_id] = Delivery(stream_id, key, reader)
-        entry = self._producing.get(key)
+        entry = self._producing.get(key) or self._draining.get(key)
         if entry is not None:
             entry.readers += 1
         return delivery
@@ -143,8 +153,16 @@ class StreamRegistry:
         delivery = deliveries.pop(stream_id, None) if deliveries is not None else None
         if deliveries is not None and not deliveries:
             del self._deliveries[owner]
-        entry = self._producing.get(delivery.key) if delivery is not None else None
+        if delivery is None:
+            return None
+        entry = self._producing.get(delivery.key)
         if entry is None:
+            ended = self._draining.get(delivery.key)
+            if ended is not None:
+                ended.readers -= 1
+                if ended.readers <= 0:  # the last reader here has had it all: the slot is free
+                    del self._draining[delivery.key]
+                    self._drop(ended.client)
             return None
         entry.readers -= 1
         return entry if entry.readers <= 0 else None

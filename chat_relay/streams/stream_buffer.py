@@ -16,8 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from .backlog import Backlog, text_bytes
 from .events import Chunk, RelayEvent, Terminal
-from .parts import Piece, chunk_of, text_of
+from .parts import Piece, chunk_bytes, chunk_of, piece_bytes, text_of
 
 
 class Waitable(Protocol):
@@ -31,12 +32,15 @@ class Waitable(Protocol):
 class StreamBuffer:
     """The pieces of one stream, numbered by seq from 0, then its terminal event."""
 
-    __slots__ = ("_new_event", "_pieces", "_typed", "_waiters", "opened", "stream_id", "terminal")
+    __slots__ = ("_new_event", "_pieces", "_typed", "_waiters", "backlog", "opened", "size", "stream_id", "terminal")
 
-    def __init__(self, stream_id: str, new_event: Callable[[], Waitable]) -> None:
+    def __init__(self, stream_id: str, new_event: Callable[[], Waitable], backlog: Backlog | None = None) -> None:
         self.stream_id = stream_id
         self._pieces: list[Piece] = []
         self._typed = False  # a piece that is not text was appended: chunks may need `parts`
+        # UTF-8 bytes appended, which back-pressure compares with its readers' (chat_relay/streams/backlog.py)
+        self.size = 0
+        self.backlog = backlog  # None: readers are not waited for (a copy of a log, the fast tests)
         self.terminal: Terminal | None = None
         self.opened = False  # the upstream answered: from here on an HTTP response is 200 whatever follows
         self._waiters: set[Waitable] = set()
@@ -50,8 +54,11 @@ class StreamBuffer:
 
     def append(self, piece: Piece) -> None:
         self._pieces.append(piece)
-        if type(piece) is not str:
+        if type(piece) is str:
+            self.size += text_bytes(piece)
+        else:
             self._typed = True
+            self.size += piece_bytes(piece)
         if self._waiters:
             self._wake()
 
@@ -85,6 +92,9 @@ class StreamBuffer:
         """The UTF-8 size of all the text appended; read once, at the stream's end, for its metrics."""
         return len(text_of(self._pieces).encode("utf-8", "surrogatepass"))
 
+    def pieces_before(self, end: int) -> list[Piece]:
+        return self._pieces[:end]
+
     def pieces_after(self, cursor: int) -> list[Piece]:
         """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
         return self._pieces[cursor + 1:]
@@ -101,7 +111,7 @@ class StreamBuffer:
                 self._waiters.discard(event)
         return True
 
-    def follow(self, cursor: int = -1, settle: Callable[[], None] | None = None) -> Follower:
+    def follow(self, cursor: int = -1, settle: Callable[[], bool] | None = None) -> Follower:
         """A reader from `cursor` on: see Follower."""
         return Follower(self, cursor, settle)
 
@@ -119,15 +129,21 @@ class Follower:
     terminal event. `close()`, from another task, ends it at once (its client left): the stream goes on.
 
     `settle`, called after each wake and before the pieces are taken, lets a reader wait for its own transport
-    to be ready (a busy websocket writer), so that what arrives meanwhile joins this chunk.
+    to be ready (a busy websocket writer), so that what arrives meanwhile joins this chunk. It returns whether the
+    transport has taken everything given to it; it may return False after a while of waiting (then it is called
+    again). With a backlog (chat_relay/streams/backlog.py), a chunk counts as handed on once `settle` says so, or,
+    without
+    `settle`, once the transport asks for the next event (a WSGI server does after writing the last).
     """
 
-    def __init__(self, stream_log: StreamBuffer, cursor: int = -1, settle: Callable[[], None] | None = None) -> None:
+    def __init__(self, stream_log: StreamBuffer, cursor: int = -1, settle: Callable[[], bool] | None = None) -> None:
         self.buffer = stream_log
         self.cursor = cursor
         self.closed = False
         self._settle = settle
         self._event = stream_log.new_event()
+        # Bytes of the stream before the cursor: what a resumed reader has had already.
+        self.position = sum(map(piece_bytes, stream_log.pieces_before(cursor + 1))) if cursor >= 0 else 0
 
     def close(self) -> None:
         self.closed = True
@@ -137,18 +153,36 @@ class Follower:
         return self.closed or self.buffer.last_seq > self.cursor or self.buffer.terminal is not None
 
     def __iter__(self) -> Iterator[RelayEvent]:
-        stream_log, settle = self.buffer, self._settle
-        while True:
-            stream_log.wait(self._ready, self._event)
-            if self.closed:
-                return
-            if settle is not None:
-                settle()
-            chunk = stream_log.after(self.cursor)
-            if chunk is not None:
-                self.cursor = chunk.seq
-                yield chunk
-            elif stream_log.terminal is not None:
-                yield stream_log.terminal
-                return
+        stream_log, settle, backlog = self.buffer, self._settle, self.buffer.backlog
+        if backlog is not None:
+            backlog.join(self, self.position)
+        try:
+            while True:
+                stream_log.wait(self._ready, self._event)
+                if self.closed:
+                    return
+                if settle is not None:
+                    settle()
+                chunk = stream_log.after(self.cursor)
+                if chunk is not None:
+                    self.cursor = chunk.seq
+                    yield chunk
+                    if backlog is not None:
+                        self._handed_on(chunk, backlog)
+                elif stream_log.terminal is not None:
+                    yield stream_log.terminal
+                    return
+        finally:
+            if backlog is not None:
+                backlog.leave(self)
+
+    def _handed_on(self, chunk: Chunk, backlog: Backlog) -> None:
+        """Wait until the transport has taken `chunk` (a reader that reads nothing waits here, and so does the
+        producer, behind it), then count it as handed on."""
+        settle = self._settle
+        if settle is not None:
+            while not settle() and not self.closed:
+                pass
+        self.position += text_bytes(chunk.text) if chunk.parts is None else chunk_bytes(chunk)
+        backlog.handed(self, self.position)
 

@@ -67,7 +67,7 @@ class EventNames:
 def register_socket_handlers(socketio: SocketIO, services: Services, names: EventNames = EventNames(),
                              namespace: str = "/") -> None:
     """Attach the protocol's handlers to this SocketIO server, under these names, on this namespace."""
-    def writer_of(sid: str) -> Callable[[], None]:
+    def writer_of(sid: str) -> Callable[[], bool]:
         return lambda: wait_for_writer(socketio.server, sid, namespace, services.driver)
 
     @socketio.on("connect", namespace=namespace)
@@ -183,6 +183,10 @@ def _deliver(socketio: SocketIO, services: Services, names: EventNames, namespac
                 emit_to_client(names.chunk, (event.text, meta))
             else:
                 emit_to_client(names.done if isinstance(event, Done) else names.error, event.payload(stream_id))
+                # The stream counts against its client's limit until the client has its last chunk: when the
+                # writer takes the terminal event, it has sent the chunk before (docs/security.md, "Slow readers").
+                while not wait_for_writer(server, sid, namespace, services.driver):
+                    pass
     except RelayError as err:  # a resumed stream whose shared log could not be read to its end
         emit_to_client(names.error, {"stream_id": stream_id, **err.to_dict()})
     except Exception:

@@ -4,6 +4,11 @@ An event's data must be a list whose first item is the event name. python-socket
 cannot read is dropped with a logged traceback, and readable JSON of another shape (`{}`, `[]`, `[5]`,
 `"x"`, `[{...}]`) fails inside it or names no handler, so the client never gets its ack and waits
 forever. Decoded this way, such a packet reaches the request handler, which answers `invalid_request`.
+
+A binary event (`45N-[...]` and then N binary messages) is held until its N attachments have come: N and
+their bytes together are bounded (MAX_ATTACHMENTS, and engine.io's message bound), or a client could make the
+server hold any number of megabytes, before auth too. Over either bound the packet raises PacketTooLarge,
+and chat_relay/transports/bad_packets.py closes the connection.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import Any
 from socketio.base_server import BaseServer
 from socketio.packet import BINARY_EVENT, EVENT, Packet
 
+from ..config import MAX_ATTACHMENTS, MAX_REQUEST_BYTES
 from ..errors import ErrorCode, RelayError
 from . import wire_json
 
@@ -37,6 +43,10 @@ NOT_AN_EVENT = "The Socket.IO packet is not an event call: send a list of the ev
 RESERVED = "That event name is reserved for Socket.IO itself."
 
 
+class PacketTooLarge(ValueError):
+    """A binary packet announced more attachments than allowed, or its attachments passed the byte bound."""
+
+
 class TolerantPacket(Packet):
     """The default packet, except that an event packet that is not a call decodes to (request_event, Unreadable)."""
 
@@ -47,10 +57,17 @@ class TolerantPacket(Packet):
     # Our events never carry bytes: skip python-socketio's scan of every outgoing payload for them. Incoming
     # binary events are still decoded as such (decode() reads their type from the packet itself).
     uses_binary_events = False
+    max_attachments = MAX_ATTACHMENTS
+    max_bytes = MAX_REQUEST_BYTES  # all of one packet's attachments together; tolerant_packet sets the server's
+    attached_bytes = 0
 
     def decode(self, encoded_packet: str | bytes) -> int:
         try:
             attachments = super().decode(encoded_packet)
+            if attachments > self.max_attachments:
+                raise PacketTooLarge(f"{attachments} attachments announced, more than {self.max_attachments}")
+        except PacketTooLarge:
+            raise
         except (ValueError, RecursionError, TypeError):  # type, namespace and ack id were read before the JSON
             if self.packet_type == BINARY_EVENT:
                 self.packet_type = EVENT  # its attachments cannot be placed: answer now
@@ -63,6 +80,9 @@ class TolerantPacket(Packet):
         return attachments
 
     def add_attachment(self, attachment: bytes) -> bool:
+        self.attached_bytes += len(attachment)
+        if self.attached_bytes > self.max_bytes:
+            raise PacketTooLarge(f"attachments of more than {self.max_bytes} bytes")
         try:
             complete: bool = super().add_attachment(attachment)
         except (KeyError, IndexError, TypeError):  # a placeholder naming no attachment
@@ -83,7 +103,9 @@ class TolerantPacket(Packet):
         self.data = [self.request_event, Unreadable(reason)]
 
 
-def tolerant_packet(request_event: str) -> type[TolerantPacket]:
+def tolerant_packet(request_event: str, max_bytes: int = MAX_REQUEST_BYTES) -> type[TolerantPacket]:
     """The packet class for one server whose relay takes requests as `request_event` (chat_relay/extension.py): a class
-    of its own, since python-socketio sets `json` on the class it is given."""
-    return type("TolerantPacket", (TolerantPacket,), {"request_event": request_event, "json": wire_json})
+    of its own, since python-socketio sets `json` on the class it is given. `max_bytes`: engine.io's message
+    bound, which a packet's attachments share."""
+    return type("TolerantPacket", (TolerantPacket,),
+                {"request_event": request_event, "json": wire_json, "max_bytes": max_bytes})

@@ -17,6 +17,7 @@ const HEADLINES = {
   stream_expired: "The server no longer keeps this reply, so the rest of it is lost.", // a resume after RESUME_TTL
   resume_unavailable: "The reply cannot be picked up again right now.", // the shared store is away; retried
   interrupted: "The reply was cut off: the server writing it stopped.", // its instance died; the text kept is shown
+  stalled_reader: "The reply was cut off: this page stopped taking it in.", // nothing read for STALLED_READER_TIMEOUT
   network: "Connection failed.",
   disconnected: "Connection lost.",
 };

@@ -1,6 +1,6 @@
 // @vitest-environment happy-dom
 // The hook's I/O side, with a fake Socket.IO client and a stubbed fetch: what it sends to resume and to stop,
-// and what the page then shows. The browser tests (tests/test_page_resume_e2e.py) run the same against the server.
+// and what the page then shows. The browser tests (tests/e2e/test_page_resume_e2e.py) run the same against the server.
 import { act, createElement } from "react";
 import { createRoot } from "react-dom/client";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";

@@ -281,3 +281,23 @@ def test_done_tool_calls_survive_the_shared_encoding() -> None:
     assert "tool_calls" not in Done("stop", 1, None).payload("s")
     # a terminal written by an instance from before tool calls still reads
     assert decode_terminal(b'{"done": ["stop", 2, null]}') == Done("stop", 2, None)
+
+
+def test_back_pressure_counts_every_kinds_bytes() -> None:
+    """A reader that has taken every piece, of every kind, is level with the producer (backlog.py): the sizes the
+    producer adds per piece and a reader adds per merged chunk agree, and a resume starts where its cursor is."""
+    from chat_relay.streams.backlog import Backlog
+    from chat_relay.streams.parts import piece_bytes
+
+    backlog = Backlog(10_000, 5.0, threading.Event)
+    stream_log = StreamBuffer("s", threading.Event, backlog)
+    for piece in PIECES:
+        stream_log.append(piece)
+    assert stream_log.size == sum(map(piece_bytes, PIECES)) > len("T1T2T3")
+    stream_log.end(Done("stop", len(PIECES), None))
+    for cursor in (-1, 1, 4, 7):
+        reader = stream_log.follow(cursor)
+        assert reader.position == sum(map(piece_bytes, PIECES[:cursor + 1]))
+        assert [type(event) for event in reader] == [Chunk, Done]  # one chunk: all that was waiting, then done
+        assert reader.position == stream_log.size, cursor
+        assert backlog.room() == stream_log.size + 10_000

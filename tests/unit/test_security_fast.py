@@ -173,11 +173,8 @@ def test_rate_limit_entries_expire_without_a_timer_thread(monkeypatch: pytest.Mo
 
 def test_every_limit_refusal_is_documented_with_its_code_and_message() -> None:
     """docs/protocol.md's table of the limits' refusals shows each message as the defaults make it."""
-    from pathlib import Path
-
     from chat_relay.access.connections import Connections
-
-    root = Path(__file__).resolve().parent.parent
+    from tests.conftest import ROOT as root
     protocol = (root / "docs" / "protocol.md").read_text()
     readme = (root / "README.md").read_text()
     defaults = settings(auth_tokens="some-token")

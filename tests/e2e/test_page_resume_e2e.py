@@ -17,8 +17,8 @@ import pytest
 
 from tests.browser import ChatPage
 from tests.conftest import LiveServer, start_server, stop_server, upstream_env
+from tests.e2e.test_page_e2e import TRANSPORTS, browser_context, expect  # noqa: F401  (browser_context is a fixture)
 from tests.fake_upstream import FakeUpstream, controls
-from tests.test_page_e2e import TRANSPORTS, browser_context, expect  # noqa: F401  (browser_context is a fixture)
 
 GRACE = 30  # s: far longer than any wait below, so only an explicit stop closes the upstream in time
 STOPPED_WITHIN = 10  # s: how long a stop may take to close the upstream, well within GRACE

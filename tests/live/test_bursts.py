@@ -1,8 +1,9 @@
 """Limits under bursts: requests released together from a barrier, and exactly the allowed number admitted.
 
-Each limit, over both transports and in both async modes. Admission must decide and reserve with no switch to
-another green thread in between (chat_relay/access/admission.py); a switch there lets a whole burst through. Every burst
-runs a few rounds, each from fresh client identities, so that a race cannot pass by luck.
+Each limit, over both transports and in both async modes (the rate limit in Redis: tests/e2e/test_bursts_redis.py).
+Admission must decide and reserve with no switch to another green thread in between (chat_relay/access/admission.py);
+a switch there lets a whole burst through. Every burst runs a few rounds, each from fresh client identities, so that
+a race cannot pass by luck.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
 import requests
 
 from tests.clients import SioProbe, ndjson_events
@@ -32,7 +32,7 @@ def mode(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def _server(mode: str, fake: FakeUpstream, tmp_path_factory, name: str, limits: dict[str, str]) -> LiveServer:
+def limited_server(mode: str, fake: FakeUpstream, tmp_path_factory, name: str, limits: dict[str, str]) -> LiveServer:
     env = {**upstream_env(fake), "AUTH_TOKENS": ",".join(TOKENS), **limits}
     return start_server(mode, env, tmp_path_factory.mktemp(f"{name}-{mode}") / "server.log")
 
@@ -40,7 +40,7 @@ def _server(mode: str, fake: FakeUpstream, tmp_path_factory, name: str, limits: 
 @pytest.fixture(scope="module")
 def capped(mode: str, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
     """Concurrency caps that bind, with a roomy rate limit that is on: its bookkeeping runs on every admission."""
-    server = _server(mode, fake_upstream, tmp_path_factory, "capped", {
+    server = limited_server(mode, fake_upstream, tmp_path_factory, "capped", {
         "MAX_STREAMS_PER_CLIENT": str(PER_CLIENT), "MAX_STREAMS_TOTAL": str(TOTAL), "RATE_LIMIT": "100000/minute"})
     yield server
     stop_server(server)
@@ -49,13 +49,13 @@ def capped(mode: str, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator
 @pytest.fixture(scope="module")
 def rated(mode: str, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
     """A rate limit that binds, with caps that do not."""
-    server = _server(mode, fake_upstream, tmp_path_factory, "rated", {
+    server = limited_server(mode, fake_upstream, tmp_path_factory, "rated", {
         "MAX_STREAMS_PER_CLIENT": "100", "MAX_STREAMS_TOTAL": "100", "RATE_LIMIT": f"{RATE}/minute"})
     yield server
     stop_server(server)
 
 
-class _Tokens:
+class Tokens:
     """Hands out each token once across the module's tests, so no two rounds share an identity."""
 
     def __init__(self) -> None:
@@ -69,8 +69,8 @@ class _Tokens:
 
 
 @pytest.fixture(scope="module")
-def tokens(mode: str) -> _Tokens:
-    return _Tokens()
+def tokens(mode: str) -> Tokens:
+    return Tokens()
 
 
 def burst(calls: list[Callable[[], bool]]) -> int:
@@ -180,52 +180,21 @@ def gates() -> Callable[[], str]:
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_per_client_cap_holds_under_a_burst(capped: LiveServer, fake_upstream, tokens: _Tokens, gates,
+def test_per_client_cap_holds_under_a_burst(capped: LiveServer, fake_upstream, tokens: Tokens, gates,
                                             transport: str) -> None:
     counts = rounds(capped, fake_upstream, transport, lambda: tokens.take(1) * BURST, gates)
     assert counts == [PER_CLIENT] * ROUNDS
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_server_wide_cap_holds_under_a_burst(capped: LiveServer, fake_upstream, tokens: _Tokens, gates,
+def test_server_wide_cap_holds_under_a_burst(capped: LiveServer, fake_upstream, tokens: Tokens, gates,
                                              transport: str) -> None:
     counts = rounds(capped, fake_upstream, transport, lambda: tokens.take(BURST), gates)
     assert counts == [TOTAL] * ROUNDS
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-def test_rate_limit_holds_under_a_burst(rated: LiveServer, fake_upstream, tokens: _Tokens, gates,
+def test_rate_limit_holds_under_a_burst(rated: LiveServer, fake_upstream, tokens: Tokens, gates,
                                         transport: str) -> None:
     counts = rounds(rated, fake_upstream, transport, lambda: tokens.take(1) * BURST, gates)
-    assert counts == [RATE] * ROUNDS
-
-
-# With REDIS_URL the rate limit is counted in Redis, a round trip during which other requests run: the slot is
-# reserved before it, so the caps still hold exactly; and two instances share one count.
-
-@pytest.fixture(scope="module")
-def shared_pair(mode: str, fake_upstream: FakeUpstream, redis_server, tmp_path_factory) -> Iterator[list[LiveServer]]:
-    limits = {"MAX_STREAMS_PER_CLIENT": str(PER_CLIENT), "MAX_STREAMS_TOTAL": "100", "RATE_LIMIT": f"{RATE}/minute",
-              "REDIS_URL": redis_server.url}
-    redis.Redis.from_url(redis_server.url).flushdb()  # the other mode's rounds used the same tokens
-    servers = [_server(mode, fake_upstream, tmp_path_factory, f"shared{i}", limits) for i in range(2)]
-    yield servers
-    for server in servers:
-        stop_server(server)
-
-
-def test_caps_hold_while_the_rate_limit_waits_on_redis(shared_pair: list[LiveServer], fake_upstream,
-                                                       tokens: _Tokens, gates) -> None:
-    """12 requests of one client on one instance, RATE_LIMIT in Redis: its cap of 4 holds, round after round
-    (each round's client is new, so the rate limit of 5 never binds)."""
-    counts = rounds(shared_pair[0], fake_upstream, "socketio", lambda: tokens.take(1) * BURST, gates)
-    assert counts == [PER_CLIENT] * ROUNDS
-
-
-@pytest.mark.parametrize("transport", TRANSPORTS)
-def test_one_rate_limit_across_two_instances(shared_pair: list[LiveServer], fake_upstream, tokens: _Tokens, gates,
-                                             transport: str) -> None:
-    """One client's burst, released together, split over two instances: 5/minute in all, not per instance (each
-    instance alone would admit its cap of 4, 8 together)."""
-    counts = rounds(shared_pair, fake_upstream, transport, lambda: tokens.take(1) * BURST, gates)
     assert counts == [RATE] * ROUNDS

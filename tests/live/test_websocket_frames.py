@@ -50,7 +50,8 @@ def test_a_client_that_stops_reading_gets_every_frame_whole(
     live_server: LiveServer, fake_upstream: FakeUpstream
 ) -> None:
     """8 MB of reply to a client whose receive window is a few KB and that reads nothing until the upstream
-    has finished: the server's writes block and resume, and coalesced frames grow to megabytes."""
+    has started (back-pressure then pauses it before it finishes): the server's writes block and resume, and
+    coalesced frames grow to megabytes."""
     pieces = [f"w{i}{'.' * 65_000} " for i in range(128)]
     ws = websocket.create_connection(ws_url(live_server), timeout=30,
                                      sockopt=[(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)])
@@ -58,10 +59,10 @@ def test_a_client_that_stops_reading_gets_every_frame_whole(
         assert ws.recv().startswith("0{")  # engine.io open
         ws.send("40")  # Socket.IO connect to "/"
         assert ws.recv().startswith("40")
-        completed = fake_upstream.completed
+        started = fake_upstream.started
         ws.send("420" + json.dumps(["chatgpt_description",
                                     {"prompt": controls(chunks=128, pad=65_000, burst=True), "stream_id": "big"}]))
-        assert fake_upstream.wait_for(lambda f: f.completed > completed, timeout=30)
+        assert fake_upstream.wait_for(lambda f: f.started > started, timeout=30)
         chunks, done = [], None
         while done is None:
             try:

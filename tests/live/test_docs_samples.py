@@ -48,6 +48,7 @@ from packaging.requirements import Requirement
 
 from tests.cluster import Nginx, require_nginx
 from tests.conftest import ROOT, LiveServer, free_port
+from tests.fake_upstream import controls
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SAMPLE_URL = "http://127.0.0.1:8000"
@@ -323,15 +324,18 @@ def test_extract_finds_fences_markers_and_lines(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("live_server", ["gevent"], indirect=True)
 def test_a_sample_that_exits_before_the_reply_fails(live_server: LiveServer, tmp_path: Path) -> None:
-    """docs/protocol.md's old Python example: it printed the ack and exited before any chunk arrived."""
+    """docs/protocol.md's old Python example: it printed the ack and exited before any chunk arrived.
+
+    Its reply is held back 5 s (the fake's `first_delay`), so the sample exits first however slowly a loaded machine
+    runs it: with an immediate reply, a slow exit let the chunks in before it, and the harness passed the sample."""
     old = textwrap.dedent("""\
         import socketio
         sio = socketio.Client()
         sio.on("chatgpt_description_chunk", lambda text, meta: print(text, end="", flush=True))
         sio.on("chatgpt_description_done", lambda done: print("\\n", done))
         sio.connect("http://127.0.0.1:8000", transports=["websocket"])
-        print(sio.call("chatgpt_description", {"prompt": "What does 42 signify?"}))
-        """)
+        print(sio.call("chatgpt_description", {"prompt": PROMPT}))
+        """).replace("PROMPT", repr(controls(first_delay=5)))
     with pytest.raises(AssertionError, match=r"never came out|did not end"):
         run_python(old, live_server.url, tmp_path)
     with pytest.raises(AssertionError, match="exited 1"):
@@ -346,7 +350,7 @@ def test_broken_commands_and_excerpts_fail(tmp_path: Path) -> None:
     with pytest.raises(AssertionError, match="no module"):
         check_command(".venv/bin/python -m bench.no_such_module", SAMPLE_URL)
     with pytest.raises(AssertionError, match="selects nothing"):
-        check_command(".venv/bin/python -m pytest tests/test_config.py -k no_such_test_name", SAMPLE_URL)
+        check_command(".venv/bin/python -m pytest tests/unit/test_config.py -k no_such_test_name", SAMPLE_URL)
     with pytest.raises(AssertionError, match="exited"):
         check_command(f"curl -sf {SAMPLE_URL.replace('8000', str(free_port()))}/healthz", SAMPLE_URL)
     with pytest.raises(AssertionError, match="not installed"):

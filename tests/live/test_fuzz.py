@@ -178,7 +178,8 @@ def check_raw(probe: SioProbe, data: object) -> str:
     return "streamed"
 
 
-@pytest.mark.timeout(300)  # over 10,000 requests on a machine that may be shared: about two minutes alone
+@pytest.mark.long  # about 100 s alone: a parallel run starts it first, and runs the rest beside it
+@pytest.mark.timeout(600)  # a hang guard: over 10,000 requests, about 100 s alone, up to 5 minutes beside the suite
 def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveServer, fake_upstream) -> None:
     probe = SioProbe(fuzz_server.url)
     session = requests.Session()

@@ -18,7 +18,7 @@ from chat_relay.errors import RelayError
 from chat_relay.middleware.body_deadline import BodyDeadline
 from chat_relay.middleware.http_connection_cap import HttpConnectionCap
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROTOCOL = (ROOT / "docs" / "protocol.md").read_text()
 SECURITY = (ROOT / "docs" / "security.md").read_text()
 DEFAULTS = Settings(_env_file=None)  # type: ignore[call-arg]

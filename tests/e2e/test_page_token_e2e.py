@@ -12,8 +12,8 @@ import pytest
 
 from tests.browser import ChatPage
 from tests.conftest import API_KEY, LiveServer, start_server, stop_server, upstream_env
+from tests.e2e.test_page_e2e import browser_context, expect  # noqa: F401  (browser_context is a fixture)
 from tests.fake_upstream import FakeUpstream, controls
-from tests.test_page_e2e import browser_context, expect  # noqa: F401  (browser_context is a fixture)
 
 TOKEN = "tok-page-5c1e9b27d0"
 OTHER_TOKEN = "tok-other-a4f2"

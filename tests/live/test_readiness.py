@@ -1,6 +1,6 @@
 """GET /readyz on the real server, in both modes: 503 while a SIGTERM drain runs (new Socket.IO connections are
-refused then too), and while Redis is stopped; 200 again once Redis is back. /healthz stays 200 throughout:
-liveness is not readiness. (Ctrl-C's quick drain is the same `Shutdown.began`: tests/test_metrics_fast.py.)
+refused then too). /healthz stays 200 throughout: liveness is not readiness. (Ctrl-C's quick drain is the same
+`Shutdown.began`: tests/unit/test_metrics_fast.py; /readyz while Redis is away: tests/e2e/test_readiness_redis.py.)
 """
 
 from __future__ import annotations
@@ -12,10 +12,8 @@ import pytest
 import requests
 
 from tests.clients import SioProbe
-from tests.conftest import MODES, LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
-from tests.outcomes import run_http
-from tests.redis_server import RedisServer, require_redis
 
 
 def readyz(server: LiveServer) -> requests.Response:
@@ -62,23 +60,3 @@ def test_readyz_is_503_while_a_sigterm_drain_runs(mode: str, fake_upstream: Fake
         if server.process.poll() is None:
             stop_server(server)
     assert "Traceback" not in server.log()
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_readyz_is_503_while_redis_is_away(mode: str, fake_upstream: FakeUpstream, tmp_path) -> None:
-    require_redis()
-    store = RedisServer(free_port(), tmp_path / "redis.log").start()
-    server = start_server(mode, {**upstream_env(fake_upstream), "REDIS_URL": store.url}, tmp_path / "server.log")
-    try:
-        assert readyz(server).json() == {"status": "ready"}
-        store.stop()
-        response = await_readyz(server, 503)
-        assert response.json() == {"status": "not_ready", "reasons": ["redis_unreachable"]}
-        assert requests.get(f"{server.url}/healthz", timeout=5).status_code == 200  # alive all the same
-        streamed = run_http(server.url, {"prompt": controls(chunks=3)})  # and it still streams, from memory
-        assert streamed.terminal["finish_reason"] == "stop"
-        store.start()
-        assert await_readyz(server, 200).json() == {"status": "ready"}
-    finally:
-        stop_server(server)
-        store.stop()

@@ -2,8 +2,8 @@
 
 OpenAI answers `400` with the code `context_length_exceeded`; the local model (app/serving/model_server.py)
 has already sent `200` and reports it as an error event in its stream. Both reach the client as the same
-`invalid_request`, with a message that says the conversation is too long. The real local model is in
-tests/test_local_model.py.
+`invalid_request`, with a message that says the conversation is too long. The dialects recognised are in
+tests/unit/test_context_overflow_dialects.py, the real local model in tests/e2e/test_local_model.py.
 """
 
 from __future__ import annotations
@@ -12,29 +12,10 @@ import uuid
 
 import pytest
 
-from chat_relay.streams.context_overflow import MESSAGE, is_context_overflow
+from chat_relay.streams.context_overflow import MESSAGE
 from tests.conftest import LiveServer
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import TRANSPORTS, run_http, run_socketio
-
-
-@pytest.mark.parametrize("error", [
-    {"code": "context_length_exceeded", "message": "anything", "type": "invalid_request_error"},  # OpenAI
-    {"code": 400, "type": "exceed_context_size_error",  # llama.cpp's server
-     "message": "the request exceeds the available context size, try increasing it"},
-    {"object": "error", "type": "BadRequestError", "code": 400,  # vLLM
-     "message": "This model's maximum context length is 2048 tokens. However, you requested 3000 tokens."},
-])
-def test_each_dialect_is_recognised(error: dict) -> None:
-    assert is_context_overflow(error)
-
-
-@pytest.mark.parametrize("error", [
-    None, "maximum context length", {}, {"code": "invalid_api_key", "message": "Incorrect API key provided"},
-    {"code": None, "type": "server_error", "message": "The server had an error processing your request."},
-])
-def test_other_errors_are_not(error: object) -> None:
-    assert not is_context_overflow(error)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

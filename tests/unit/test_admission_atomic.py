@@ -1,6 +1,6 @@
 """Admission decides and registers with no switch to another green thread in between, in both async modes.
 
-A switch there lets a whole burst of requests pass the same checks (tests/test_bursts.py shows the effect);
+A switch there lets a whole burst of requests pass the same checks (tests/live/test_bursts.py shows the effect);
 this test names the cause: it traces greenlet switches while admission runs, in a monkey-patched process.
 """
 

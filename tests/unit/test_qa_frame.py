@@ -1,6 +1,6 @@
 """The local model's few-shot frame and its overflow report, without a model: text in, text out.
 
-tests/test_local_model.py checks what the real model does with them.
+tests/e2e/test_local_model.py checks what the real model does with them.
 """
 
 from __future__ import annotations
