@@ -82,7 +82,8 @@ class ChatRelay:
         return {
             "async_mode": settings.async_mode,
             "cors_allowed_origins": socketio_origin_allowed,  # same origin, or listed ones; never a wildcard
-            "max_http_buffer_size": settings.max_request_bytes,  # a larger packet closes the connection (docs/protocol.md)
+            # a larger packet closes the connection (docs/protocol.md); it bounds websocket frames too
+            "max_http_buffer_size": settings.max_request_bytes,
             "ping_interval": settings.ping_interval,  # a client silent for interval + timeout is gone: streams end
             "ping_timeout": settings.ping_timeout,
             "serializer": TolerantPacket,  # malformed JSON gets an invalid_request ack, not silence
@@ -159,7 +160,8 @@ class ChatRelay:
         streams_path = f"{self.url_prefix}/message"
         relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
-                                    services.driver, settings.max_request_bytes, applies=relays, refused=refused_over_http)
+                                    services.driver, settings.max_request_bytes, applies=relays,
+                                    refused=refused_over_http)
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)

@@ -16,7 +16,7 @@ from chat_relay.streams.request_validation import PASSED_AS_SENT, parse_chat_req
 from chat_relay.streams.upstream import Upstream
 from tests.conftest import API_KEY
 from tests.fake_upstream import FakeUpstream
-from tests.request_samples import PNG_SIGNATURE, WEATHER, every_field, image_part, image_url, tool
+from tests.request_samples import PNG_SIGNATURE, every_field, image_part, image_url, tool
 
 SMALL_PNG = image_url(64)
 
@@ -201,6 +201,17 @@ REFUSALS = [
     ({"prompt": "x", "max_completion_tokens": 0}, "'max_completion_tokens' must be at least 1."),
     ({"prompt": "x", "max_tokens": 5, "max_completion_tokens": 5},
      "Send either 'max_tokens' or 'max_completion_tokens', not both."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"type": "object", "maximum": float("inf")})]},
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"enum": [b"\x00"]})]},  # a Socket.IO binary attachment
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "response_format": {"type": "json_schema", "json_schema": {
+        "name": "a", "schema": {"minimum": float("nan")}}}},
+     "'response_format.json_schema.schema' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters={"maximum": 2**64})]},
+     "'tools[0].function.parameters' must hold plain JSON: finite numbers of at most 64 bits, no binary data."),
+    ({"prompt": "x", "tools": [tool("f", parameters=json.loads('{"a":' * 65 + "1" + "}" * 65))]},
+     "'tools[0].function.parameters' must nest at most 64 levels deep."),
     ({"prompt": "x", "tools": [tool("f", description="\ud800")]},
      "The text contains invalid Unicode (an unpaired surrogate)."),
 ]
@@ -228,3 +239,19 @@ def test_the_upstream_gets_each_field_exactly_as_sent(fake_upstream: FakeUpstrea
     [body] = fake_upstream.requests_with("fast-upstream-7c1d")
     assert body == {"model": "fake-model", "stream": True, "stream_options": {"include_usage": True},
                     **json.loads(json.dumps(payload))}
+
+
+# -- MAX_REQUEST_BYTES, a setting now ----------------------------------------------------------------------
+
+def test_max_request_bytes_bounds_http_bodies_and_socketio_packets(fake_upstream: FakeUpstream) -> None:
+    from chat_relay.standalone import create_app
+
+    settings = Settings(openai_api_key=API_KEY, openai_base_url=fake_upstream.url, openai_model="fake-model",
+                        async_mode="threading", max_request_bytes=4096, _env_file=None)
+    app = create_app(settings)
+    client = app.test_client()
+    over = client.post("/message/stream", data=b"{" * 4097, content_type="application/json")
+    assert over.status_code == 413 and over.json["error"]["code"] == "invalid_request"
+    within = client.post("/message/stream", data=b"{" * 4096, content_type="application/json")
+    assert within.status_code == 400 and within.json["error"]["message"] == "The body is not valid JSON."
+    assert app.extensions["socketio"].server.eio.max_http_buffer_size == 4096

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from openai.types.shared import ReasoningEffort
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
@@ -54,8 +55,29 @@ def _by(key: str, values: tuple[str, ...], field: str | None = None) -> Any:
                          custom_error_message=f"{field if field is not None else key}\x1f{expected}")
 
 
-def _tagged(key: str, value: str, kind: Any) -> Any:
-    return Annotated[kind, Tag(f"{key}={value}")]
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema the client wrote, which the upstream's JSON encoder must take: no NaN or infinity (Python's
+    JSON parser reads them), no integer orjson cannot write, no bytes (a Socket.IO binary attachment), and no
+    deeper than orjson writes. Walked without recursion: it may be as deep as the parser allowed."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)) and depth > _JSON_DEPTH:
+            raise ValueError(f"{_FIELD}{_FIELD}must nest at most {_JSON_DEPTH} levels deep.")
+        if isinstance(item, dict):
+            stack.extend((kid, depth + 1) for kid in item.values())
+        elif isinstance(item, list):
+            stack.extend((kid, depth + 1) for kid in item)
+        elif not isinstance(item, (str, int, float, bool, type(None))) or (
+                isinstance(item, float) and not math.isfinite(item)) or (
+                isinstance(item, int) and not -(2**63) <= item < 2**64):  # what orjson, the checker below, takes
+            raise ValueError(f"{_FIELD}{_FIELD}must hold plain JSON: finite numbers of at most 64 bits, "
+                             "no binary data.")
+    return value
+
+
+_JSON_DEPTH = 64  # deep enough for any schema; well within what orjson writes (255 levels in all)
+_JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 
 
 class _TextPart(BaseModel):
@@ -78,12 +100,12 @@ class _ImagePart(BaseModel):
 
 _TextParts = Annotated[list[_TextPart], Field(min_length=1)]
 _UserParts = Annotated[list[Annotated[
-    _tagged("type", "text", _TextPart) | _tagged("type", "image_url", _ImagePart),
+    Annotated[_TextPart, Tag("type=text")] | Annotated[_ImagePart, Tag("type=image_url")],
     _by("type", ("text", "image_url"))]], Field(min_length=1)]
 _TEXT_CONTENT = "a string or a list of text parts"
-_TextContent = Annotated[_tagged("*", "str", str) | _tagged("*", "list", _TextParts),
+_TextContent = Annotated[Annotated[str, Tag("*=str")] | Annotated[_TextParts, Tag("*=list")],
                          _by("*", ("str", "list"), field="")]
-_UserContent = Annotated[_tagged("*", "str", str) | _tagged("*", "list", _UserParts),
+_UserContent = Annotated[Annotated[str, Tag("*=str")] | Annotated[_UserParts, Tag("*=list")],
                          _by("*", ("str", "list"), field="")]
 
 
@@ -141,9 +163,9 @@ class _ToolMessage(BaseModel):
 
 _ROLES = ("system", "developer", "user", "assistant", "tool")
 _Message = Annotated[
-    _tagged("role", "system", _SystemMessage) | _tagged("role", "developer", _DeveloperMessage)
-    | _tagged("role", "user", _UserMessage) | _tagged("role", "assistant", _AssistantMessage)
-    | _tagged("role", "tool", _ToolMessage),
+    Annotated[_SystemMessage, Tag("role=system")] | Annotated[_DeveloperMessage, Tag("role=developer")]
+    | Annotated[_UserMessage, Tag("role=user")] | Annotated[_AssistantMessage, Tag("role=assistant")]
+    | Annotated[_ToolMessage, Tag("role=tool")],
     _by("role", _ROLES)]
 
 
@@ -151,7 +173,7 @@ class _FunctionDefinition(BaseModel):
     model_config = _STRICT
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)  # a JSON Schema; the upstream reads it
+    parameters: _JsonObject = Field(default_factory=dict)  # a JSON Schema; the upstream reads it
     strict: bool = False
 
 
@@ -172,8 +194,8 @@ class _NamedToolChoice(BaseModel):
     function: _ToolName
 
 
-_ToolChoice = Annotated[_tagged("*", "str", Literal["none", "auto", "required"])
-                        | _tagged("*", "dict", _NamedToolChoice), _by("*", ("str", "dict"), field="")]
+_ToolChoice = Annotated[Annotated[Literal["none", "auto", "required"], Tag("*=str")]
+                        | Annotated[_NamedToolChoice, Tag("*=dict")], _by("*", ("str", "dict"), field="")]
 
 
 class _TextFormat(BaseModel):
@@ -189,7 +211,7 @@ class _JsonObjectFormat(BaseModel):
 class _JsonSchema(BaseModel):
     model_config = _STRICT
     name: str = Field(pattern=NAME_PATTERN)
-    schema_: dict[str, Any] = Field(default_factory=dict, alias="schema")
+    schema_: _JsonObject = Field(default_factory=dict, alias="schema")
     description: str = ""
     strict: bool = False
 
@@ -201,12 +223,12 @@ class _JsonSchemaFormat(BaseModel):
 
 
 _ResponseFormat = Annotated[
-    _tagged("type", "text", _TextFormat) | _tagged("type", "json_object", _JsonObjectFormat)
-    | _tagged("type", "json_schema", _JsonSchemaFormat),
+    Annotated[_TextFormat, Tag("type=text")] | Annotated[_JsonObjectFormat, Tag("type=json_object")]
+    | Annotated[_JsonSchemaFormat, Tag("type=json_schema")],
     _by("type", ("text", "json_object", "json_schema"))]
 _StopWord = Annotated[str, Field(min_length=1)]
-_Stop = Annotated[_tagged("*", "str", _StopWord)
-                  | _tagged("*", "list", Annotated[list[_StopWord], Field(min_length=1, max_length=4)]),
+_Stop = Annotated[Annotated[_StopWord, Tag("*=str")]
+                  | Annotated[Annotated[list[_StopWord], Field(min_length=1, max_length=4)], Tag("*=list")],
                   _by("*", ("str", "list"), field="")]
 
 
@@ -424,7 +446,7 @@ def _describe(err: ValidationError) -> str:
         said = str(ctx.get("error", "The request is not valid."))
         if said.startswith(_FIELD):
             name, problem = said[1:].split(_FIELD)
-            return f"'{f'{where}.{name}'.lstrip('.')}' {problem}"
+            return f"'{'.'.join(part for part in (where, name) if part)}' {problem}"
         return said
     if first["type"] == "too_short" and ctx.get("min_length") == 1:
         return f"'{where}' must not be empty."

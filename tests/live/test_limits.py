@@ -149,7 +149,8 @@ def test_request_caps(limited: LiveServer, fake_upstream, payload: dict, fragmen
 
 
 def test_oversized_socketio_packet_closes_the_connection(live_server: LiveServer, fake_upstream) -> None:
-    """engine.io refuses a packet over MAX_REQUEST_BYTES (8 MiB) by closing the connection: the client sees a disconnect."""
+    """engine.io refuses a packet over MAX_REQUEST_BYTES (8 MiB) by closing the connection: the client sees a
+    disconnect."""
     sent = len(fake_upstream.requests)
     client = socketio.Client(reconnection=False)
     gone = threading.Event()

@@ -69,7 +69,8 @@ def test_the_teams_errors_and_limits_stay_its_own(settings: Settings) -> None:
     missing = client.get("/nowhere")
     assert missing.status_code == 404 and missing.content_type.startswith("text/html")  # Flask's, not the relay's
     assert client.post("/message/stream", json={"prompt": "hi"}).status_code == 404
-    too_large = client.post("/ai/message/stream", data=b"x" * (settings.max_request_bytes + 1), content_type="application/json")
+    too_large = client.post("/ai/message/stream", data=b"x" * (settings.max_request_bytes + 1),
+                            content_type="application/json")
     assert too_large.status_code == 413 and too_large.json["error"]["code"] == "invalid_request"
     assert client.get("/ai/healthz").json["status"] == "ok"
 
