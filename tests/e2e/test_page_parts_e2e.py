@@ -14,9 +14,9 @@ import pytest
 
 from tests.browser import ChatPage
 from tests.conftest import LiveServer
-from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.e2e.test_page_e2e import browser_context, expect, page_server, transport  # noqa: F401  (the fixtures)
 from tests.e2e.test_page_resume_e2e import resume_server, stored_reply  # noqa: F401  (resume_server is a fixture)
+from tests.fake_upstream import FakeUpstream, controls, script_reply
 
 
 @pytest.fixture
