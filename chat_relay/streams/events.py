@@ -15,9 +15,22 @@ from ..errors import ErrorCode, RelayError
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    """A chunk of text pieces only: all most replies ever send, so it stays two fields (each costs its build)."""
+
     text: str  # its text pieces joined ("" when it has none)
     seq: int  # the index of the last upstream piece it holds
-    parts: list[dict[str, Any]] | None = None  # every piece, merged; None when all are text (the text says it all)
+
+    @property
+    def parts(self) -> list[dict[str, Any]] | None:
+        """None: the text says it all (PartsChunk has them)."""
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PartsChunk(Chunk):
+    """A chunk that holds a piece that is not text: every piece, merged by kind (chat_relay/streams/parts.py)."""
+
+    parts: list[dict[str, Any]]  # type: ignore[assignment]  # a field where Chunk has a property
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backlog import text_bytes
-from .events import Chunk
+from .events import Chunk, PartsChunk
 
 Part = dict[str, Any]
 Piece = str | Part  # a str is a text piece
@@ -25,7 +25,7 @@ def chunk_of(pieces: list[Piece], seq: int) -> Chunk:
     for piece in pieces:
         if type(piece) is not str:
             text, parts = merged(pieces)
-            return Chunk(text, seq, parts)
+            return PartsChunk(text, seq, parts)
     return Chunk("".join(pieces), seq)  # type: ignore[arg-type]  # all str, checked above
 
 

@@ -111,11 +111,25 @@ class ChunkParser:
         if not isinstance(delta, dict):
             delta = {}
         text = delta.get("content")
+        if not isinstance(finish, str | None) or not isinstance(text, str | None):
+            raise RelayError(ErrorCode.UPSTREAM_ERROR, MALFORMED)
+        if len(delta) == 1 and text:  # the content alone, as most deltas are: text as cheap as before parts
+            if self._tags is None:
+                pieces.append(text)
+            else:
+                pieces += self._tags.feed(text)
+        elif delta:
+            self._kinds(delta, text, pieces)
+        if finish:
+            self.finish_reason = finish
+            if self._tags is not None:
+                pieces += self._tags.flush()
+
+    def _kinds(self, delta: dict[str, object], text: str | None, pieces: list[Piece]) -> None:
+        """A delta with more than text, in the order of docs/protocol.md: reasoning, text, refusal, tool calls."""
         reasoning = delta.get("reasoning_content") or delta.get("reasoning")
         refusal = delta.get("refusal")
-        calls = delta.get("tool_calls")
-        if not isinstance(finish, str | None) or not isinstance(text, str | None) \
-                or not isinstance(reasoning, str | None) or not isinstance(refusal, str | None):
+        if not isinstance(reasoning, str | None) or not isinstance(refusal, str | None):
             raise RelayError(ErrorCode.UPSTREAM_ERROR, MALFORMED)
         if reasoning:
             pieces.append({"type": REASONING, "text": reasoning})
@@ -126,12 +140,9 @@ class ChunkParser:
                 pieces += self._tags.feed(text)
         if refusal:
             pieces.append({"type": REFUSAL, "text": refusal})
+        calls = delta.get("tool_calls")
         if calls:
             self._tool_calls(calls, pieces)
-        if finish:
-            self.finish_reason = finish
-            if self._tags is not None:
-                pieces += self._tags.flush()
 
     def _tool_calls(self, calls: object, pieces: list[Piece]) -> None:
         """A delta's tool-call fragments: a piece for each that brings something new (an id or name first seen,
