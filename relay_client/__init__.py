@@ -7,6 +7,9 @@
             print(text, end="", flush=True)
     print(reply.done.finish_reason)
 
+`reply.parts()` yields everything the model streams as typed parts (`TextPart`, `ReasoningPart`, `ToolCallPart`,
+`RefusalPart`); after the end, `reply.reasoning`, `reply.tool_calls` and `reply.done` hold it whole.
+
 Errors come as exceptions: `RelayError` with the protocol's `.code` and `.message`, a subclass per code
 (`InvalidRequest`, `RateLimited`...). It needs only `python-socketio[client]` and `requests`
 (relay_client/requirements.txt), not the server's packages.
@@ -34,11 +37,14 @@ from relay_client.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from relay_client.messages import image_part, tool_message
+from relay_client.parts import Part, ReasoningPart, RefusalPart, TextPart, ToolCall, ToolCallPart
 from relay_client.reply import Chunk, Done, Reply
 
 __all__ = [
-    "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed",
-    "RateLimited", "RelayClient", "RelayConnectionError", "RelayError", "Reply", "ResumeUnavailable",
-    "ServerShutdown", "StalledReader", "StreamExpired", "TooManyConnections", "TooManyStreams", "Transport",
-    "Unauthorized", "UpstreamAuth", "UpstreamError", "UpstreamTimeout", "UpstreamUnavailable",
+    "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed", "Part",
+    "RateLimited", "ReasoningPart", "RefusalPart", "RelayClient", "RelayConnectionError", "RelayError", "Reply",
+    "ResumeUnavailable", "ServerShutdown", "StalledReader", "StreamExpired", "TextPart", "TooManyConnections",
+    "TooManyStreams", "ToolCall", "ToolCallPart", "Transport", "Unauthorized", "UpstreamAuth", "UpstreamError",
+    "UpstreamTimeout", "UpstreamUnavailable", "image_part", "tool_message",
 ]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Literal
 
 from relay_client.http_transport import HttpTransport
+from relay_client.messages import Message
 from relay_client.reply import Reply
 from relay_client.socketio_transport import DEFAULT_EVENT, SocketIOStream, SocketIOTransport
 
@@ -35,16 +37,28 @@ class RelayClient:
         self._sio = SocketIOTransport(*args, event=event, namespace=namespace) if transport == "socketio" else None
         self._http = HttpTransport(*args, url_prefix=url_prefix) if transport == "http" else None
 
-    def stream(self, prompt: str | None = None, *, messages: list[dict[str, str]] | None = None,
+    def stream(self, prompt: str | None = None, *, messages: Sequence[Message] | None = None,
                model: str | None = None, temperature: float | None = None, max_tokens: int | None = None,
-               stream_id: str | None = None) -> Reply:
+               stream_id: str | None = None, tools: list[dict[str, Any]] | None = None,
+               tool_choice: str | dict[str, Any] | None = None, parallel_tool_calls: bool | None = None,
+               response_format: dict[str, Any] | None = None, stop: str | list[str] | None = None,
+               seed: int | None = None, top_p: float | None = None, presence_penalty: float | None = None,
+               frequency_penalty: float | None = None, reasoning_effort: str | None = None,
+               max_completion_tokens: int | None = None) -> Reply:
         """Start a reply (to `prompt`, or to the conversation `messages`) and return it to iterate.
 
-        Raises the protocol's error as a RelayError subclass when the server refuses the request; an error
-        after the reply has started is raised while iterating it.
+        `messages` take the protocol's shapes (docs/protocol.md, "The request"): content a string or a list of
+        text and image parts, an `assistant` message with `tool_calls`, a `tool` message with `tool_call_id`.
+        The other options are sent only when given, and the server passes them on to the model as OpenAI's Chat
+        Completions API defines them. Raises the protocol's error as a RelayError subclass when the server
+        refuses the request; an error after the reply has started is raised while iterating it.
         """
         given = {"prompt": prompt, "messages": messages, "model": model, "temperature": temperature,
-                 "max_tokens": max_tokens, "stream_id": stream_id}
+                 "max_tokens": max_tokens, "stream_id": stream_id, "tools": tools, "tool_choice": tool_choice,
+                 "parallel_tool_calls": parallel_tool_calls, "response_format": response_format, "stop": stop,
+                 "seed": seed, "top_p": top_p, "presence_penalty": presence_penalty,
+                 "frequency_penalty": frequency_penalty, "reasoning_effort": reasoning_effort,
+                 "max_completion_tokens": max_completion_tokens}
         request = {key: value for key, value in given.items() if value is not None}
         if self._sio is not None:
             ack, inbox = self._sio.open("", request)

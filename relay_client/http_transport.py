@@ -113,7 +113,7 @@ class HttpStream:
                 continue
             event = json.loads(line)
             if event["type"] == "chunk":
-                return Chunk(event["text"], event["seq"])
+                return Chunk.from_wire(event["text"], event["seq"], event.get("parts"))
             if event["type"] == "done":
                 return Done.from_payload(event)
             raise error_from(event)

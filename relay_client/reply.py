@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
 from relay_client.errors import RelayConnectionError, RelayError
+from relay_client.parts import (
+    Part,
+    ReasoningPart,
+    RefusalPart,
+    TextPart,
+    ToolCall,
+    ToolCallPart,
+    ToolCallsBuilder,
+    parts_from,
+)
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """Some text of the reply; `seq` is the cursor: the index of the model's last piece in `text`."""
+    """Some of the reply; `seq` is the cursor: the index of the model's last piece in it. `text` is the text of its
+    `parts` ("" when it holds only reasoning or tool calls, say)."""
 
     text: str
     seq: int
+    parts: tuple[Part, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not self.parts and self.text:  # built from text alone: a text-only chunk, as the wire omits its parts
+            object.__setattr__(self, "parts", (TextPart(self.text),))
+
+    @classmethod
+    def from_wire(cls, text: str, seq: int, parts: list[Mapping[str, Any]] | None) -> Chunk:
+        """A chunk as every transport sends it: `text`, `seq`, and `parts` when it holds more than text."""
+        return cls(text, seq, parts_from(text, parts))
 
 
 @dataclass(frozen=True)
@@ -26,10 +47,12 @@ class Done:
     finish_reason: str
     chunks: int  # the model's pieces in the whole reply: the last seq + 1
     usage: dict[str, int] | None
+    tool_calls: tuple[ToolCall, ...] = ()  # each call whole, in index order, when the model called tools
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> Done:
-        return cls(payload["stream_id"], payload["finish_reason"], payload["chunks"], payload.get("usage"))
+        return cls(payload["stream_id"], payload["finish_reason"], payload["chunks"], payload.get("usage"),
+                   tuple(payload.get("tool_calls") or ()))
 
 
 class Source(Protocol):
@@ -49,7 +72,7 @@ class Source(Protocol):
 
 
 class Reply:
-    """A reply being streamed. Iterate it for its text; `done` says how it ended.
+    """A reply being streamed. Iterate it for its text, or `parts()` for everything; `done` says how it ended.
 
     Use it as a context manager: leaving the block before the reply has ended stops it on the server, so that
     no tokens are spent on text nobody reads.
@@ -61,7 +84,10 @@ class Reply:
         self.done: Done | None = None
         self.error: Exception | None = None
         self._stopping = False
-        self._parts: list[str] = []
+        self._text: list[str] = []
+        self._reasoning: list[str] = []
+        self._refusal: list[str] = []
+        self._tool_calls = ToolCallsBuilder()
 
     @property
     def stream_id(self) -> str:
@@ -74,7 +100,24 @@ class Reply:
     @property
     def text(self) -> str:
         """The text received so far (all of it, once the reply has ended)."""
-        return "".join(self._parts)
+        return "".join(self._text)
+
+    @property
+    def reasoning(self) -> str:
+        """The model's thinking received so far ("" from a model that shows none)."""
+        return "".join(self._reasoning)
+
+    @property
+    def refusal(self) -> str:
+        """The model's refusal received so far, if it refused."""
+        return "".join(self._refusal)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The tool calls the model made: done's, once the reply has ended; before that, as far as they came."""
+        if self.done is not None and self.done.tool_calls:
+            return list(self.done.tool_calls)
+        return self._tool_calls.calls()
 
     @property
     def ended(self) -> bool:
@@ -93,21 +136,40 @@ class Reply:
                 self.done = event
                 self._source.close()
                 return
-            if event.seq <= self.cursor or not event.text:
+            if event.seq <= self.cursor:
                 self.error = RelayConnectionError(f"the server broke the protocol: chunk seq {event.seq} "
                                                   f"after {self.cursor}")
                 self._source.close()
                 raise self.error
             self.cursor = event.seq
-            self._parts.append(event.text)
+            self._keep(event.parts)
             yield event
 
-    def __iter__(self) -> Iterator[str]:
+    def _keep(self, parts: tuple[Part, ...]) -> None:
+        for part in parts:
+            if isinstance(part, TextPart):
+                self._text.append(part.text)
+            elif isinstance(part, ReasoningPart):
+                self._reasoning.append(part.text)
+            elif isinstance(part, RefusalPart):
+                self._refusal.append(part.text)
+            elif isinstance(part, ToolCallPart):
+                self._tool_calls.add(part)
+
+    def parts(self) -> Iterator[Part]:
+        """Each part as it arrives, in order: TextPart, ReasoningPart, RefusalPart, ToolCallPart (match on the class).
+        Raises the stream's error as its RelayError."""
         for chunk in self.chunks():
-            yield chunk.text
+            yield from chunk.parts
+
+    def __iter__(self) -> Iterator[str]:
+        """The text, as it arrives (a chunk with no text, only reasoning say, yields nothing)."""
+        for chunk in self.chunks():
+            if chunk.text:
+                yield chunk.text
 
     def read(self) -> str:
-        """Wait for the end and return the whole text."""
+        """Wait for the end and return the whole text (reasoning, refusal and tool_calls are there too)."""
         for _ in self.chunks():
             pass
         return self.text

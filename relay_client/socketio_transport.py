@@ -63,7 +63,7 @@ class SocketIOTransport:
     # Events, on python-socketio's thread.
 
     def _on_chunk(self, text: str, meta: dict[str, Any]) -> None:
-        self._route(meta.get("stream_id"), Chunk(text, meta["seq"]))
+        self._route(meta.get("stream_id"), Chunk.from_wire(text, meta["seq"], meta.get("parts")))
 
     def _route(self, stream_id: str | None, item: _Item) -> None:
         # An error with stream_id null answers a refused request, whose ack already carries it.

@@ -277,8 +277,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, body: dict, ctl: dict, chunk_id: str) -> None:
         pad = "." * int(ctl.get("pad", 0))  # large pieces without a large prompt: "w0.....  "
         pieces = ctl["text"] if "text" in ctl else [f"w{i}{pad} " for i in range(int(ctl.get("chunks", 5)))]
-        # deltas: a scripted reply, each entry one event's `delta` sent as it is (script_reply() builds them)
-        deltas: list[dict] = ctl["deltas"] if "deltas" in ctl else [{"content": piece} for piece in pieces]
+        # deltas: a scripted reply, each entry one event's `delta` sent as it is (script_reply() builds them);
+        # else a tool call or a tool's answer (_tool_turn), or the text pieces.
+        deltas: list[dict] = ctl["deltas"] if "deltas" in ctl else _tool_turn(body, pieces)
         pieces = deltas
         fault = ctl.get("fault")
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
@@ -303,18 +304,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.fake._bump("started")
         self._event(chunk({"role": "assistant", "content": ""}))
-        for sent in range(len(pieces) + 1):
-            if self._checkpoint(ctl, sent, len(pieces), base):
+        for sent in range(len(deltas) + 1):
+            if self._checkpoint(ctl, sent, len(deltas), base):
                 self.fake._bump("completed")
                 return
-            if sent < len(pieces):
+            if sent < len(deltas):
                 if "lockstep" in ctl and sent:  # piece `sent` waits for the test to open gate "<name>:<sent>"
                     step = self.fake._gate(f"{ctl['lockstep']}:{sent}")
                     self._wait(None, until=step.is_set)
                 self._wait(float(ctl.get("delay", 0)))
                 self._event(chunk(deltas[sent]))
         if fault != "no_finish":
-            self._event(chunk({}, ctl.get("finish_reason", "stop")))
+            calls = "deltas" not in ctl and any("tool_calls" in delta for delta in deltas)  # _tool_turn's call
+            self._event(chunk({}, ctl.get("finish_reason", "tool_calls" if calls else "stop")))
             if ctl.get("usage", True) and (body.get("stream_options") or {}).get("include_usage"):
                 prompt = sum(len(m.get("content")) for m in body.get("messages", [])
                              if isinstance(m.get("content"), str))
@@ -434,12 +436,45 @@ def _controls(body: dict) -> dict:
     """The `fake` dict from the last user message, or {} (all defaults) if it has none."""
     users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
     content = users[-1].get("content") if users else None
+    if isinstance(content, list):  # text and image parts: the controls are in the first text part
+        content = next((p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"), None)
     try:
         parsed = json.loads(content) if isinstance(content, str) else None
     except ValueError:
         return {}
     ctl = parsed.get("fake") if isinstance(parsed, dict) else None
     return ctl if isinstance(ctl, dict) else {}
+
+
+# A model that calls the tool it is told to call, and reads its answer.
+
+def _tool_turn(body: dict, pieces: list[str]) -> list[dict]:
+    """The deltas of a model that uses tools: a call of the tool that `tool_choice` demands ("required": the first
+    of `tools`), its arguments cut in two; after a `tool` message, the text pieces and then what the tool said;
+    else the text pieces."""
+    messages = body.get("messages") or []
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if last.get("role") == "tool":
+        return [{"content": p} for p in pieces] + [{"content": f"(tool {last.get('tool_call_id')}: "
+                                                               f"{last.get('content')})"}]
+    choice, tools = body.get("tool_choice"), body.get("tools") or []
+    if tools and (choice == "required" or isinstance(choice, dict)):
+        name = choice["function"]["name"] if isinstance(choice, dict) else tools[0]["function"]["name"]
+        tool = next(t["function"] for t in tools if t["function"]["name"] == name)
+        arguments = json.dumps(_example_arguments(tool.get("parameters") or {}))
+        cut = len(arguments) // 2
+        call_id = f"call_fake_{len(messages)}"
+        return [{"tool_calls": [{"index": 0, "id": call_id, "type": "function",
+                                 "function": {"name": name, "arguments": arguments[:cut]}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}]
+    return [{"content": p} for p in pieces]
+
+
+def _example_arguments(schema: dict) -> dict:
+    """Arguments that fit a JSON schema's properties: each one's first `enum` value, or a plain value of its type."""
+    plain = {"string": "text", "integer": 1, "number": 1.5, "boolean": True, "array": [], "object": {}}
+    return {name: (prop["enum"][0] if prop.get("enum") else plain.get(prop.get("type")))
+            for name, prop in (schema.get("properties") or {}).items()}
 
 
 def main() -> None:

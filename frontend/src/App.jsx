@@ -60,7 +60,7 @@ export default function App() {
       <Composer
         busy={busy}
         locked={access !== null}
-        onSend={(prompt) => send(prompt, { transport, model })}
+        onSend={(prompt, images) => send(prompt, { transport, model, images })}
         onStop={stop}
       />
     </div>

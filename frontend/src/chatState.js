@@ -1,10 +1,12 @@
 // The page's state machine, kept pure so it can be tested without a browser or a server.
 // The hook feeds it the transports' events; components only read the state it returns.
+import { applyParts, partsOf, toolCallsFromDone } from "./replyParts.js";
 
 export const initialState = {
   connection: "connecting", // connecting | connected | reconnecting | offline | token_needed
-  // {id, role, content, status, streamId, and for replies: transport, seq?, resumeToken?, reconnecting?,
-  // finishReason?, error?}. `seq` is the cursor of the text in `content` (docs/protocol.md, "The cursor"), and
+  // {id, role, content, status, streamId, for prompts: images? (data: URLs), and for replies: transport, seq?,
+  // resumeToken?, reconnecting?, finishReason?, error?, reasoning?, toolCalls? ([{index, id, name, arguments}]),
+  // refusal?}. `seq` is the cursor of the text in `content` (docs/protocol.md, "The cursor"), and
   // `resumeToken` the token to read the rest with, kept while the reply runs.
   messages: [],
   active: null, // the reply being streamed: {streamId, transport, stopping}
@@ -22,6 +24,13 @@ export const TOKEN_NOT_VALID = "The token is not valid.";
  * model, whose context is 4,096 tokens, room for its few-shot frame and its reply.
  */
 export const HISTORY_BUDGET = { chars: 12_000, messages: 40 };
+
+/**
+ * The images sent with one request, newest first: the server's MAX_IMAGES (default 8), and characters of data: URL
+ * that leave room for the text within its MAX_REQUEST_BYTES (default 8 MiB). One image is at most MAX_IMAGE_BYTES
+ * (default 5 MB), about 6.7 MB as a data: URL: an older turn's images are left out first.
+ */
+export const IMAGE_BUDGET = { count: 8, chars: 7_500_000 };
 
 const NOT_CONFIRMED = {
   disconnect: "The connection dropped before the server confirmed the request; send it again.",
@@ -138,12 +147,14 @@ export function chatReducer(state, action) {
     }
     case "send": {
       if (state.active) return state; // one reply at a time on this page
-      const { streamId, prompt, transport } = action;
+      const { streamId, prompt, transport, images } = action;
+      const asked = { id: `u-${streamId}`, role: "user", content: prompt, status: "done", streamId };
+      if (images?.length) asked.images = images;
       return {
         ...state,
         messages: [
           ...state.messages,
-          { id: `u-${streamId}`, role: "user", content: prompt, status: "done", streamId },
+          asked,
           { id: `a-${streamId}`, role: "assistant", content: "", status: "streaming", streamId, transport },
         ],
         active: { streamId, transport, stopping: false },
@@ -155,11 +166,13 @@ export function chatReducer(state, action) {
       return messages === state.messages ? state : { ...state, messages };
     }
     case "chunk": {
-      if (!action.text) return state;
+      // Its typed parts (text, reasoning, tool-call fragments, refusal); a chunk without `parts` is text only.
+      const parts = partsOf(action.text, action.parts);
+      if (parts.length === 0) return state;
       const messages = updateReply(state, action.streamId, whileStreaming((m) => {
-        // A chunk at or before the cursor is text the reply already has: a resume never repeats it.
+        // A chunk at or before the cursor is what the reply already has: a resume never repeats it.
         if (action.seq != null && m.seq != null && action.seq <= m.seq) return m;
-        const next = { ...m, content: m.content + action.text, reconnecting: false };
+        const next = { ...applyParts(m, parts), reconnecting: false };
         if (action.seq != null) next.seq = action.seq;
         return next;
       }));
@@ -177,8 +190,10 @@ export function chatReducer(state, action) {
       return { ...state, active: { ...state.active, stopping: true } };
     case "done": {
       const status = action.finishReason === "cancelled" ? "stopped" : "done";
-      const messages = updateReply(state, action.streamId, whileStreaming((m) =>
-        ended(m, { status, finishReason: action.finishReason })));
+      const outcome = { status, finishReason: action.finishReason };
+      const toolCalls = toolCallsFromDone(action.toolCalls); // each call whole: what the fragments built, checked
+      if (toolCalls) outcome.toolCalls = toolCalls;
+      const messages = updateReply(state, action.streamId, whileStreaming((m) => ended(m, outcome)));
       return { ...state, messages, active: endActive(state, action.streamId) };
     }
     case "error": {
@@ -217,16 +232,44 @@ export function restoreState(saved) {
  * The conversation to send: earlier turns plus the new prompt, as the protocol's `messages`, within the budget.
  * A failed turn (a reply that ended in error, and the prompt that produced it) is left out, so one bad turn does
  * not poison the ones after it; so are replies with no text. A stopped reply's partial text is kept, as the user
- * saw it. `system`, if given, goes first and is always kept.
+ * saw it. `system`, if given, goes first and is always kept. `images` (data: URLs) go with the new prompt; earlier
+ * prompts keep theirs within `imageBudget` (withImages). A reply's reasoning and tool calls are not sent back.
  */
-export function conversationFor(messages, prompt, { system = null, budget = HISTORY_BUDGET } = {}) {
+export function conversationFor(messages, prompt, {
+  system = null, budget = HISTORY_BUDGET, images = null, imageBudget = IMAGE_BUDGET,
+} = {}) {
   const failed = new Set(messages.filter((m) => m.role === "assistant" && m.status === "error").map((m) => m.streamId));
   const turns = messages
     .filter((m) => !(m.streamId != null && failed.has(m.streamId)))
     .filter((m) => m.role === "user" || (m.status !== "streaming" && m.content !== ""))
-    .map((m) => ({ role: m.role, content: m.content }));
-  const history = [...turns, { role: "user", content: prompt }];
-  return trimHistory(system ? [{ role: "system", content: system }, ...history] : history, budget);
+    .map((m) => ({ role: m.role, content: m.content, images: m.images }));
+  const history = [...turns, { role: "user", content: prompt, images }];
+  const trimmed = trimHistory(system ? [{ role: "system", content: system }, ...history] : history, budget);
+  return withImages(trimmed, imageBudget);
+}
+
+/**
+ * The messages in the protocol's shape: a prompt with images has a list of parts as its content, its text then
+ * each image (a data: URL). Images count against `budget` from the newest back (the server refuses more than
+ * MAX_IMAGES per request, and a request over MAX_REQUEST_BYTES); an older prompt over it is sent as its text alone.
+ */
+function withImages(messages, budget) {
+  let count = 0;
+  let chars = 0;
+  const out = [];
+  for (const { images, ...m } of [...messages].reverse()) {
+    const size = (images ?? []).reduce((sum, url) => sum + url.length, 0);
+    const fits = images?.length && count + images.length <= budget.count && chars + size <= budget.chars;
+    if (!fits) {
+      out.push(m);
+      continue;
+    }
+    count += images.length;
+    chars += size;
+    const parts = m.content ? [{ type: "text", text: m.content }] : [];
+    out.push({ ...m, content: [...parts, ...images.map((url) => ({ type: "image_url", image_url: { url } }))] });
+  }
+  return out.reverse();
 }
 
 /**

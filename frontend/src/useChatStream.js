@@ -69,7 +69,7 @@ export function useChatStream() {
   // Each flush carries the cursor of its last chunk, so the text shown and the cursor kept move together.
   const buffer = useRef(null);
   buffer.current ??= createChunkBuffer(
-    (streamId, text, seq) => dispatch({ type: "chunk", streamId, text, seq }),
+    (streamId, text, seq, parts) => dispatch({ type: "chunk", streamId, text, seq, parts }),
     RENDER_INTERVAL_MS,
   );
 
@@ -101,8 +101,11 @@ export function useChatStream() {
   const current = useCallback((entry) => live.current.get(entry.streamId) === entry, []);
   const retry = useRef(null); // retryOverHttp, below
 
-  /** A chunk arrived: one at or before the cursor is text already shown (a resume never repeats it). */
-  const received = useCallback((streamId, text, seq) => {
+  /**
+   * A chunk arrived, with its typed parts (absent: text only). One at or before the cursor is already shown (a
+   * resume never repeats it).
+   */
+  const received = useCallback((streamId, text, seq, parts) => {
     const entry = live.current.get(streamId);
     if (!entry) return; // a reply the page no longer shows (New chat), or never started
     if (seq != null) {
@@ -110,7 +113,7 @@ export function useChatStream() {
       entry.seq = seq;
     }
     entry.attempts = 0; // progress: a later drop gets the whole backoff again
-    buffer.current.add(streamId, text, seq ?? null);
+    buffer.current.add(streamId, text, seq ?? null, parts ?? null);
   }, []);
 
   // A terminal event renders what is buffered first, so the final text is always complete.
@@ -184,8 +187,11 @@ export function useChatStream() {
         },
         onEvent(event) {
           if (!current(entry) || controller.signal.aborted) return;
-          if (event.type === "chunk") received(streamId, event.text, event.seq);
-          else if (event.type === "done") end({ type: "done", streamId, finishReason: event.finish_reason, usage: event.usage });
+          if (event.type === "chunk") received(streamId, event.text, event.seq, event.parts);
+          else if (event.type === "done") {
+            end({ type: "done", streamId, finishReason: event.finish_reason, usage: event.usage,
+              toolCalls: event.tool_calls });
+          }
           else if (event.type === "error") {
             if (RESUMABLE.has(event.code) && entry.token && !entry.stopping) retry.current(entry, event);
             else {
@@ -278,10 +284,11 @@ export function useChatStream() {
       }
     }
     function onChunk(text, meta) {
-      received(meta.stream_id, text, meta.seq);
+      received(meta.stream_id, text, meta.seq, meta.parts);
     }
     function onDone(done) {
-      end({ type: "done", streamId: done.stream_id, finishReason: done.finish_reason, usage: done.usage });
+      end({ type: "done", streamId: done.stream_id, finishReason: done.finish_reason, usage: done.usage,
+        toolCalls: done.tool_calls });
     }
     function onError(error) {
       if (error.stream_id == null) return; // a refusal, which the ack reports; it ends no running reply
@@ -358,16 +365,16 @@ export function useChatStream() {
     });
   }, [current, readOverHttp]);
 
-  /** Send a prompt as the next turn of the conversation, over "socket" or "http". */
-  const send = useCallback((prompt, { transport, model }) => {
+  /** Send a prompt (and images, as data: URLs) as the next turn of the conversation, over "socket" or "http". */
+  const send = useCallback((prompt, { transport, model, images = [] }) => {
     const now = stateRef.current;
-    if (now.active || !prompt.trim()) return;
+    if (now.active || (!prompt.trim() && images.length === 0)) return;
     const streamId = newStreamId();
-    const request = { messages: conversationFor(now.messages, prompt), stream_id: streamId };
+    const request = { messages: conversationFor(now.messages, prompt, { images }), stream_id: streamId };
     if (model) request.model = model;
     const entry = tracked(streamId, transport);
     live.current.set(streamId, entry);
-    dispatch({ type: "send", streamId, prompt, transport });
+    dispatch({ type: "send", streamId, prompt, transport, images });
     if (transport === "http") sendOverHttp(entry, request);
     else sendOverSocket(entry, request);
   }, [sendOverHttp, sendOverSocket]);

@@ -407,3 +407,33 @@ describe("listeners", () => {
     expect(fake.listenerCount()).toBe(0);
   });
 });
+
+describe("parts and images", () => {
+  it("shows a Socket.IO reply's reasoning, tool call and text from the chunks' parts, and done's whole calls", async () => {
+    await mount();
+    await connect();
+    const id = await startOverSocket();
+    const withParts = (text, seq, parts) => step(() => fake.fire("chatgpt_description_chunk", text, { stream_id: id, seq, parts }));
+    await withParts("", 0, [{ type: "reasoning", text: "Hm." }]);
+    await render();
+    expect(reply()).toMatchObject({ content: "", reasoning: "Hm." });
+    await withParts("", 1, [{ type: "tool_call", index: 0, id: "c", name: "clock", arguments: "{" }]);
+    await withParts("Now.", 3, [{ type: "tool_call", index: 0, arguments: "}" }, { type: "text", text: "Now." }]);
+    const calls = [{ id: "c", type: "function", function: { name: "clock", arguments: "{}" } }];
+    await step(() => fake.fire("chatgpt_description_done",
+      { stream_id: id, finish_reason: "tool_calls", chunks: 4, usage: null, tool_calls: calls }));
+    expect(reply()).toMatchObject({ status: "done", content: "Now.", reasoning: "Hm.", seq: 3,
+      toolCalls: [{ index: 0, id: "c", name: "clock", arguments: "{}" }] });
+  });
+
+  it("sends a prompt's images as image parts, and shows them with the prompt", async () => {
+    await mount();
+    await connect();
+    const png = "data:image/png;base64,iVBORw0KGgo=";
+    await step(() => hook.send("What is this?", { transport: "socket", model: null, images: [png] }));
+    const start = emitted("chatgpt_description").at(-1);
+    expect(start.payload.messages).toEqual([{ role: "user", content: [
+      { type: "text", text: "What is this?" }, { type: "image_url", image_url: { url: png } }] }]);
+    expect(hook.messages[0]).toMatchObject({ role: "user", content: "What is this?", images: [png] });
+  });
+});

@@ -1,6 +1,7 @@
 import Markdown from "react-markdown";
 import remarkGfm from "remark-gfm";
 import { describeError, describeFinish, describeRetry } from "../errors.js";
+import { PromptImages, Thinking, ToolCalls } from "./ReplyParts.jsx";
 
 // react-markdown renders to React elements and ignores raw HTML unless a plugin enables it,
 // so model output cannot inject markup or scripts.
@@ -20,7 +21,8 @@ function ReplyNote({ message, stopping }) {
       // The connection dropped (or the page was reloaded): the hook is resuming the reply from its cursor.
       return <p className="note reconnecting" role="status" data-testid="reconnecting">Reconnecting…</p>;
     }
-    return <p className="note muted">{stopping ? "Stopping…" : message.content ? "" : "Waiting for the model…"}</p>;
+    const started = message.content || message.reasoning || message.toolCalls || message.refusal;
+    return <p className="note muted">{stopping ? "Stopping…" : started ? "" : "Waiting for the model…"}</p>;
   }
   if (message.status === "stopped") return <p className="note stopped" data-testid="stopped">Stopped.</p>;
   if (message.status === "error") {
@@ -37,12 +39,16 @@ function ReplyNote({ message, stopping }) {
   return cut ? <p className="note cut" data-testid="finish" data-reason={message.finishReason}>{cut}</p> : null;
 }
 
-/** One turn: the user's prompt as typed, or the model's reply as Markdown with its outcome. */
+/**
+ * One turn: the user's prompt as typed (with its images), or the model's reply: its thinking, its tool calls, its
+ * text as Markdown (or its refusal), and its outcome.
+ */
 export function Message({ message, stopping }) {
   if (message.role === "user") {
     return (
       <li className="message user">
-        <div className="bubble">{message.content}</div>
+        {message.images?.length ? <PromptImages images={message.images} /> : null}
+        {message.content ? <div className="bubble">{message.content}</div> : null}
       </li>
     );
   }
@@ -53,7 +59,16 @@ export function Message({ message, stopping }) {
       data-status={message.status}
       data-reconnecting={message.reconnecting ? "true" : undefined}
     >
+      {message.reasoning ? (
+        <Thinking
+          reasoning={message.reasoning}
+          streaming={message.status === "streaming"}
+          answered={Boolean(message.content || message.toolCalls || message.refusal)}
+        />
+      ) : null}
+      {message.toolCalls?.length ? <ToolCalls calls={message.toolCalls} /> : null}
       <ReplyText content={message.content} />
+      {message.refusal ? <p className="refusal-text" data-testid="refusal-text">{message.refusal}</p> : null}
       <ReplyNote message={message} stopping={stopping} />
     </li>
   );
