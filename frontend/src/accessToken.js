@@ -2,15 +2,13 @@
 // Kept in sessionStorage, not localStorage: it survives a reload of this tab, but not the tab itself,
 // and other tabs and later visits never see it.
 
+import { webStorage } from "./webStorage.js";
+
 const KEY = "chat-relay.access-token";
 let fallback = null; // when storage is unavailable (some private modes throw), the token lives only in memory
 
 function storage() {
-  try {
-    return globalThis.sessionStorage ?? null;
-  } catch {
-    return null;
-  }
+  return webStorage("sessionStorage");
 }
 
 /** The token to send, or null when the user has not given one. */

@@ -3,15 +3,13 @@
 // "Resuming a stream"). sessionStorage, like the access token (accessToken.js): gone with the tab, never shared
 // with other tabs. Without storage (some private modes throw), the page works as before and a reload starts afresh.
 
+import { webStorage } from "./webStorage.js";
+
 export const KEY = "chat-relay.conversation";
 const VERSION = 1;
 
 function storage() {
-  try {
-    return globalThis.sessionStorage ?? null;
-  } catch {
-    return null;
-  }
+  return webStorage("sessionStorage");
 }
 
 const ROLES = new Set(["user", "assistant"]);

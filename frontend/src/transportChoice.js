@@ -2,16 +2,14 @@
 // or a later visit opens with the same one. It is a preference, not a secret (unlike the access token, which
 // stays in sessionStorage). Without storage (some private modes throw), the page starts with Socket.IO.
 
+import { webStorage } from "./webStorage.js";
+
 export const KEY = "chat-relay.transport";
 export const TRANSPORTS = ["socket", "http"];
 export const DEFAULT_TRANSPORT = "socket";
 
 function storage() {
-  try {
-    return globalThis.localStorage ?? null;
-  } catch {
-    return null;
-  }
+  return webStorage("localStorage");
 }
 
 /** The transport kept by an earlier load, or the default when none was kept or the stored value is unknown. */

@@ -1,17 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { clearChat, KEY, loadChat, saveChat } from "../src/chatStorage.js";
 import { chatReducer, initialState, restoreState } from "../src/chatState.js";
-
-/** A Storage stand-in; node has no sessionStorage. */
-function memoryStorage() {
-  const items = new Map();
-  return {
-    getItem: (key) => (items.has(key) ? items.get(key) : null),
-    setItem: (key, value) => items.set(key, String(value)),
-    removeItem: (key) => items.delete(key),
-    items,
-  };
-}
+import { memoryStorage } from "./memoryStorage.js";
 
 const throwing = {
   getItem() { throw new Error("denied"); },

@@ -1,16 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { KEY, loadTransport, saveTransport } from "../src/transportChoice.js";
-
-/** A Storage stand-in; node has no localStorage. */
-function memoryStorage() {
-  const items = new Map();
-  return {
-    getItem: (key) => (items.has(key) ? items.get(key) : null),
-    setItem: (key, value) => items.set(key, String(value)),
-    removeItem: (key) => items.delete(key),
-    items,
-  };
-}
+import { memoryStorage } from "./memoryStorage.js";
 
 let local;
 beforeEach(() => {
