@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser import ChatPage, chromium, require_chromium
+from tests.browser import ChatPage
 from tests.conftest import ROOT, LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.e2e.test_page_e2e import browser_context  # noqa: F401  (the fixture: one chromium per module)
 from tests.fake_upstream import FakeUpstream, controls
 
 FRONTEND = ROOT / "frontend"
-WAIT = 15_000  # ms: generous, since the machine is shared; every wait ends as soon as its condition holds
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +58,8 @@ def dev_page(relay: LiveServer, tmp_path_factory) -> Iterator[str]:
         vite.wait(timeout=15)
 
 
-@pytest.fixture(scope="module")
-def browser_context(tmp_path_factory) -> Iterator:
-    require_chromium()
-    from playwright.sync_api import expect as playwright_expect
-
-    playwright_expect.set_options(timeout=WAIT)
-    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
-        context.set_default_timeout(WAIT)
-        yield context
-
-
 @pytest.mark.parametrize("transport", ["socket", "http"])
-def test_the_dev_page_streams_a_reply(transport: str, dev_page: str, browser_context,
+def test_the_dev_page_streams_a_reply(transport: str, dev_page: str, browser_context,  # noqa: F811
                                       fake_upstream: FakeUpstream) -> None:
     from playwright.sync_api import expect
 
@@ -86,7 +75,7 @@ def test_the_dev_page_streams_a_reply(transport: str, dev_page: str, browser_con
         page.close()
 
 
-def test_the_transport_toggle_is_kept_across_a_reload(dev_page: str, browser_context) -> None:
+def test_the_transport_toggle_is_kept_across_a_reload(dev_page: str, browser_context) -> None:  # noqa: F811
     from playwright.sync_api import expect
 
     page = browser_context.new_page()
