@@ -316,11 +316,11 @@ def run_server(words: list[str], fake: FakeUpstream, workdir: Path) -> None:
 
 def run_in_copy(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
     """A command that rewrites files of the checkout, run in a copy of what it reads and writes."""
-    from tests.test_local_model import require_local_model
+    from tests.e2e.test_local_model import require_local_model
 
     require_local_model()
     tree = workdir / "tree"
-    for name in ("app", "bench", "docs"):
+    for name in ("app", "chat_relay", "bench", "docs"):
         shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOCAL_MODEL_", "PYTHONPATH"))}
     result = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, timeout=900)
