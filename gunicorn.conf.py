@@ -10,6 +10,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from app.serving.processes import run_dir
+from app.serving.servers import GUNICORN, modes_served_by
 from chat_relay.config import WORKER_CONNECTIONS, ConfigError, load_settings
 
 try:
@@ -17,10 +18,11 @@ try:
     _settings.require_upstream()
 except ConfigError as _err:
     sys.exit(f"error: {_err}")
-if _settings.async_mode != "gevent":
+if _settings.async_mode not in modes_served_by(GUNICORN):
     sys.exit(
-        f"error: gunicorn serves ASYNC_MODE=gevent only (it is {_settings.async_mode}). gunicorn 26 and later "
-        "have no eventlet worker: run eventlet mode with `python -m app` (or `make run-eventlet`)."
+        f"error: gunicorn serves ASYNC_MODE={' or '.join(modes_served_by(GUNICORN))} only (it is "
+        f"{_settings.async_mode}). gunicorn 26 and later have no eventlet worker: run eventlet mode with "
+        "`python -m app` (or `make run-eventlet`)."
     )
 
 wsgi_app = "app.wsgi:app"

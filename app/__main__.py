@@ -35,6 +35,7 @@ from chat_relay.observability.logs import access_fields, log_event  # noqa: E402
 from chat_relay.streams.upstream import shown_url  # noqa: E402
 
 from . import create_app  # noqa: E402
+from .serving.servers import server_for  # noqa: E402
 
 
 def main() -> int:
@@ -42,11 +43,9 @@ def main() -> int:
     try:
         settings = load_settings()
         settings.require_upstream()
+        server_for(settings.async_mode)  # a mode this application serves (here: gevent too, on its own server)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
-    if settings.async_mode == "threading":
-        print("error: ASYNC_MODE=threading is for tests; use gevent (gunicorn) or eventlet.", file=sys.stderr)
         return 2
     app = create_app(settings)
     for early in _EARLY_WARNINGS:

@@ -1,42 +1,48 @@
-"""What the local model answers to 20 fixed simple questions, before and after the few-shot frame.
+"""What the local model answers to 20 fixed everyday questions, now and in a recorded baseline run.
 
-    .venv/bin/python -m bench.local_answers      # about 3 minutes on 2 cores; needs `make local`
+    .venv/bin/python -m bench.local_answers      # about 2 minutes on 2 cores; needs `make local`
 
-Starts the local model as `make run` does (app/serving/local_model.py), once with llama-cpp-python's
-`gemma` chat format (what `make run` used before the frame) and once with the `few-shot-qa` frame
-(app/serving/qa_frame.py, the default now). Each question goes through the relay's own upstream client,
-as one streamed request with temperature 0 (the same reply every run) and the local default of
-max_tokens=200. The replies replace the part of docs/local-model.md between its two markers.
+Starts the local model as `make run` does (app/serving/local_model.py, the `few-shot-qa` frame of
+app/serving/qa_frame.py) and asks each question through the relay's own upstream client, as one streamed
+request with the local defaults `make run` gives the relay (temperature 0, so the same reply every run, and
+max_tokens=200). The replies go to bench/results/local_answers.json, and a table of them beside those of
+bench/local_answers_baseline.json (the run before the frame's last change) replaces the part of
+docs/local-model.md between its two markers. `--baseline` records this run as the new baseline instead.
 
 A reply counts as an answer when, with any echo of the question taken out, its first line holds one of the
-expected words and is not itself a question. That is a rough rule, so the doc shows every reply to read.
+expected words and is not itself a question. That is a rough rule, so the doc shows every reply to read. A
+reply is also counted when it starts with a space, or shows a label of the frame (`Question:`, `Answer:`).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from app.serving import local_model, qa_frame
 from chat_relay.config import Settings
+from chat_relay.streams.parts import text_of
 from chat_relay.streams.request_validation import ChatRequest
 from chat_relay.streams.upstream import Upstream
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "local-model.md"
 BEGIN, END = "<!-- local_answers:begin -->", "<!-- local_answers:end -->"
-BEFORE, AFTER = "gemma", qa_frame.NAME
+RESULTS = ROOT / "bench" / "results" / "local_answers.json"
+BASELINE = ROOT / "bench" / "local_answers_baseline.json"  # committed: the "before" of docs/local-model.md
+LABELS = (qa_frame.QUESTION, qa_frame.ANSWER)
 
 # (question, words any one of which an answer holds)
 PROMPTS: list[tuple[str, list[str]]] = [
     ("What is the capital of France?", ["Paris"]),
     ("Name three colors.", ["red", "blue", "green", "yellow"]),
     ("How many legs does a dog have?", ["four", "4"]),
-    ("What is 2 + 2?", ["4", "four"]),
+    ("What is 12 times 7?", ["84"]),
     ("What color is the sky on a clear day?", ["blue"]),
     ("Who wrote Romeo and Juliet?", ["Shakespeare"]),
     ("What is the largest planet in our solar system?", ["Jupiter"]),
@@ -46,11 +52,11 @@ PROMPTS: list[tuple[str, list[str]]] = [
     ("At what temperature does water boil, in degrees Celsius?", ["100"]),
     ("Name a fruit that is yellow.", ["banana", "lemon"]),
     ("What language is spoken in Spain?", ["Spanish"]),
-    ("What is the capital of Japan?", ["Tokyo"]),
+    ("Continue this sequence: 1, 2, 3, 4,", ["5"]),
     ("How many continents are there?", ["seven", "7"]),
     ("Which animal says moo?", ["cow"]),
     ("What is the freezing point of water in Fahrenheit?", ["32"]),
-    ("Say hello.", ["hello", "hi"]),
+    ("How many hours are in a day?", ["24", "twenty-four"]),
     ("How do you say thank you in French?", ["merci"]),
     ("What is the chemical symbol for gold?", ["Au"]),
 ]
@@ -70,12 +76,12 @@ def answers(question: str, reply: str, words: list[str]) -> bool:
     return not first.endswith("?") and any(re.search(rf"\b{re.escape(w)}\b", first, re.IGNORECASE) for w in words)
 
 
-def ask_all(chat_format: str) -> list[Reply]:
-    """Serve the local model with `chat_format` and ask every question, one after the other."""
+def ask_all() -> list[Reply]:
+    """Serve the local model as `make run` does and ask every question, one after the other."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = Settings(_env_file=None, local_model_port=port, local_model_chat_format=chat_format)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, local_model_port=port)  # type: ignore[call-arg]
     server = local_model.start(settings, say=print)
     try:
         upstream = Upstream(Settings(_env_file=None, openai_base_url=server.base_url,  # type: ignore[call-arg]
@@ -83,22 +89,38 @@ def ask_all(chat_format: str) -> list[Reply]:
         replies = []
         for number, (question, _) in enumerate(PROMPTS):
             began = time.monotonic()
-            request = ChatRequest(stream_id=f"q{number}", model=local_model.ALIAS, temperature=0,
+            request = ChatRequest(stream_id=f"q{number}", model=local_model.ALIAS,
+                                  temperature=local_model.DEFAULT_TEMPERATURE,
                                   max_tokens=local_model.DEFAULT_MAX_TOKENS,
                                   messages=[{"role": "user", "content": question}])
             stream = upstream.open(request)
-            text, finish = "", None
             try:
-                for delta in stream:
-                    text += delta.text
-                    finish = delta.finish_reason or finish
+                text = text_of(list(stream))  # the text pieces (of all kinds); the finish reason comes after them
             finally:
                 stream.close()
-            replies.append(Reply(text, finish, time.monotonic() - began))
-            print(f"[{chat_format}] {question!r}: {text[:60]!r}", flush=True)
+            replies.append(Reply(text, stream.finish_reason, time.monotonic() - began))
+            print(f"{question!r}: {text[:60]!r}", flush=True)
         return replies
     finally:
         server.stop()
+
+
+def leaks(text: str) -> bool:
+    """A frame's label in a reply: the stop sequences should have ended it there."""
+    return any(label in text for label in LABELS)
+
+
+def save(replies: list[Reply], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([{"question": q, **asdict(r)} for (q, _), r in zip(PROMPTS, replies, strict=True)],
+                               indent=1, ensure_ascii=False) + "\n")
+
+
+def load(path: Path) -> list[Reply]:
+    """A recorded run, in PROMPTS' order (a question it lacks shows as an empty reply)."""
+    by_question = {row["question"]: row for row in json.loads(path.read_text())} if path.exists() else {}
+    empty = {"text": "", "finish_reason": None, "seconds": 0.0}
+    return [Reply(**{k: v for k, v in by_question.get(q, empty).items() if k != "question"}) for q, _ in PROMPTS]
 
 
 def _cell(text: str, limit: int = 160) -> str:
@@ -108,27 +130,34 @@ def _cell(text: str, limit: int = 160) -> str:
     return "`" + shown.replace("`", "'").replace("|", "\\|") + "`" if shown else "(empty)"
 
 
+def summary(replies: list[Reply]) -> dict[str, float]:
+    return {
+        "answers": sum(answers(q, r.text, words) for (q, words), r in zip(PROMPTS, replies, strict=True)),
+        "stopped": sum(r.finish_reason == "stop" for r in replies),
+        "leading_space": sum(r.text[:1].isspace() for r in replies),
+        "labels": sum(leaks(r.text) for r in replies),
+        "seconds": sum(r.seconds for r in replies) / len(replies),
+    }
+
+
 def report(before: list[Reply], after: list[Reply]) -> str:
     rows = []
-    counts = {"before": 0, "after": 0, "stopped_before": 0, "stopped_after": 0}
     for (question, words), old, new in zip(PROMPTS, before, after, strict=True):
-        old_ok, new_ok = answers(question, old.text, words), answers(question, new.text, words)
-        counts["before"] += old_ok
-        counts["after"] += new_ok
-        counts["stopped_before"] += old.finish_reason == "stop"
-        counts["stopped_after"] += new.finish_reason == "stop"
-        rows.append(f"| {question} | {_cell(old.text)} {'✓' if old_ok else '✗'} | "
-                    f"{_cell(new.text)} {'✓' if new_ok else '✗'} |")
-    seconds_before = sum(r.seconds for r in before) / len(before)
-    seconds_after = sum(r.seconds for r in after) / len(after)
+        rows.append(f"| {question} | {_cell(old.text)} {'✓' if answers(question, old.text, words) else '✗'} | "
+                    f"{_cell(new.text)} {'✓' if answers(question, new.text, words) else '✗'} |")
+    b, a = summary(before), summary(after)
+    n = len(PROMPTS)
     return "\n".join([
         BEGIN,
-        f"Answers by the rule above: **{counts['before']} of {len(PROMPTS)} before, {counts['after']} of "
-        f"{len(PROMPTS)} after**. Replies that ended by themselves (`finish_reason: \"stop\"`): "
-        f"{counts['stopped_before']} before, {counts['stopped_after']} after; the others ran to max_tokens=200. "
-        f"Average time per reply on this run: {seconds_before:.1f} s before, {seconds_after:.1f} s after.",
+        f"| of {n} replies | before | after |",
+        "|---|---|---|",
+        f"| answers, by the rule above | {b['answers']} | {a['answers']} |",
+        f"| start with a space | {b['leading_space']} | {a['leading_space']} |",
+        f"| show a label of the frame (`Question:`, `Answer:`) | {b['labels']} | {a['labels']} |",
+        f"| ended by themselves (`finish_reason: \"stop\"`) | {b['stopped']} | {a['stopped']} |",
+        f"| average seconds per reply, on that run | {b['seconds']:.1f} | {a['seconds']:.1f} |",
         "",
-        f"| question | before (`{BEFORE}` chat format) | after (`{AFTER}` frame) |",
+        "| question | before | after |",
         "|---|---|---|",
         *rows,
         END,
@@ -138,15 +167,21 @@ def report(before: list[Reply], after: list[Reply]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--doc", type=Path, default=DOC, help="the Markdown file whose marked part is replaced")
+    parser.add_argument("--baseline", action="store_true", help="record this run as the baseline (the 'before')")
     args = parser.parse_args()
-    table = report(ask_all(BEFORE), ask_all(AFTER))
+    replies = ask_all()
+    save(replies, BASELINE if args.baseline else RESULTS)
+    if args.baseline:
+        print(f"wrote {BASELINE}")
+        return
+    table = report(load(BASELINE), replies)
     doc = args.doc.read_text()
     head, _, rest = doc.partition(BEGIN)
     _, found, tail = rest.partition(END)
     if not found:
         raise SystemExit(f"{args.doc} has no {BEGIN} ... {END} markers to replace")
     args.doc.write_text(head + table + tail)
-    print(f"wrote {args.doc}")
+    print(f"wrote {RESULTS} and {args.doc}")
 
 
 if __name__ == "__main__":

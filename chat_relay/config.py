@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -50,6 +51,7 @@ class Settings(BaseSettings):
     upstream_connect_timeout: float = Field(10.0, gt=0)
     upstream_read_timeout: float = Field(60.0, gt=0)  # longest silence: before the first chunk or between two
     upstream_max_retries: int = Field(2, ge=0, le=10)  # only before the first chunk: the client retries the request
+    reasoning_tags: bool = False  # a leading <think>...</think> in the content is relayed as reasoning
 
     # Serving.
     async_mode: AsyncMode = "gevent"
@@ -72,6 +74,7 @@ class Settings(BaseSettings):
     max_messages: int = Field(100, ge=1)
     max_tokens_limit: int = Field(4096, ge=1)
     default_max_tokens: int | None = Field(None, ge=1)  # for requests that name none; None leaves it to the model
+    default_temperature: float | None = Field(None, ge=0, le=2)  # the same for temperature
 
     # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)
@@ -174,11 +177,14 @@ class Settings(BaseSettings):
     def require_upstream(self) -> None:
         """Refuse to run with nowhere to send requests, naming the settings that fix it."""
         if self.openai_api_key is None and not self.openai_base_url:
+            # `make run` exists only in a checkout: a container (Dockerfile) or an installed copy has no Makefile.
+            in_checkout = (Path(__file__).resolve().parents[1] / "Makefile").is_file()
             raise ConfigError(
                 "No upstream is configured. Set OPENAI_API_KEY to use OpenAI, or OPENAI_BASE_URL "
                 "to use another OpenAI-compatible server (Ollama, vLLM, llama.cpp), in the "
-                "environment or in a .env file. Or start it with `make run`, which serves a small local "
-                "model when neither is set."
+                "environment or in a .env file."
+                + (" Or start it with `make run`, which serves a small local model when neither is set."
+                   if in_checkout else "")
             )
 
 

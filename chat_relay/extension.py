@@ -141,7 +141,7 @@ class ChatRelay:
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
         websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
         # engine.io's own message bound, per frame and across fragments too; unreadable frames end the connection
-        websocket_limits.install(socketio.server.eio, int(socketio.server.eio.max_http_buffer_size))
+        websocket_limits.install(socketio.server.eio, int(socketio.server.eio.max_http_buffer_size), services.driver)
         # The relay's guards on the Socket.IO endpoint it shares (docs/protocol.md, "Mounted in another app").
         path = _socketio_path(socketio)
         app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]

@@ -6,11 +6,11 @@ The app keeps its `/`, `/healthz`, its Socket.IO `connect` and `echo` on "/". Th
 specified in docs/protocol.md, "Mounted in another app".
 
 It imports the installed library, as a team's app would: `pip install .` from this repository (or the wheel that
-`pip wheel --no-deps .` builds; tests/test_packaging.py runs this file so). Run it with an upstream configured as
+`pip wheel --no-deps .` builds; tests/live/test_packaging.py runs this file so). Run it with an upstream configured as
 for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL), for example from this repository's root:
 
-    gunicorn -c gunicorn.conf.py 'examples.embed_app:create_app()'   # gevent, as the relay itself runs
-    ASYNC_MODE=eventlet python -m examples.embed_app                 # eventlet's server, on HOST:PORT
+    .venv/bin/gunicorn -c gunicorn.conf.py 'examples.embed_app:create_app()'   # gevent, as the relay itself runs
+    ASYNC_MODE=eventlet .venv/bin/python -m examples.embed_app                 # eventlet's server, on HOST:PORT
 
 then, for example:
 

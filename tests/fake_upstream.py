@@ -35,6 +35,31 @@ def controls(**kw: Any) -> str:
     return json.dumps({"fake": kw})
 
 
+def script_reply(*steps: tuple) -> list[dict]:
+    """A scripted reply's deltas (controls(deltas=...)), one per step, in any order:
+    ("text", s), ("reasoning", s) (as `reasoning`), ("reasoning_content", s), ("refusal", s),
+    ("tool", index, id or None, name or None, arguments fragment), or ("delta", {...}) sent as it is."""
+    deltas: list[dict] = []
+    for kind, *args in steps:
+        if kind == "text":
+            deltas.append({"content": args[0]})
+        elif kind in ("reasoning", "reasoning_content", "refusal"):
+            deltas.append({kind: args[0]})
+        elif kind == "tool":
+            index, call_id, name, arguments = args
+            call: dict = {"index": index, "function": {"arguments": arguments}}
+            if call_id is not None:
+                call.update(id=call_id, type="function")
+            if name is not None:
+                call["function"]["name"] = name
+            deltas.append({"tool_calls": [call]})
+        elif kind == "delta":
+            deltas.append(args[0])
+        else:
+            raise ValueError(f"unknown step {kind!r}")
+    return deltas
+
+
 class _ClientGone(Exception):
     """The client closed the connection before the stream was finished."""
 
@@ -247,6 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, body: dict, ctl: dict, chunk_id: str) -> None:
         pad = "." * int(ctl.get("pad", 0))  # large pieces without a large prompt: "w0.....  "
         pieces = ctl["text"] if "text" in ctl else [f"w{i}{pad} " for i in range(int(ctl.get("chunks", 5)))]
+        # deltas: a scripted reply, each entry one event's `delta` sent as it is (script_reply() builds them)
+        deltas: list[dict] = ctl["deltas"] if "deltas" in ctl else [{"content": piece} for piece in pieces]
+        pieces = deltas
         fault = ctl.get("fault")
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
 
@@ -279,15 +307,16 @@ class _Handler(BaseHTTPRequestHandler):
                     step = self.fake._gate(f"{ctl['lockstep']}:{sent}")
                     self._wait(None, until=step.is_set)
                 self._wait(float(ctl.get("delay", 0)))
-                self._event(chunk({"content": pieces[sent]}))
+                self._event(chunk(deltas[sent]))
         if fault != "no_finish":
             self._event(chunk({}, ctl.get("finish_reason", "stop")))
             if ctl.get("usage", True) and (body.get("stream_options") or {}).get("include_usage"):
                 prompt = sum(len(m.get("content")) for m in body.get("messages", [])
                              if isinstance(m.get("content"), str))
                 p = max(1, prompt // 4)
-                self._event({**base, "choices": [], "usage": {
-                    "prompt_tokens": p, "completion_tokens": len(pieces), "total_tokens": p + len(pieces)}})
+                usage: dict = {"prompt_tokens": p, "completion_tokens": len(pieces), "total_tokens": p + len(pieces)}
+                usage.update(ctl.get("usage_details", {}))  # e.g. completion_tokens_details: {reasoning_tokens: 3}
+                self._event({**base, "choices": [], "usage": usage})
         if fault != "no_done":
             self._write_chunk(b"data: [DONE]\n\n")
         if self._burst is not None:

@@ -5,9 +5,9 @@
 - Neither set: start the local model (app/serving/local_model.py), then the relay pointed at it, and supervise both
   until Ctrl-C or SIGTERM, which stop both.
 
-With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save
-under app/ or chat_relay/. Bad settings stop it here, with the message, before watchmedo starts: under watchmedo
-they would be restarted forever.
+With `--dev` (`make dev`) the relay runs under watchdog's `watchmedo auto-restart`, restarted on every save of a
+`.py` file in the folders app/serving/dev_reload.py lists, subfolders included. Bad settings stop it here, with the
+message, before watchmedo starts: under watchmedo they would be restarted forever.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from chat_relay.config import ConfigError, Settings, load_settings
 from chat_relay.errors import ErrorCode, RelayError
 from chat_relay.streams.upstream import Upstream, shown_url
 
-from . import local_model, processes
+from . import dev_reload, local_model, processes
+from .servers import OWN_SERVER, server_for
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAI_URL = "https://api.openai.com/v1"
@@ -38,18 +39,12 @@ _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # the 
 
 def relay_command(settings: Settings, dev: bool = False) -> list[str]:
     """The relay as it runs in production, in the configured async mode; with `dev`, restarted on every save."""
-    if settings.async_mode == "eventlet":
+    if server_for(settings.async_mode) == OWN_SERVER:
         command = [sys.executable, "-m", "app"]
     else:
         command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py")]
     if dev:
-        # A relay that exits (a syntax error just saved) waits for the next save instead of restarting in a loop.
-        # watchmedo stops it with SIGINT, as Ctrl-C would (a quick drain), and kills it if that takes over 5 s:
-        # sooner than the launcher gives up on watchmedo (_stop_children), so nothing outlives them.
-        command = [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", "--directory", str(ROOT / "app"),
-                   "--directory", str(ROOT / "chat_relay"), "--patterns", "*.py", "--recursive",
-                   "--no-restart-on-command-exit", "--kill-after", "5",
-                   "--", *command]
+        command = dev_reload.auto_restart(command)
     return command
 
 
@@ -64,6 +59,14 @@ def check_port(settings: Settings) -> None:
     if problem:
         raise ConfigError(f"The relay's port {settings.host}:{settings.port} is taken ({problem}). Stop whatever "
                           "listens there (another `make run`?), or set PORT to a free port.")
+
+
+def check_ports_differ(settings: Settings) -> None:
+    """The relay and the local model cannot share a port: said here, before either starts and one fails to bind."""
+    if settings.port == settings.local_model_port:
+        raise ConfigError(f"PORT and LOCAL_MODEL_PORT are both {settings.port}: the relay and the local model need "
+                          f"a port each. Set PORT to another port (8000 by default), or LOCAL_MODEL_PORT (8001 by "
+                          "default).")
 
 
 def check_upstream(settings: Settings) -> str | None:
@@ -161,6 +164,7 @@ def wait_for_relay(relay: subprocess.Popen, settings: Settings, timeout: float =
 
 def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
     """Start the local model, then the relay pointed at it; stop both on Ctrl-C, SIGTERM, or either one's exit."""
+    check_ports_differ(settings)
     check_port(settings)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _raise_stop)
@@ -173,6 +177,8 @@ def serve_with_local_model(settings: Settings, dev: bool = False) -> int:
         if settings.default_max_tokens is None:
             # The small base model seldom ends a reply by itself: without a cap it writes until its context is full.
             env["DEFAULT_MAX_TOKENS"] = str(local_model.DEFAULT_MAX_TOKENS)
+        if settings.default_temperature is None:
+            env["DEFAULT_TEMPERATURE"] = str(local_model.DEFAULT_TEMPERATURE)  # the same reply every run
         relay = processes.spawn(relay_command(settings, dev), env)
         wait_for_relay(relay, settings)
         children = (model.process, relay)
@@ -273,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1  # quietly: the launcher's own start, which follows in `make run`, says what is wrong
     try:
         settings = load_settings()
-        if settings.async_mode == "threading":
-            raise ConfigError("ASYNC_MODE=threading is for tests; use gevent (the default) or eventlet.")
+        server_for(settings.async_mode)
         if settings.uses_local_model:
             return serve_with_local_model(settings, args.dev)
         return serve_with_upstream(settings, args.dev)

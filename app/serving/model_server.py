@@ -4,6 +4,9 @@ It takes llama_cpp.server's own options and runs its own main(), after two addit
 llama-cpp-python's public registry of chat formats (app/serving/local_model.py starts it):
 
 - The `few-shot-qa` chat format (app/serving/qa_frame.py), so the base model answers questions.
+- Weights are kept as the file has them, never repacked into llama.cpp's "extra buffer types" (AMX, and the
+  interleaved CPU layouts): on CPUs that announce AMX in a virtual machine (this project's own machines) the
+  first decode with repacked Q4_K weights dies with a segmentation fault. For a 270M model the loss is small.
 - A streamed request too long for the context window is reported in the stream, as OpenAI's
   `context_length_exceeded` error. llama-cpp-python's server has already sent `200` and its event-stream
   headers when llama.cpp refuses the prompt, so by itself it just ends the stream with no event at all, and
@@ -18,6 +21,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import llama_cpp.llama_cpp as llama_lib
 from llama_cpp import llama_chat_format
 
 from . import qa_frame
@@ -67,17 +71,48 @@ def overflow_error(prompt_tokens: int, context_tokens: int) -> dict[str, Any]:
     }
 
 
+def trimming_start(handler: Any) -> Any:
+    """A chat completion handler whose replies start with their first word, not the space the frame leaves."""
+
+    def handle(**kwargs: Any) -> Any:
+        result = handler(**kwargs)
+        return qa_frame.trimmed_start(result) if kwargs.get("stream") else qa_frame.trimmed_reply(result)
+
+    return handle
+
+
 def register(chat_format: str | None) -> None:
-    """Add the few-shot frame, and the overflow report to the chat format the server will use."""
+    """Add the few-shot frame (its replies trimmed), and the overflow report to the chat format the server uses."""
     registry = llama_chat_format.LlamaChatCompletionHandlerRegistry()
     registry.register_chat_completion_handler(
-        qa_frame.NAME, llama_chat_format.chat_formatter_to_chat_completion_handler(_format_qa), overwrite=True)
+        qa_frame.NAME, trimming_start(llama_chat_format.chat_formatter_to_chat_completion_handler(_format_qa)),
+        overwrite=True)
     if chat_format:  # None or "": the model file's own template, which llama builds itself; left as it is
         base = llama_chat_format.get_chat_completion_handler(chat_format)
         registry.register_chat_completion_handler(chat_format, reporting_overflow(base), overwrite=True)
 
 
+def keep_weights_unpacked() -> None:
+    """Every model loaded from now on, with `use_extra_bufts` off (the module's docstring says why).
+
+    llama-cpp-python's server has no option for it: Llama() reads llama.cpp's default model parameters when it
+    loads, so the defaults it reads are changed here.
+    """
+    defaults = llama_lib.llama_model_default_params
+    if getattr(defaults, "keeps_weights_unpacked", False):
+        return
+
+    def unpacked() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    unpacked.keeps_weights_unpacked = True  # type: ignore[attr-defined]
+    llama_lib.llama_model_default_params = unpacked
+
+
 def main() -> None:
+    keep_weights_unpacked()
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--chat_format")
     known, _ = parser.parse_known_args()

@@ -10,22 +10,27 @@ Pure text in and out, without llama-cpp-python: app/serving/model_server.py regi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from chat_relay.config import LOCAL_MODEL_QA_FRAME
 
 NAME = LOCAL_MODEL_QA_FRAME  # the chat format's name, as LOCAL_MODEL_CHAT_FORMAT and the model server know it
 PREAMBLE = "The following is a conversation with a helpful assistant. It answers each question briefly and correctly."
-# Unlike the prompts in bench/local_model.py: a fact, a list and an explanation, each answered in one line.
+# Unlike the questions of bench/local_answers.py: a fact, a count, a sum, a list and an explanation, each answered
+# in one line that starts with the answer itself.
 EXAMPLES: tuple[tuple[str, str], ...] = (
     ("What is the tallest mountain in the world?", "Mount Everest, at 8,849 metres."),
+    ("How many months are in a year?", "Twelve."),
     ("Give me two words that rhyme with cat.", "Hat and bat."),
+    ("What is 5 plus 3?", "8."),
     ("Why do we need sleep?",
      "Sleep lets the body and the brain rest and repair, so we can think clearly the next day."),
 )
 QUESTION, ANSWER = "Question:", "Answer:"
-# The turn ends where the model starts the next question, or leaves a blank line before it.
-STOP = ["\nQuestion:", "\n\n"]
+# The turn ends where the model writes a label of the transcript (the next question, or another answer, on the
+# same line or a new one), or leaves a blank line: so a label never shows in a reply.
+STOP = [QUESTION, ANSWER, "\n\n"]
 
 
 def frame(messages: Iterable[Mapping[str, object]]) -> str:
@@ -63,3 +68,29 @@ def _text(message: Mapping[str, object]) -> str:
     if isinstance(content, list):
         return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict)).strip()
     return ""
+
+
+def trimmed_start(chunks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """A streamed reply's chunks without the space the model writes after "Answer:" (its first token is " Paris").
+
+    Only whitespace before the first text is dropped: the chunks are passed on as they are (a chunk left with
+    empty text is one the relay skips), and everything after the first text is untouched.
+    """
+    started = False
+    for chunk in chunks:
+        if not started:
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                    delta["content"] = delta["content"].lstrip()
+                    started = started or bool(delta["content"])
+        yield chunk
+
+
+def trimmed_reply(completion: dict[str, Any]) -> dict[str, Any]:
+    """The same for a reply that is not streamed: its message's text without leading whitespace."""
+    for choice in completion.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            message["content"] = message["content"].lstrip()
+    return completion

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 MODES: tuple[str, ...] = get_args(AsyncMode)  # the SocketIO server modes the relay runs in
 
+# Wraps the websocket engine.io's handler reads from: (the mode's websocket, a function that shuts its socket down
+# once it is closed or None, whether it ended for a message over the bound) -> the checked websocket.
+CheckedFactory = Callable[[Any, Callable[[Any], None] | None, Callable[[], bool]], Any]
+
 
 class TimeLimitExceeded(Exception):
     """Raised inside the task by `AsyncDriver.time_limit` when its block runs past the limit."""
@@ -65,6 +69,13 @@ class AsyncDriver:
         """Wait until a consumer has taken everything put in `queue` (engine.io's per-client packet queue), or
         `timeout` seconds; returns whether it has."""
         return bool(self.mode.join_queue(queue, timeout))
+
+    def bounded_websocket(self, base: type, max_message_bytes: int, checked: CheckedFactory) -> type:
+        """engine.io's websocket class `base` made to bound messages to `max_message_bytes` across their frames
+        and to let go of a closed websocket's socket, in this mode's way; its handler is given
+        `checked(ws, shut_down_later, too_big)` (chat_relay/transports/websocket_limits.py). `base` itself
+        where nothing needs bounding (threading)."""
+        return self.mode.bounded_websocket(base, max_message_bytes, checked)  # type: ignore[no-any-return]
 
 
 def driver_for(socketio: SocketIO) -> AsyncDriver:

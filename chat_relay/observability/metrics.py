@@ -89,7 +89,7 @@ class Metrics:
                                        "From a stream's start to its first chunk handed to the requesting "
                                        "client's connection.", ["transport"], buckets=FIRST_CHUNK_BUCKETS,
                                        registry=registry)
-        self._pieces = Counter("relay_chunks_relayed", "The model's pieces of text relayed (an event may carry "
+        self._pieces = Counter("relay_chunks_relayed", "The model's pieces relayed, of every kind (an event may carry "
                                "several).", ["transport", "model"], registry=registry)
         self._bytes = Counter("relay_bytes_relayed", "UTF-8 bytes of reply text relayed.", ["transport", "model"],
                               registry=registry)

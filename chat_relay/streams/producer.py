@@ -1,4 +1,4 @@
-"""One stream's producer: open the upstream, append its text to the stream's buffer, end with one terminal entry.
+"""One stream's producer: open the upstream, append its pieces to the stream's buffer, end with one terminal entry.
 
 The producer runs in its own green task and never waits for a reader (chat_relay/streams/stream_buffer.py); each
 transport reads the log and turns what it finds into its own wire format.
@@ -95,8 +95,8 @@ class Producer:
                         room = self._wait_for_readers(backlog)
                 if first is not None and not self.cancelled:
                     turn = 1
-                    for text in pieces:  # every other piece: nothing here but relaying it
-                        append(text)
+                    for piece in pieces:  # every other piece: nothing here but relaying it
+                        append(piece)
                         if stream_log.size > room:  # a reader is behind by MAX_BUFFERED_BYTES: stop reading
                             room = self._wait_for_readers(backlog)
                         turn += 1
@@ -149,7 +149,7 @@ class Producer:
             return Done("cancelled", self._chunks(), usage)
         if stream is None or stream.finish_reason is None:
             return Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", self._chunks())
-        return Done(stream.finish_reason, self._chunks(), usage)
+        return Done(stream.finish_reason, self._chunks(), usage, stream.tool_calls)
 
     def _report_end(self, terminal: Terminal, began: float, first_piece: float | None,
                     stream: UpstreamStream | None) -> None:

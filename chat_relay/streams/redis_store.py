@@ -121,14 +121,14 @@ def interrupted(chunks: int) -> Failed:
 
 def encode_terminal(terminal: Terminal) -> bytes:
     if isinstance(terminal, Done):
-        return orjson.dumps({"done": [terminal.finish_reason, terminal.chunks, terminal.usage]})
+        return orjson.dumps({"done": [terminal.finish_reason, terminal.chunks, terminal.usage, terminal.tool_calls]})
     return orjson.dumps({"error": [terminal.code.value, terminal.message, terminal.chunks, terminal.retry_after]})
 
 
 def decode_terminal(data: bytes) -> Terminal:
     entry = orjson.loads(data)
     if "done" in entry:
-        finish, chunks, usage = entry["done"]
-        return Done(finish, chunks, usage)
+        finish, chunks, usage, *calls = entry["done"]  # an instance from before tool calls wrote three fields
+        return Done(finish, chunks, usage, calls[0] if calls else None)
     code, message, chunks, retry_after = entry["error"]
     return Failed(ErrorCode(code), message, chunks, retry_after)

@@ -18,6 +18,7 @@ import redis
 
 from ..errors import ErrorCode, RelayError
 from .events import Chunk, RelayEvent
+from .parts import Piece, chunk_of
 from .redis_store import (
     BLOCK_MS,
     EXPIRED,
@@ -67,20 +68,21 @@ def follow(store: RedisStore, stream_key: str, after: int,
                 # Nothing new for a whole block: is its producer alive? If not, end it here.
                 store.end_if_producer_died(stream_key, after + 1)
                 continue
-            texts, terminal = [], None
+            waiting: list[Piece] = []
+            terminal = None
             for entry_id, fields in reply[0][1]:
                 last_id = entry_id.decode()
                 if b"p" in fields:
                     pieces = orjson.loads(fields[b"p"])
                     end = int(last_id.split("-")[0]) - 1
                     first = end - len(pieces) + 1
-                    texts += pieces[max(0, after + 1 - first):]
+                    waiting += pieces[max(0, after + 1 - first):]
                     after = max(after, end)
                 elif b"end" in fields:
                     terminal = decode_terminal(fields[b"end"])
                     break  # (the "start" entry carries nothing)
-            if texts:
-                yield Chunk("".join(texts), after)
+            if waiting:
+                yield chunk_of(waiting, after)
             if terminal is not None:
                 yield terminal
                 return

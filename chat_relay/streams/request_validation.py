@@ -89,7 +89,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         stream_id=raw.stream_id or uuid.uuid4().hex,
         model=model,
         messages=messages,
-        temperature=raw.temperature,
+        temperature=raw.temperature if raw.temperature is not None else settings.default_temperature,
         max_tokens=raw.max_tokens if raw.max_tokens is not None else settings.default_max_tokens,
     )
 

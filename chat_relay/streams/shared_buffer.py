@@ -10,8 +10,8 @@ Each stream's log is a Redis Stream, `relay:log:<key>`:
 
 - A *mirror* task on the producing instance follows the stream's in-memory log (chat_relay/streams/stream_buffer.py) and
   appends everything waiting as one entry (the writes of all the instance's mirrors go out pipelined
-  together: chat_relay/streams/redis_batch.py), `p` = the pieces as JSON, with the explicit id
-  `<last seq + 1>-0`. Redis itself refuses an entry whose id is not above the last one, so a duplicate or
+  together: chat_relay/streams/redis_batch.py), `p` = the pieces as JSON (typed, as parts.py has them), with the
+  explicit id `<last seq + 1>-0`. Redis itself refuses an entry whose id is not above the last one, so a duplicate or
   out-of-order write (a zombie producer) cannot land. The terminal event is the entry `end` with the id
   `<pieces>-1`, written by a script that refuses it when the log already ends: exactly one terminal, whoever
   writes it. Every write re-arms the key's expiry in the same call: RESUME_TTL after the end, and while the

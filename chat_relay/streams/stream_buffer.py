@@ -1,9 +1,12 @@
-"""One stream's buffer: the producer appends text pieces and then one terminal entry; readers follow it by cursor.
+"""One stream's buffer: the producer appends pieces and then one terminal entry; readers follow it by cursor.
 
 The producer never waits for a reader. A reader keeps a cursor (the seq of the last piece it delivered)
 and, each time it wakes, takes everything after it that is waiting, as one chunk. At low load that is one
 piece, sent at once; when a reader is late (a busy CPU, a busy client socket), it is all the pieces that
 arrived meanwhile, in one event. Nothing is held back on a timer.
+
+Pieces are typed (parts.py): text as a plain str, other kinds as dicts, all numbered by one seq. Until a
+stream has a piece that is not text, its chunks are built exactly as a text-only stream's always were.
 
 This is the in-memory log. Its waits use the async mode's own events (engine.io's `create_event`).
 """
@@ -15,6 +18,7 @@ from typing import Protocol
 
 from .backlog import Backlog, text_bytes
 from .events import Chunk, RelayEvent, Terminal
+from .parts import Piece, chunk_bytes, chunk_of, piece_bytes, text_of
 
 
 class Waitable(Protocol):
@@ -28,11 +32,12 @@ class Waitable(Protocol):
 class StreamBuffer:
     """The pieces of one stream, numbered by seq from 0, then its terminal event."""
 
-    __slots__ = ("_new_event", "_pieces", "_waiters", "backlog", "opened", "size", "stream_id", "terminal")
+    __slots__ = ("_new_event", "_pieces", "_typed", "_waiters", "backlog", "opened", "size", "stream_id", "terminal")
 
     def __init__(self, stream_id: str, new_event: Callable[[], Waitable], backlog: Backlog | None = None) -> None:
         self.stream_id = stream_id
-        self._pieces: list[str] = []
+        self._pieces: list[Piece] = []
+        self._typed = False  # a piece that is not text was appended: chunks may need `parts`
         # UTF-8 bytes appended, which back-pressure compares with its readers' (chat_relay/streams/backlog.py)
         self.size = 0
         self.backlog = backlog  # None: readers are not waited for (a copy of a log, the fast tests)
@@ -47,9 +52,13 @@ class StreamBuffer:
         self.opened = True
         self._wake()
 
-    def append(self, text: str) -> None:
-        self._pieces.append(text)
-        self.size += text_bytes(text)
+    def append(self, piece: Piece) -> None:
+        self._pieces.append(piece)
+        if type(piece) is str:
+            self.size += text_bytes(piece)
+        else:
+            self._typed = True
+            self.size += piece_bytes(piece)
         if self._waiters:
             self._wake()
 
@@ -72,7 +81,9 @@ class StreamBuffer:
         if last <= cursor:
             return None
         # Up to `last` only: with OS threads (the threading mode) the producer may append between the two looks.
-        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:last + 1]), last)
+        if self._typed:
+            return chunk_of(pieces[cursor + 1:last + 1], last)
+        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:last + 1]), last)  # type: ignore[arg-type]
 
     def new_event(self) -> Waitable:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""
@@ -80,12 +91,12 @@ class StreamBuffer:
 
     def text_bytes(self) -> int:
         """The UTF-8 size of all the text appended; read once, at the stream's end, for its metrics."""
-        return len("".join(self._pieces).encode("utf-8", "surrogatepass"))
+        return len(text_of(self._pieces).encode("utf-8", "surrogatepass"))
 
-    def pieces_before(self, end: int) -> list[str]:
+    def pieces_before(self, end: int) -> list[Piece]:
         return self._pieces[:end]
 
-    def pieces_after(self, cursor: int) -> list[str]:
+    def pieces_after(self, cursor: int) -> list[Piece]:
         """The pieces after `cursor`, one by one (for a copy of the log, which keeps the numbering)."""
         return self._pieces[cursor + 1:]
 
@@ -133,7 +144,7 @@ class Follower:
         self._settle = settle
         self._event = stream_log.new_event()
         # Bytes of the stream before the cursor: what a resumed reader has had already.
-        self.position = sum(map(text_bytes, stream_log.pieces_before(cursor + 1))) if cursor >= 0 else 0
+        self.position = sum(map(piece_bytes, stream_log.pieces_before(cursor + 1))) if cursor >= 0 else 0
 
     def close(self) -> None:
         self.closed = True
@@ -173,6 +184,6 @@ class Follower:
         if settle is not None:
             while not settle() and not self.closed:
                 pass
-        self.position += text_bytes(chunk.text)
+        self.position += text_bytes(chunk.text) if chunk.parts is None else chunk_bytes(chunk)
         backlog.handed(self, self.position)
 

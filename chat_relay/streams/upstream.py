@@ -20,6 +20,7 @@ from openai import DefaultHttpxClient, OpenAI, Timeout
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from .context_overflow import context_overflow_error, is_context_overflow
+from .parts import Piece
 from .request_validation import ChatRequest
 from .upstream_sse import ChunkParser
 
@@ -34,7 +35,7 @@ _KEPT_IDLE = 32  # idle connections kept for the next streams (to OpenAI, each s
 
 
 class UpstreamStream:
-    """An open streamed completion: iterate it for the text pieces, then read `finish_reason` and `usage`.
+    """An open streamed completion: iterate it for its pieces, then read `finish_reason`, `usage` and `tool_calls`.
 
     The body is read raw and parsed by chat_relay/streams/upstream_sse.py; `close()` drops the upstream connection at
     once,
@@ -42,13 +43,13 @@ class UpstreamStream:
     goes back to the client's pool and the next stream skips a connect (and, to OpenAI, a TLS handshake).
     """
 
-    def __init__(self, response: httpx2.Response, client: OpenAI) -> None:
+    def __init__(self, response: httpx2.Response, client: OpenAI, reasoning_tags: bool = False) -> None:
         self._response = response
         self._client = client  # its connection pool must outlive the stream (a dropped client closes it)
         # The raw body needs no decoder unless the upstream compressed it (streams seldom are): fewer layers per chunk.
         encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
         self._body = response.iter_bytes() if encoded else response.iter_raw()
-        self._parser = ChunkParser()
+        self._parser = ChunkParser(reasoning_tags)
 
     @property
     def finish_reason(self) -> str | None:
@@ -59,11 +60,15 @@ class UpstreamStream:
         return self._parser.usage
 
     @property
+    def tool_calls(self) -> list[dict[str, object]] | None:
+        return self._parser.tool_calls
+
+    @property
     def complete(self) -> bool:
         """Read to its `[DONE]`."""
         return self._parser.done
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[Piece]:
         parser = self._parser
         try:
             for data in self._body:
@@ -120,6 +125,7 @@ class Upstream:
 
     def __init__(self, settings: Settings, metrics: Metrics | None = None) -> None:
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else _NO_KEY
+        self._reasoning_tags = settings.reasoning_tags
         # A connection for every stream that may run (MAX_STREAMS_TOTAL), so none waits for one; but few kept idle:
         # the pool looks at every idle connection's socket each time a request starts or ends (httpcore), which
         # with hundreds kept turned the end of a busy second into seconds of CPU.
@@ -152,7 +158,7 @@ class Upstream:
             response = self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
         except openai.APIError as err:
             raise _relay_error(err) from None
-        return UpstreamStream(response, self._client)
+        return UpstreamStream(response, self._client, self._reasoning_tags)
 
     def models(self) -> list[str]:
         """The model ids the upstream lists; the launcher calls it once to check the base URL and the key."""

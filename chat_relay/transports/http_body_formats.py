@@ -16,10 +16,12 @@ def _json(obj: object) -> str:
 
 
 def plain_text(stream_id: str, events: Iterable[RelayEvent]) -> Iterator[bytes]:
-    """The HTTP post's format: one chunk per line, newlines inside a chunk written as `<br />`."""
+    """The HTTP post's format: one chunk per line, newlines inside a chunk written as `<br />`; text only, so a
+    chunk without text (reasoning, a tool call) writes nothing."""
     for event in events:
         if isinstance(event, Chunk):
-            yield (event.text.replace("\n", "<br />") + "\n").encode()
+            if event.text or event.parts is None:
+                yield (event.text.replace("\n", "<br />") + "\n").encode()
         elif not isinstance(event, Done):  # a failure after streaming began: say so on the last line
             yield f"[error {event.code.value}] {event.message}\n".encode()
 
@@ -29,6 +31,8 @@ def ndjson(stream_id: str, events: Iterable[RelayEvent]) -> Iterator[bytes]:
     for event in events:
         if isinstance(event, Chunk):
             line = {"type": "chunk", "text": event.text, "seq": event.seq}
+            if event.parts is not None:  # absent for text only
+                line["parts"] = event.parts
         else:
             line = {"type": "done" if isinstance(event, Done) else "error", **event.payload(stream_id)}
         yield (_json(line) + "\n").encode()
@@ -38,7 +42,10 @@ def server_sent_events(stream_id: str, events: Iterable[RelayEvent]) -> Iterator
     """SSE events `chunk` (with `id:` its seq), then one `done` or `error`; data is JSON, so it never spans lines."""
     for event in events:
         if isinstance(event, Chunk):  # the id is the cursor: EventSource sends it back as Last-Event-ID
-            yield f"event: chunk\nid: {event.seq}\ndata: {_json({'text': event.text, 'seq': event.seq})}\n\n".encode()
+            data: dict[str, object] = {"text": event.text, "seq": event.seq}
+            if event.parts is not None:  # absent for text only
+                data["parts"] = event.parts
+            yield f"event: chunk\nid: {event.seq}\ndata: {_json(data)}\n\n".encode()
         else:
             name, data = ("done" if isinstance(event, Done) else "error"), event.payload(stream_id)
             yield f"event: {name}\ndata: {_json(data)}\n\n".encode()

@@ -2,7 +2,7 @@
 
 Each stream has two background tasks: its producer (Producer.run), which reads the upstream into the stream's
 log, and its delivery, which follows the log and emits to the requesting client's sid only, one chunk event
-for all the text waiting each time it wakes (chat_relay/streams/stream_buffer.py).
+for all the pieces waiting each time it wakes (chat_relay/streams/stream_buffer.py).
 The event names and payloads are specified in docs/protocol.md.
 """
 
@@ -177,7 +177,10 @@ def _deliver(socketio: SocketIO, services: Services, names: EventNames, namespac
     try:
         for event in reader:
             if isinstance(event, Chunk):  # two arguments: seed-style `onChunk(text)` handlers still work
-                emit_to_client(names.chunk, (event.text, {"stream_id": stream_id, "seq": event.seq}))
+                meta: dict[str, object] = {"stream_id": stream_id, "seq": event.seq}
+                if event.parts is not None:  # absent for text only: the text is all there is
+                    meta["parts"] = event.parts
+                emit_to_client(names.chunk, (event.text, meta))
             else:
                 emit_to_client(names.done if isinstance(event, Done) else names.error, event.payload(stream_id))
                 # The stream counts against its client's limit until the client has its last chunk: when the

@@ -7,13 +7,16 @@ import { ChatOptions } from "./components/ChatOptions.jsx";
 import { TokenForm } from "./components/TokenForm.jsx";
 import { describeError } from "./errors.js";
 import { fetchModels } from "./models.js";
+import { loadTransport, saveTransport } from "./transportChoice.js";
 import { useChatStream } from "./useChatStream.js";
 
 export default function App() {
   const { connection, messages, active, access, refusal, send, stop, newChat, submitToken } = useChatStream();
   const [models, setModels] = useState([]);
   const [model, setModel] = useState(null);
-  const [transport, setTransport] = useState("socket");
+  const [transport, setTransport] = useState(loadTransport); // the toggle as the user left it, across reloads
+
+  useEffect(() => saveTransport(transport), [transport]);
 
   useEffect(() => {
     let live = true;

@@ -11,10 +11,19 @@ command, named by the command's line). What is done with a block depends on its 
 - `sh`, `bash`, `shell`, `console`: each command (continuation lines joined, comments dropped, leading
   `NAME=value` assignments skipped) by its program:
   `curl`: run against the server (exit 0, the reply in its output);
-  `make TARGET`: the target must exist in make's own database (`make -p`). Never `make -n`: make runs recipe
-  lines that invoke $(MAKE) even then, and these targets install, compile or serve until stopped;
+  `make TARGET` for a target that serves (run, dev, run-eventlet, instances, page-dev), and
+  `.venv/bin/python -m tests.fake_upstream`: run as written, in their own process group, pointed at the fake
+  upstream on free ports (the sample's own `NAME=value` assignments are the reader's: the test sets its own);
+  each must answer (a streamed reply through the relay, or the page through Vite), then stop on Ctrl-C (SIGINT
+  to the group) without a traceback. Where this checkout has no `.venv` of its own (a worktree), make is
+  given this interpreter's (`BIN=...`) and its install stamps are taken as made (`-o`);
+  any other `make TARGET`: the target must exist in make's own database (`make -p`). Never `make -n`: make
+  runs recipe lines that invoke $(MAKE) even then, and these targets install, compile or serve until stopped;
   `.venv/bin/python -m pytest ARGS`: collected (`--collect-only`), which must select at least one test;
-  `.venv/bin/python -m MODULE`: the module must exist (these run for minutes, against the real model);
+  `.venv/bin/python -m bench.local_answers`: run as written, against the real local model, in a copy of the
+  tree (it rewrites docs/local-model.md): it must rewrite the copy's table and exit 0;
+  `make test-fast`: run as written (seconds);
+  any other `.venv/bin/python -m MODULE`: the module must exist (these run for minutes);
   `pip install -r FILE`: every requirement in FILE must be installed here, at a version it allows;
   anything else only with a reason in NOT_RUN (reported as a skip), or the test fails.
 - `json`: parsed (one document, or one per line). `nginx`: `nginx -t` on the block inside a `server {}`.
@@ -32,23 +41,29 @@ Markers: an HTML comment on the line just before a fence (invisible on GitHub) c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata, util
 from pathlib import Path
 
 import pytest
+import requests
 from packaging.requirements import Requirement
 
 from tests.cluster import Nginx, require_nginx
-from tests.conftest import ROOT, LiveServer, free_port
-from tests.fake_upstream import controls
+from tests.conftest import API_KEY, ROOT, LiveServer, free_port, upstream_env
+from tests.fake_upstream import FakeUpstream, controls
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SAMPLE_URL = "http://127.0.0.1:8000"
@@ -56,6 +71,12 @@ FAKE_REPLY = "w0 w1 w2 w3 w4 "  # the fake upstream's answer to a prompt that is
 TIMEOUT = 30
 BIN = Path(sys.executable).parent
 NODE_MODULES = ROOT / "frontend" / "node_modules"
+
+# Documented commands that serve until stopped: how to tell each is ready. The value names what it serves.
+SERVING_TARGETS = {"run": "relay", "dev": "relay", "run-eventlet": "relay", "instances": "instances",
+                   "page-dev": "page"}
+SERVE_TIMEOUT = 180  # s: the first start may build the page (npm ci, vite build) on a shared machine
+STAMPS = [".venv/.serve-installed", ".venv/.installed", ".venv/.local-installed"]
 
 # Shell commands that are not checked, by their first word(s), with the reason shown in the skip.
 NOT_RUN = {
@@ -166,12 +187,13 @@ def check_output(result: subprocess.CompletedProcess, what: str, expect: str = F
     assert expect in result.stdout, f"the reply ({expect!r}) never came out: {shown}"
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+        timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(args, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+                              timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"{args[0]} did not end within {TIMEOUT} s: {exc.stdout!r} {exc.stderr!r}") from None
+        raise AssertionError(f"{args[0]} did not end within {timeout} s: {exc.stdout!r} {exc.stderr!r}") from None
 
 
 def run_python(text: str, url: str, workdir: Path) -> None:
@@ -212,22 +234,136 @@ def check_requirements(file: Path) -> None:
         assert requirement.specifier.contains(version, prereleases=True), f"{requirement.name} {version}: not {spec}"
 
 
-def check_command(command: str, url: str) -> None:
+def serving_env(fake: FakeUpstream, workdir: Path) -> dict[str, str]:
+    """A reader's shell with the fake upstream configured, and every port and runtime file the test's own."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OPENAI_", "ASYNC_MODE", "LOCAL_MODEL_", "RELAY_URL", "PORT", "REDIS_URL"))}
+    return {**env, **upstream_env(fake), "OPENAI_MODEL": "fake-model", "HOST": "127.0.0.1",
+            "PORT": str(free_port()), "LOCAL_MODEL_PORT": str(free_port()), "RUN_DIR": str(workdir / "run")}
+
+
+def make_args(words: list[str]) -> list[str]:
+    """`make TARGET ...` as written; in a checkout without its own .venv, with this interpreter's instead."""
+    if (ROOT / ".venv" / "bin" / "python").exists():
+        return words
+    taken_as_made = [arg for stamp in STAMPS for arg in ("-o", stamp)]
+    return [words[0], f"BIN={BIN}", *taken_as_made, *words[1:]]
+
+
+def wait_until(ready: Callable[[], str | None], process: subprocess.Popen, log: Path, what: str) -> str:
+    """Poll `ready` (None until it holds) while the process lives; fail with its output if it dies or stalls."""
+    deadline = time.monotonic() + SERVE_TIMEOUT
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"{what} exited {process.returncode}:\n{log.read_text()[-3000:]}"
+        found = ready()
+        if found is not None:
+            return found
+        time.sleep(0.2)  # polling a port or a log: a server offers no event to wait on
+    raise AssertionError(f"{what} was not ready within {SERVE_TIMEOUT} s:\n{log.read_text()[-3000:]}")
+
+
+def answers(url: str) -> str | None:
+    try:
+        return url if requests.get(f"{url}/healthz", timeout=2).ok else None
+    except requests.RequestException:
+        return None
+
+
+def streamed_reply(url: str) -> str:
+    with requests.post(f"{url}/message/stream", json={"prompt": "What does 42 signify, in brief?"},
+                       headers={"Accept": "application/x-ndjson"}, stream=True, timeout=TIMEOUT) as response:
+        assert response.status_code == 200, response.text
+        return "".join(json.loads(line).get("text", "") for line in response.iter_lines() if line)
+
+
+def run_server(words: list[str], fake: FakeUpstream, workdir: Path) -> None:
+    """Start a documented server command, check that it serves, then stop it as Ctrl-C does."""
+    env = serving_env(fake, workdir)
+    port = int(env["PORT"])
+    args = [word.replace("9999", str(port)) for word in words]  # the fake's documented port: a free one here
+    if words[0] == "make":
+        args = make_args(args)
+    log = workdir / "server.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        if "tests.fake_upstream" in words:
+            wait_until(lambda: "listening at" in log.read_text() or None, process, log, "the fake upstream")
+            models = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
+            assert models.ok and "fake-model" in models.text, models.text
+        elif SERVING_TARGETS[words[1]] == "page":
+            found = wait_until(lambda: (m := re.search(r"http://(?:localhost|127\.0\.0\.1):\d+/",
+                                                       log.read_text())) and m[0], process, log, "vite")
+            assert '<div id="root">' in requests.get(found, timeout=10).text
+        else:
+            count = int(next((w.split("=", 1)[1] for w in words if w.startswith("N=")), "1"))
+            for url in [f"http://127.0.0.1:{port + i}" for i in range(count)]:
+                wait_until(lambda url=url: answers(url), process, log, " ".join(words))
+                assert FAKE_REPLY in streamed_reply(url)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole foreground group
+        try:
+            process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise AssertionError(f"{' '.join(words)} did not stop on Ctrl-C:\n{log.read_text()[-3000:]}") from None
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+    assert API_KEY not in log.read_text(), "the API key leaked into the output"
+
+
+def run_in_copy(args: list[str], workdir: Path) -> subprocess.CompletedProcess:
+    """A command that rewrites files of the checkout, run in a copy of what it reads and writes."""
+    from tests.test_local_model import require_local_model
+
+    require_local_model()
+    tree = workdir / "tree"
+    for name in ("app", "bench", "docs"):
+        shutil.copytree(ROOT / name, tree / name, ignore=shutil.ignore_patterns("__pycache__", "results"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "LOCAL_MODEL_", "PYTHONPATH"))}
+    result = subprocess.run(args, cwd=tree, env=env, capture_output=True, text=True, timeout=900)
+    output = result.stdout[-3000:] + result.stderr[-3000:]
+    assert result.returncode == 0 and "Traceback" not in output, output
+    return result
+
+
+def serves(words: list[str]) -> bool:
+    if words[:1] == ["make"]:
+        targets = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
+        return len(targets) == 1 and targets[0] in SERVING_TARGETS
+    return words[1:3] == ["-m", "tests.fake_upstream"]
+
+
+def check_command(command: str, url: str, fake: FakeUpstream | None = None, workdir: Path | None = None) -> None:
     """Check one shell command as the module docstring says, or skip it with its NOT_RUN reason."""
     words = shlex.split(command, comments=True)
     while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
         words = words[1:]  # OPENAI_API_KEY=sk-... make run: the assignment is the reader's
     assert words, f"nothing to run in {command!r}"
     program = words[0].replace(".venv/bin/", f"{BIN}/")
-    if words[0] == "curl":
+    if fake is not None and workdir is not None and serves(words):
+        run_server([program, *words[1:]], fake, workdir)
+    elif workdir is not None and words[1:3] == ["-m", "bench.local_answers"]:
+        before = (ROOT / "docs" / "local-model.md").read_text()
+        run_in_copy([program, *words[1:]], workdir)
+        after = (workdir / "tree" / "docs" / "local-model.md").read_text()
+        assert (ROOT / "docs" / "local-model.md").read_text() == before, "the checkout's doc was rewritten"
+        assert "<!-- local_answers:begin -->\n| of 20 replies | before | after |" in after, after[-2000:]
+    elif words == ["make", "test-fast"]:
+        result = subprocess.run(make_args(words), cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    elif words[0] == "curl":
         check_output(run([rewrite(word, url) for word in words], ROOT), "curl", expect="w0")
     elif words[0] == "make":
         targets = [word for word in words[1:] if not word.startswith("-") and "=" not in word]
         missing = set(targets) - make_targets()
         assert targets and not missing, f"no such make target: {sorted(missing) or command}"
     elif program.endswith(("/python", "/python3")) and words[1:3] == ["-m", "pytest"]:
+        # collecting the whole suite imports every test module: slow on a machine busy with the suite itself
         result = run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *words[3:]],
-                     ROOT)
+                     ROOT, timeout=120)
         assert result.returncode == 0, f"{command!r} selects nothing:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
     elif program.endswith(("/python", "/python3")) and words[1] == "-m":
         assert util.find_spec(words[2]) is not None, f"no module {words[2]} for {command!r}"
@@ -280,14 +416,15 @@ def check_yaml(text: str) -> None:
 
 @pytest.mark.parametrize("live_server", ["gevent"], indirect=True)
 @pytest.mark.parametrize(("block", "command"), cases())
-def test_docs_sample(block: Block, command: Command | None, live_server: LiveServer, tmp_path: Path) -> None:
+def test_docs_sample(block: Block, command: Command | None, live_server: LiveServer, fake_upstream: FakeUpstream,
+                     tmp_path: Path) -> None:
     if block.marker:
         kind, value = block.marker
         if kind == "not-run":
             pytest.skip(f"not run: {value}")
         return check_excerpt(block.text, ROOT / value)
     if command is not None:
-        return check_command(command.text, live_server.url)
+        return check_command(command.text, live_server.url, fake_upstream, tmp_path)
     if block.lang in ("python", "py"):
         return run_python(block.text, live_server.url, tmp_path)
     if block.lang in ("js", "javascript", "mjs"):
@@ -363,3 +500,11 @@ def test_broken_commands_and_excerpts_fail(tmp_path: Path) -> None:
         check_excerpt("class ErrorCode(StrEnum):\n    NOT_A_CODE = 1\n", ROOT / "chat_relay" / "errors.py")
     with pytest.raises(AssertionError, match="line 2 is not JSON"):
         check_json('{"a": 1}\n{oops}\n')
+
+
+@pytest.mark.parametrize("live_server", ["gevent"], indirect=True)
+def test_a_documented_server_that_does_not_serve_fails(live_server: LiveServer, fake_upstream: FakeUpstream,
+                                                        tmp_path: Path) -> None:
+    """A server command that dies at once fails the sample, with its output; none is left running."""
+    with pytest.raises(AssertionError, match="exited 2"):
+        run_server([sys.executable, "-m", "tests.fake_upstream", "--port", "not-a-port"], fake_upstream, tmp_path)

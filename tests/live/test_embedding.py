@@ -4,7 +4,9 @@ event names only (docs/protocol.md, "Mounted in another app")."""
 
 from __future__ import annotations
 
-import sys
+import ast
+import re
+import shlex
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +16,7 @@ import engineio
 import pytest
 import requests
 
-from tests.conftest import API_KEY, BIN, MODES, LiveServer, free_port, launch, stop_server, upstream_env
+from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.in_order_client import InOrderClient
 from tests.outcomes import check_cursor, run_http
@@ -23,11 +25,29 @@ PREFIX, NAMESPACE, EVENT = "/ai", "/ai", "assistant"
 CONNECT_TIMEOUT = 1  # SOCKETIO_CONNECT_TIMEOUT: short, so that a test can see the watchdog pass
 
 
+def documented_commands() -> dict[str, list[str]]:
+    """The commands examples/embed_app.py's docstring gives to run it, by async mode, as a user types them
+    (`.venv/bin/` is this test's venv): a command that would not run as written fails here."""
+    doc = ast.get_docstring(ast.parse((ROOT / "examples" / "embed_app.py").read_text())) or ""
+    commands = {}
+    for line in doc.splitlines():
+        words = shlex.split(line, comments=True) if line.startswith("    ") and "embed_app" in line else []
+        if not words or words[0] == "curl":
+            continue
+        assignments = dict(word.split("=", 1) for word in words if re.fullmatch(r"[A-Z_]+=\S*", word))
+        program, *args = words[len(assignments):]
+        assert program.startswith(".venv/bin/"), f"not on the path unless .venv is activated: {line.strip()}"
+        commands[assignments.get("ASYNC_MODE", "gevent")] = [str(BIN / program.removeprefix(".venv/bin/")), *args]
+    return commands
+
+
 def example_command(mode: str) -> list[str]:
-    """The ways examples/embed_app.py's docstring says to run it."""
-    if mode == "gevent":
-        return [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "examples.embed_app:create_app()"]
-    return [sys.executable, "-m", "examples.embed_app"]
+    """The way examples/embed_app.py's docstring says to run it in `mode`."""
+    return documented_commands()[mode]
+
+
+def test_the_docstring_gives_a_command_for_each_mode() -> None:
+    assert sorted(documented_commands()) == sorted(MODES)
 
 
 @pytest.fixture(scope="module", params=MODES)

@@ -212,3 +212,28 @@ def test_dev_with_an_upstream_serves_under_watchmedo(fake: FakeUpstream, tmp_pat
         stop_server(server)
     assert processes.port_problem("127.0.0.1", port) is None  # the relay under watchmedo stopped too
     assert "Traceback" not in server.log()
+
+
+def test_relay_port_equal_to_the_local_model_port() -> None:
+    """One line naming both settings, before either server starts (not gunicorn's "Connection in use" for 5 s)."""
+    port = str(free_port())
+    result = run(PORT=port, LOCAL_MODEL_PORT=port)
+    assert_clear_failure(result, "PORT and LOCAL_MODEL_PORT", port)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Connection in use" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("target", ["run", "dev"])
+def test_make_exits_non_zero_when_the_server_cannot_start(target: str, listener: int, fake: FakeUpstream) -> None:
+    """`make run` and `make dev` as a user runs them (the venv and the page taken as built): a failed start is
+    the launcher's one line and a non-zero status, not a silent success."""
+    env = {**CLEAN_ENV, "PORT": str(listener), "OPENAI_BASE_URL": fake.url, "OPENAI_API_KEY": "sk-right-key",
+           "OPENAI_MODEL": "fake-model"}
+    taken_as_made = [".venv/.serve-installed", ".venv/.installed", ".venv/.local-installed", "frontend/dist/index.html"]
+    result = subprocess.run(["make", "--no-print-directory", target, f"BIN={Path(sys.executable).parent}",
+                             *[arg for made in taken_as_made for arg in ("-o", made)]],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert f"error: The relay's port 127.0.0.1:{listener} is taken" in result.stderr, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

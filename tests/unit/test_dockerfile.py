@@ -45,3 +45,13 @@ def test_a_slim_python_image_and_a_user_that_is_not_root() -> None:
 def test_make_lint_runs_hadolint() -> None:
     lint = MAKEFILE.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     assert "hadolint Dockerfile" in lint
+
+
+def test_the_example_docker_run_gives_stop_the_time_to_drain() -> None:
+    """SIGTERM drains for SHUTDOWN_GRACE (20 s by default); `docker stop` kills after 10 s unless told more."""
+    from chat_relay.config import Settings
+
+    run_line = next(line for line in DOCKERFILE.splitlines() if "docker run" in line)
+    timeout = re.search(r"--stop-timeout (\d+)", run_line)
+    assert timeout, run_line
+    assert int(timeout.group(1)) > Settings.model_fields["shutdown_grace"].default, run_line

@@ -21,7 +21,8 @@ def test_a_question_ends_the_transcript_with_an_answer_to_write() -> None:
     assert text.endswith("\n\nQuestion: What is the capital of France?\nAnswer:")
     for question, answer in qa_frame.EXAMPLES:
         assert f"Question: {question}\nAnswer: {answer}" in text
-    assert not any(stop in text.rsplit("Question:", 1)[1] for stop in qa_frame.STOP)
+    question = text.rsplit("Question:", 1)[1].removesuffix("\nAnswer:")
+    assert not any(stop in question for stop in qa_frame.STOP)
 
 
 def test_earlier_turns_are_kept_in_order_and_the_system_prompt_opens_it() -> None:
@@ -72,3 +73,43 @@ def test_other_streams_and_errors_pass_through() -> None:
         list(model_server.reporting_overflow(broken)(stream=True))
     # Not streamed: llama_cpp.server answers the refusal itself, with its 400 context_length_exceeded.
     assert model_server.reporting_overflow(lambda **_: {"id": "x"})(stream=False) == {"id": "x"}
+
+
+# --- the reply's start and end: no leading space, no label of the frame ----------------------------------------
+
+
+def _chunk(text: str | None, finish: str | None = None) -> dict:
+    return {"choices": [{"index": 0, "delta": {} if text is None else {"content": text}, "finish_reason": finish}]}
+
+
+def _texts(chunks: Iterator[dict]) -> list[str | None]:
+    return [c["choices"][0]["delta"].get("content") for c in chunks]
+
+
+def test_the_space_after_answer_is_dropped_and_nothing_else() -> None:
+    stream = [_chunk(None), _chunk(" "), _chunk(" Paris"), _chunk(" is"), _chunk("  big."), _chunk(None, "stop")]
+    assert _texts(qa_frame.trimmed_start(stream)) == [None, "", "Paris", " is", "  big.", None]
+    assert "".join(t or "" for t in _texts(qa_frame.trimmed_start([_chunk(" Hi"), _chunk(" there")]))) == "Hi there"
+
+
+def test_a_reply_that_is_not_streamed_is_trimmed_too() -> None:
+    completion = {"choices": [{"message": {"role": "assistant", "content": " Paris."}}]}
+    assert qa_frame.trimmed_reply(completion)["choices"][0]["message"]["content"] == "Paris."
+
+
+def test_the_labels_of_the_frame_stop_the_reply_wherever_they_come() -> None:
+    """"Continue this sequence: 1, 2, ..." once gave ' 12, 13, ... 21,\\nAnswer: 10, 11, ...'."""
+    reply = "12, 13, 21,\nAnswer: 10, 11"
+    cut = min((reply.index(stop) for stop in qa_frame.STOP if stop in reply), default=len(reply))
+    assert reply[:cut] == "12, 13, 21,\n"
+    for label in (qa_frame.QUESTION, qa_frame.ANSWER):
+        assert any(stop in f"x {label} y" for stop in qa_frame.STOP)
+
+
+def test_the_model_server_loads_weights_unpacked() -> None:
+    """Repacked Q4_K weights (AMX) crash llama.cpp's first decode on this project's machines."""
+    import llama_cpp.llama_cpp as llama_lib
+
+    model_server.keep_weights_unpacked()
+    model_server.keep_weights_unpacked()  # twice is once
+    assert llama_lib.llama_model_default_params().use_extra_bufts is False

@@ -40,6 +40,13 @@ def test_default_max_tokens_applies_when_the_request_names_none(settings: Settin
     assert parse_chat_request({"prompt": "x", "max_tokens": 40}, settings).max_tokens == 40
 
 
+def test_default_temperature_applies_when_the_request_names_none(settings: Settings) -> None:
+    assert parse_chat_request({"prompt": "x"}, settings).temperature is None  # left to the model
+    settings.default_temperature = 0
+    assert parse_chat_request({"prompt": "x"}, settings).temperature == 0
+    assert parse_chat_request({"prompt": "x", "temperature": 0.7}, settings).temperature == 0.7
+
+
 BAD_PAYLOADS = [
     None, [], "text", 5,
     {}, {"prompt": ""}, {"prompt": "   "}, {"messages": []}, {"prompt": "a", "messages": []},

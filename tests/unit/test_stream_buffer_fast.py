@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
 from chat_relay.streams.events import Chunk
 from chat_relay.streams.stream_buffer import StreamBuffer
 
@@ -24,10 +26,12 @@ class _AppendsWhileMeasured(list):
         return size
 
 
-def test_a_chunk_holds_only_the_pieces_up_to_its_seq_when_the_producer_appends_meanwhile() -> None:
+@pytest.mark.parametrize("typed", [False, True], ids=["text-only", "typed"])
+def test_a_chunk_holds_only_the_pieces_up_to_its_seq_when_the_producer_appends_meanwhile(typed: bool) -> None:
     log = StreamBuffer("s", threading.Event)
     for text in ("a", "b", "c"):
         log.append(text)
+    log._typed = typed  # as after a reasoning or tool-call piece: the path that builds parts (parts.chunk_of)
     log._pieces = _AppendsWhileMeasured(["a", "b", "c"], ["d"])
     first = log.after(0)
     assert first == Chunk("bc", 2), "the text of pieces 1..2, not of a piece appended after the seq was taken"

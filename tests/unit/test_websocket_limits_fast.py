@@ -1,4 +1,5 @@
-"""The pure parts of chat_relay/transports/websocket_limits.py and the raw client the hostile-frame tests write with."""
+"""The pure parts of chat_relay/transports/websocket_limits.py (and eventlet's driver's unmasking) and the raw client
+the hostile-frame tests write with."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 import pytest
 import websocket
 
-from chat_relay.transports.websocket_limits import unmask, unreadable
+from chat_relay.async_drivers.eventlet import unmask
+from chat_relay.transports.websocket_limits import unreadable
 from tests.raw_websocket import TEXT, frame
 
 
