@@ -1,9 +1,9 @@
 """Streams over Socket.IO, on python-socketio's `Client`: one connection per RelayClient, shared by its replies.
 
-Events arrive on the client's background thread; each stream's are handed to the thread that iterates it
-through a queue of its own, keyed by `stream_id` (which is why this side always chooses the id). When the
-connection drops mid-reply, python-socketio reconnects, and the reply resumes from its cursor
-(docs/protocol.md, "Resuming a stream"): no gap, no repeat.
+Events arrive on the client's reading thread, in order (relay_client/in_order.py); each stream's are handed to
+the thread that iterates it through a queue of its own, keyed by `stream_id` (which is why this side always
+chooses the id). When the connection drops mid-reply, python-socketio reconnects, and the reply resumes from its
+cursor (docs/protocol.md, "Resuming a stream"): no gap, no repeat.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 
 from relay_client.errors import InvalidRequest, RelayConnectionError, RelayError, error_from
+from relay_client.in_order import InOrderClient
 from relay_client.reply import Chunk, Done
 
 DEFAULT_EVENT = "chatgpt_description"
@@ -51,7 +52,7 @@ class SocketIOTransport:
         self._closed = False
         self._reconnecting = False  # python-socketio reconnects by itself after a transport error, not otherwise
         self._refusal: Any = None
-        self.sio = socketio.Client(reconnection=True, reconnection_delay=0.25, reconnection_delay_max=2)
+        self.sio = InOrderClient(reconnection=True, reconnection_delay=0.25, reconnection_delay_max=2)
         on = {"namespace": namespace}
         self.sio.on("connect", self._on_connect, **on)
         self.sio.on("disconnect", self._on_disconnect, **on)
@@ -60,7 +61,7 @@ class SocketIOTransport:
         self.sio.on(f"{event}_done", lambda data: self._route(data.get("stream_id"), Done.from_payload(data)), **on)
         self.sio.on(f"{event}_error", lambda data: self._route(data.get("stream_id"), error_from(data)), **on)
 
-    # Events, on python-socketio's thread.
+    # Events, on python-socketio's reading thread, one at a time: none may wait for another.
 
     def _on_chunk(self, text: str, meta: dict[str, Any]) -> None:
         self._route(meta.get("stream_id"), Chunk.from_wire(text, meta["seq"], meta.get("parts")))

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
-import socketio
+
+from tests.in_order_client import InOrderClient
 
 CHUNK = "chatgpt_description_chunk"
 DONE = "chatgpt_description_done"
@@ -17,14 +18,15 @@ ERROR = "chatgpt_description_error"
 
 
 class SioProbe:
-    """A connected socketio.Client that records what arrives, with waits on conditions instead of sleeps."""
+    """A connected socketio.Client that records what arrives, in the order it arrived (tests/in_order_client.py),
+    with waits on conditions instead of sleeps."""
 
     def __init__(self, url: str, origin: str | None = None, host: str | None = None,
                  transports: list[str] | None = None, **connect: Any) -> None:
         # websocket-client sends the server's own origin and host unless told others (a header would be a second one).
         options = {key: value for key, value in (("origin", origin), ("host", host)) if value}
         extra = {"websocket_extra_options": options} if options else {}
-        self.client = socketio.Client(reconnection=False, **extra)
+        self.client = InOrderClient(reconnection=False, **extra)
         self.events: list[tuple[str, Any]] = []  # (name, payload) in arrival order
         self.arrivals: list[float] = []  # time.monotonic() of each event, in step with `events`
         self.tokens: dict[str, str] = {}  # resume tokens, by stream_id, from the acks

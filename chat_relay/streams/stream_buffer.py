@@ -80,9 +80,10 @@ class StreamBuffer:
         last = len(pieces) - 1
         if last <= cursor:
             return None
+        # Up to `last` only: with OS threads (the threading mode) the producer may append between the two looks.
         if self._typed:
-            return chunk_of(pieces[cursor + 1:], last)
-        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:]), last)  # type: ignore[arg-type]
+            return chunk_of(pieces[cursor + 1:last + 1], last)
+        return Chunk(pieces[last] if last == cursor + 1 else "".join(pieces[cursor + 1:last + 1]), last)  # type: ignore[arg-type]
 
     def new_event(self) -> Waitable:
         """An event for one reader's waits (each reader has its own: a shared one could be cleared under it)."""

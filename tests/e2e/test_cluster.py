@@ -25,6 +25,7 @@ from tests.conftest import ROOT, free_port, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor
 from tests.redis_server import RedisServer
+from tests.waits import until
 
 NDJSON = "application/x-ndjson"
 GRACE, TTL = 3, 5
@@ -174,7 +175,7 @@ def test_nobody_resumes_within_the_grace_period(cluster: Cluster, fake_upstream:
     aborted = fake_upstream.aborted
     probe.close()
     assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=GRACE + 10)
-    assert fake_upstream.wait_for(lambda f: producer.streams() == 0, timeout=5)
+    assert until(lambda: producer.streams() == 0, timeout=5)
     assert "cause=client_gone" in producer.log()
 
 

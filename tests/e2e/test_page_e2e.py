@@ -15,6 +15,7 @@ import requests
 from tests.browser import ChatPage, chromium, require_chromium
 from tests.conftest import LiveServer, free_port, launch, server_command, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
+from tests.waits import until
 
 TRANSPORTS = ["socket", "http"]
 WAIT = 15_000  # ms: generous, since the machine is shared; every wait ends as soon as its condition holds
@@ -136,7 +137,7 @@ def test_stop_halts_the_reply_and_aborts_the_upstream(chat: ChatPage, transport:
     expect(chat.reply().get_by_test_id("stopped")).to_have_text("Stopped.")
     expect(chat.reply()).to_have_attribute("data-status", "stopped")
     assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=10), "the upstream was not aborted"
-    assert fake_upstream.wait_for(lambda f: page_server.streams() == 0, timeout=10)
+    assert until(lambda: page_server.streams() == 0, timeout=10)
     shown = chat.reply_text().inner_text()
     assert shown.startswith("w0 w1 w2 w3") and "w2999" not in shown
     expect(chat.page.get_by_role("button", name="Send")).to_be_visible()  # ready for the next prompt

@@ -19,6 +19,7 @@ from tests.clients import SioProbe, ndjson_events
 from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import TRANSPORTS
+from tests.waits import until
 
 BURST = 12
 ROUNDS = 4
@@ -170,7 +171,7 @@ def rounds(server: LiveServer | list[LiveServer], fake: FakeUpstream, transport:
     for _ in range(ROUNDS):
         counts.append(ROUND[transport](servers, fake, clients_per_round(), gate_factory()))
         for each in servers:
-            assert fake.wait_for(lambda f, s=each: s.streams() == 0)
+            assert until(lambda s=each: s.streams() == 0)
     return counts
 
 

@@ -18,6 +18,7 @@ import pytest
 from tests.clients import SioProbe
 from tests.conftest import MODES, ROOT, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
+from tests.waits import until
 
 BOUND = 0.1  # seconds, from the issue: the upstream is closed within 100 ms
 
@@ -54,7 +55,7 @@ def test_disconnect_closes_the_upstream_within_bound(live_server: LiveServer, fa
     at = time_now()
     probe.close()
     assert abort_latency(fake_upstream, seen, at) < BOUND
-    assert fake_upstream.wait_for(lambda f: live_server.streams() == 0)
+    assert until(lambda: live_server.streams() == 0)
 
 
 def test_http_hang_up_closes_the_stalled_upstream_within_bound(live_server: LiveServer, fake_upstream: FakeUpstream,
@@ -76,7 +77,7 @@ def test_http_hang_up_closes_the_stalled_upstream_within_bound(live_server: Live
         at = time_now()
     # Closed, as a closed browser tab or an aborted fetch closes it.
     assert abort_latency(fake_upstream, seen, at) < BOUND
-    assert fake_upstream.wait_for(lambda f: live_server.streams() == 0)
+    assert until(lambda: live_server.streams() == 0)
     assert "cause=client_gone" in stream_end(live_server, "hangup")
 
 
@@ -98,7 +99,7 @@ def test_a_frozen_client_is_dropped_by_ping_timeout(short_pings: LiveServer, fak
         client.send_signal(signal.SIGSTOP)
         # ping_interval + ping_timeout = 1.5 s, then the stream is cancelled; long before its 40 s of text.
         assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=10), "the frozen client's stream ran on"
-        assert fake_upstream.wait_for(lambda f: short_pings.streams() == 0)
+        assert until(lambda: short_pings.streams() == 0)
         assert "cause=client_gone" in stream_end(short_pings, "frozen")
     finally:
         client.kill()

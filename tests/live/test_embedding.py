@@ -15,10 +15,10 @@ from typing import Any
 import engineio
 import pytest
 import requests
-import socketio
 
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
+from tests.in_order_client import InOrderClient
 from tests.outcomes import check_cursor, run_http
 
 PREFIX, NAMESPACE, EVENT = "/ai", "/ai", "assistant"
@@ -64,10 +64,11 @@ def team_server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream,
 
 
 class TeamClient:
-    """A socketio.Client on the team's "/" and, optionally, the relay's namespace; records every event it gets."""
+    """A socketio.Client on the team's "/" and, optionally, the relay's namespace; records every event it gets, in
+    the order it came (tests/in_order_client.py)."""
 
     def __init__(self, url: str, namespaces: list[str], transport: str = "websocket") -> None:
-        self.client = socketio.Client(reconnection=False)
+        self.client = InOrderClient(reconnection=False)
         self.events: list[tuple[str, str, tuple[Any, ...]]] = []  # (namespace, event, arguments) in arrival order
         self._cond = threading.Condition()
         self.client.on("*", self._record, namespace="*")

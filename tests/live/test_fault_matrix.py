@@ -18,6 +18,7 @@ from tests.clients import SioProbe
 from tests.conftest import API_KEY, LiveServer, free_port, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import TRANSPORTS, Outcome, run_http, run_socketio
+from tests.waits import until
 
 SECRET_BODY = "SECRET-BODY-DETAIL"  # the fake puts it in every error body it sends
 RETRIES = 1  # UPSTREAM_MAX_RETRIES of the test server
@@ -103,7 +104,7 @@ def test_upstream_fault(live_server: LiveServer, fake_upstream: FakeUpstream, si
     assert done["finish_reason"] == "stop"
     assert "".join(t for _, t in bystander.chunks("bystander")) == healthy
     assert len(bystander.terminals("bystander")) == 1
-    assert live_server.streams() == 0 or fake_upstream.wait_for(lambda f: live_server.streams() == 0)
+    assert until(lambda: live_server.streams() == 0)
 
     log = live_server.log()[log_from:]
     assert_nothing_leaked(outcome.visible + repr(bystander.events), log, tag)

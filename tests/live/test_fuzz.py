@@ -28,6 +28,7 @@ from tests.conftest import LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream
 from tests.metrics_scrape import check_bounded, relay_samples, scrape_text
 from tests.request_samples import image_part, image_url, tool
+from tests.waits import until
 
 SOCKETIO_EXAMPLES = 5200
 HTTP_EXAMPLES = 4500
@@ -269,7 +270,7 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
         session.close()
     assert sum(counts.values()) >= 10_000, counts
 
-    assert fake_upstream.wait_for(lambda f: fuzz_server.streams() == 0 and f.in_flight == 0)
+    assert until(lambda: fuzz_server.streams() == 0 and fake_upstream.in_flight == 0)
     after = usage(pid)
     assert fuzz_server.process.poll() is None and worker_pid(fuzz_server) == pid, "the worker died"
     assert after["threads"] <= before["threads"] + 2, (before, after)

@@ -15,6 +15,7 @@ from tests.clients import SioProbe
 from tests.conftest import API_KEY, MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import run_http, run_socketio
+from tests.waits import until
 
 BASE = {"time", "level", "logger", "message"}  # every record's
 
@@ -57,7 +58,7 @@ def drive(server: LiveServer, gate: str, fake: FakeUpstream) -> str:
     refused = requests.post(f"{server.url}/message/stream", json={"prompt": "x"}, headers={"Host": "evil.example"},
                             timeout=10)
     assert refused.status_code == 400
-    assert fake.wait_for(lambda f: server.streams() == 0)
+    assert until(lambda: server.streams() == 0)
     return token
 
 

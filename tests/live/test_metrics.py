@@ -20,6 +20,7 @@ from tests.conftest import API_KEY, MODES, LiveServer, start_server, stop_server
 from tests.fake_upstream import FakeUpstream, controls
 from tests.metrics_scrape import check_bounded, labels, relay_samples, scrape_text
 from tests.outcomes import run_http, run_socketio
+from tests.waits import until
 
 TOKEN = "tok-metrics-9d2f61c4"
 EVIL_ORIGIN = "http://evil.example"
@@ -49,7 +50,7 @@ def held(gate: str) -> str:
 
 def settled(server: LiveServer, fake: FakeUpstream) -> None:
     """Every stream has ended and left the registry, its counts added (they are, before it leaves)."""
-    assert fake.wait_for(lambda f: server.streams() == 0, timeout=15)
+    assert until(lambda: server.streams() == 0, timeout=15)
 
 
 def refused_connect(url: str, **options: object) -> None:
@@ -183,7 +184,7 @@ def test_a_known_mix_of_streams_is_counted_exactly(server: LiveServer, fake_upst
     tokens += http_mix(server, fake_upstream, gates[2])
     watcher = SioProbe(server.url, auth={"token": TOKEN})  # one connection open while scraping
     try:
-        assert fake_upstream.wait_for(lambda f: server.connections() == 1)
+        assert until(lambda: server.connections() == 1)
         text = scrape_text(server.url)
     finally:
         watcher.close()
