@@ -9,7 +9,7 @@ the next chunk instead, and no socket is watched.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from importlib import import_module
@@ -76,6 +76,15 @@ class AsyncDriver:
         `checked(ws, shut_down_later, too_big)` (chat_relay/transports/websocket_limits.py). `base` itself
         where nothing needs bounding (threading)."""
         return self.mode.bounded_websocket(base, max_message_bytes, checked)  # type: ignore[no-any-return]
+
+
+def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
+    """A request's connection, from the WSGI server under either mode: gunicorn's workers put it in the environ,
+    eventlet's server in its input. None from a server that gives neither (the fast tests' werkzeug)."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        sock = getattr(environ.get("eventlet.input"), "_sock", None)
+    return sock
 
 
 def driver_for(socketio: SocketIO) -> AsyncDriver:

@@ -12,8 +12,8 @@ from typing import Any
 
 from werkzeug.wsgi import ClosingIterator
 
+from ..async_drivers import client_socket
 from ..errors import RelayError, http_refusal
-from ..transports.http_hangup import client_socket
 
 
 def refuse(err: RelayError, start_response: Callable[..., Any], status: int | None = None, *,

@@ -13,15 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ..async_drivers import AsyncDriver
-
-
-def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:
-    """The request's connection: gunicorn's workers put it in the environ, eventlet's server in its input."""
-    sock = environ.get("gunicorn.socket")
-    if sock is None:
-        sock = getattr(environ.get("eventlet.input"), "_sock", None)
-    return sock
+from ..async_drivers import AsyncDriver, client_socket
 
 
 def watch_client(environ: Mapping[str, Any], over: Callable[[], bool], on_hangup: Callable[[], None],
