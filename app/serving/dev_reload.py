@@ -16,6 +16,9 @@ WATCHED: tuple[str, ...] = ("app", "chat_relay")
 # directly in a watched folder, "**/*.py" matches them in every subfolder too (and in the folder itself).
 PATTERN = "**/*.py"
 KILL_AFTER_S = 5  # sooner than the launcher gives up on watchmedo (launch._stop_children), so nothing outlives it
+# One save is several file events (an editor writes, closes, may rename): without a pause, the second event stopped
+# the relay the first had just started, while Python itself was still starting (a KeyboardInterrupt traceback).
+DEBOUNCE_S = 0.3
 
 
 def watched_dirs(root: Path = ROOT) -> list[Path]:
@@ -32,4 +35,4 @@ def auto_restart(command: list[str], root: Path = ROOT) -> list[str]:
     directories = [arg for folder in watched_dirs(root) for arg in ("--directory", str(folder))]
     return [sys.executable, "-m", "watchdog.watchmedo", "auto-restart", *directories,
             "--patterns", PATTERN, "--recursive", "--no-restart-on-command-exit",
-            "--kill-after", str(KILL_AFTER_S), "--", *command]
+            "--kill-after", str(KILL_AFTER_S), "--debounce-interval", str(DEBOUNCE_S), "--", *command]
