@@ -228,19 +228,25 @@ def check_raw(probe: SioProbe, data: object) -> str:
     return "streamed"
 
 
-@pytest.mark.long  # about 100 s alone: a parallel run starts it first, and runs the rest beside it
-@pytest.mark.timeout(600)  # a hang guard: over 10,000 requests, about 100 s alone, up to 5 minutes beside the suite
-def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveServer, fake_upstream) -> None:
-    probe = SioProbe(fuzz_server.url)
+# The fuzz runs as two tests, on two servers, side by side in a parallel run (this one's Socket.IO half, and
+# tests/live/test_fuzz_http.py's HTTP half): the same examples and the same checks as one long test, in half the time.
+PHASES = {"socketio": SOCKETIO_EXAMPLES, "raw": RAW_EXAMPLES, "http": HTTP_EXAMPLES}
+
+
+def fuzz(server: LiveServer, fake_upstream: FakeUpstream, phases: tuple[str, ...]) -> None:
+    """Run these phases' fuzzed requests against `server`; then every request got a coded error or a clean stream,
+    the worker holds no more threads, descriptors or memory than before, logged no traceback, and its metrics
+    count exactly what the clients saw."""
+    probe = SioProbe(server.url)
     session = requests.Session()
-    pid = worker_pid(fuzz_server)
-    counts = {"socketio": 0, "raw": 0, "http": 0}
+    pid = worker_pid(server)
+    counts = dict.fromkeys(phases, 0)
     outcomes: Counter[tuple[str, str]] = Counter()  # (socketio, raw or http; refused or streamed): for the metrics
 
     # A warm-up, so that imports and caches are loaded before the baseline is taken.
     for payload in ({"prompt": "warm"}, {"prompt": 1}, nested(300)):
         outcomes["socketio", check_socketio(probe, payload)] += 1
-        outcomes["http", check_http(session, fuzz_server.url, json.dumps(payload).encode())] += 1
+        outcomes["http", check_http(session, server.url, json.dumps(payload).encode())] += 1
     before = usage(pid)
 
     @settings(FUZZ, max_examples=SOCKETIO_EXAMPLES)
@@ -259,26 +265,33 @@ def test_fuzzed_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveSe
     @given(raw_bodies())
     def over_http(body: bytes) -> None:
         counts["http"] += 1
-        outcomes["http", check_http(session, fuzz_server.url, body)] += 1
+        outcomes["http", check_http(session, server.url, body)] += 1
 
+    runs = {"socketio": over_socketio, "raw": raw_over_socketio, "http": over_http}
     try:
-        over_socketio()
-        raw_over_socketio()
-        over_http()
+        for phase in phases:
+            runs[phase]()
     finally:
         probe.close()
         session.close()
-    assert sum(counts.values()) >= 10_000, counts
+    # hypothesis may stop a little short of max_examples when it runs out of new examples
+    assert sum(counts.values()) >= 0.95 * sum(PHASES[phase] for phase in phases), counts
 
-    assert until(lambda: fuzz_server.streams() == 0 and fake_upstream.in_flight == 0)
+    assert until(lambda: server.streams() == 0 and fake_upstream.in_flight == 0)
     after = usage(pid)
-    assert fuzz_server.process.poll() is None and worker_pid(fuzz_server) == pid, "the worker died"
+    assert server.process.poll() is None and worker_pid(server) == pid, "the worker died"
     assert after["threads"] <= before["threads"] + 2, (before, after)
     assert after["fds"] <= before["fds"] + 5, (before, after)
     assert after["rss_kb"] <= before["rss_kb"] + 40_000, (before, after)
-    log = fuzz_server.log()
+    log = server.log()
     assert "Traceback" not in log and "message handler error" not in log and "Worker timeout" not in log
-    check_metrics_after_fuzz(fuzz_server, outcomes)
+    check_metrics_after_fuzz(server, outcomes)
+
+
+@pytest.mark.long  # about 60 s alone: a parallel run starts it first, and runs the rest beside it
+@pytest.mark.timeout(600)  # a hang guard: 6,000 requests, about 60 s alone, a few minutes beside the suite
+def test_fuzzed_socketio_requests_get_a_coded_error_or_a_clean_stream(fuzz_server: LiveServer, fake_upstream) -> None:
+    fuzz(fuzz_server, fake_upstream, ("socketio", "raw"))
 
 
 def check_metrics_after_fuzz(server: LiveServer, outcomes: Counter[tuple[str, str]]) -> None:
