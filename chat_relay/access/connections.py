@@ -11,8 +11,8 @@ The engine.io side (when connections open, connect and close) is wired in chat_r
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorCode, RelayError
@@ -35,6 +35,8 @@ class Held:
     # engine.io forgets the session (a client that stopped answering pings still holds its socket).
     on_socket: bool = False
     gone: bool = False  # engine.io has forgotten the session
+    # Called once at its first admitted connect: its websocket's message bound rises then (message_bound.py).
+    when_connected: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Connections:
@@ -77,6 +79,9 @@ class Connections:
         self._count(held, client)
         held.connected = True
         environ[CLIENT_KEY] = client
+        hooks, held.when_connected = held.when_connected, []
+        for hook in hooks:
+            hook()
 
     def close(self, environ: Environ) -> None:
         """The connection is gone (or moves to another count): release what it holds. Safe to repeat."""
