@@ -5,8 +5,9 @@ MAX_REQUEST_BYTES holds an image (8 MiB). A client without a token could otherwi
 much per connection while a message assembles, times MAX_CONNECTIONS_PER_CLIENT handshakes per address. So:
 
 - a Socket.IO connection's messages (websocket frames together, polling POST bodies) are bounded by the small
-  bound until its connect to the relay's namespace is admitted (chat_relay/access/connections.py, `Held`), then
-  by the large one; the websocket's bound is raised in place (chat_relay/async_drivers/, `bounded_websocket`);
+  bound until a connect on it is admitted, the relay's or one to a team's own namespace (`Held.admitted` in
+  chat_relay/access/connections.py), then by the large one; the websocket's bound is raised in place
+  (chat_relay/async_drivers/, `bounded_websocket`);
 - an HTTP stream request's body is read only up to the small bound unless it carries one of AUTH_TOKENS
   (chat_relay/middleware/body_deadline.py); the route then refuses it with its usual 401, counted by the
   failed-auth throttle as before.
@@ -38,13 +39,13 @@ class MessageBound:
     def admitted(self, eio_sid: str | None) -> bool:
         """Whether this engine.io session's connect has been admitted (its client has shown a token, if any)."""
         held = self._connections.sessions.get(eio_sid or "")
-        return held is not None and held.connected
+        return held is not None and held.admitted
 
     def follow(self, eio_sid: str | None, set_bound: Callable[[int], None]) -> None:
         """Call `set_bound` with the session's bound now, and again with the large one once its connect is
         admitted: a websocket starts small and rises in place."""
         held = self._connections.sessions.get(eio_sid or "")
-        if held is not None and held.connected:
+        if held is not None and held.admitted:
             set_bound(self.after_auth)
             return
         set_bound(self.before_auth)

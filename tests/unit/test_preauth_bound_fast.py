@@ -92,3 +92,12 @@ def test_a_polling_post_over_the_small_bound_is_refused_unread() -> None:
                "wsgi.input": Unreadable()}
     answer = b"".join(middleware(environ, lambda status, headers: statuses.append(status)))
     assert statuses[0].startswith("413") and b"invalid_request" in answer
+
+
+def test_a_connect_admitted_on_a_teams_namespace_lifts_the_bound_too() -> None:
+    bound, connections = bound_with()
+    held = connections.sessions["sid2"] = Held(connected_elsewhere=True)
+    assert held.admitted
+    bounds: list[int] = []
+    bound.follow("sid2", bounds.append)
+    assert bounds == [LARGE]
