@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # MAX_CONTENT_LENGTH, engine.io's max_http_buffer_size (which bounds websocket frames too) and the body
     # deadline all read it. 8 MiB holds one MAX_IMAGE_BYTES image in base64 (4/3 of it) and the text around it.
     max_request_bytes: int = Field(8_388_608, ge=1024)
+    # Before a client has shown a token, far less: a Socket.IO message before its connect is accepted, and the body
+    # of an HTTP stream request without one of AUTH_TOKENS, is read only up to this (a connect with a token is
+    # ~200 bytes), so a client without a token cannot make the server hold MAX_REQUEST_BYTES per connection.
+    max_unauthenticated_bytes: int = Field(65_536, ge=1024)
     # Images in requests (docs/protocol.md, "The request"): decoded bytes per image, images per request, and
     # whether `https:` image URLs may be sent (the upstream fetches them: off, so a client cannot make it fetch).
     max_image_bytes: int = Field(5_000_000, ge=1)

@@ -99,6 +99,7 @@ class ChatRelay:
         from flask_cors import CORS
         from werkzeug.middleware.proxy_fix import ProxyFix
 
+        from .access.message_bound import MessageBound
         from .errors import RelayError
         from .middleware.body_deadline import BodyDeadline
         from .middleware.closed_websocket import ClosedWebsocketGuard
@@ -141,8 +142,13 @@ class ChatRelay:
         _use_tolerant_packets(socketio, self.events.request)
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
         websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
-        # engine.io's own message bound, per frame and across fragments too; unreadable frames end the connection
-        websocket_limits.install(socketio.server.eio, int(socketio.server.eio.max_http_buffer_size), services.driver)
+        # engine.io's own message bound, per frame and across fragments too, and a small one until the connect is
+        # admitted (MAX_UNAUTHENTICATED_BYTES); unreadable frames end the connection
+        bound = MessageBound(settings.max_unauthenticated_bytes, int(socketio.server.eio.max_http_buffer_size),
+                             services.connections, access)
+        websocket_limits.install(socketio.server.eio, bound.before_auth, services.driver,
+                                 lambda eio_socket, set_bound: bound.follow(getattr(eio_socket, "sid", None),
+                                                                            set_bound))
         # The relay's guards on the Socket.IO endpoint it shares (docs/protocol.md, "Mounted in another app").
         path = _socketio_path(socketio)
         app.wsgi_app = ClosedWebsocketGuard(app.wsgi_app)  # type: ignore[method-assign]
@@ -159,9 +165,18 @@ class ChatRelay:
         # routes may take larger or slower uploads.
         streams_path = f"{self.url_prefix}/message"
         relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
+        def body_bound(environ: dict[str, Any]) -> int:  # smaller before auth (chat_relay/access/message_bound.py)
+            where = environ.get("PATH_INFO") or ""
+            if _under(where, path):
+                return bound.for_socketio_post(environ)
+            if _under(where, streams_path):
+                return bound.for_stream_request(environ)
+            return settings.max_request_bytes
+
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
                                     services.driver, settings.max_request_bytes, applies=relays,
-                                    refused=refused_over_http)
+                                    refused=refused_over_http, bound=body_bound,
+                                    refused_by_auth=lambda where: _under(where, streams_path))
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)

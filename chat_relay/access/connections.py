@@ -11,8 +11,8 @@ The engine.io side (when connections open, connect and close) is wired in chat_r
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import MutableMapping
-from dataclasses import dataclass
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ErrorCode, RelayError
@@ -35,6 +35,21 @@ class Held:
     # engine.io forgets the session (a client that stopped answering pings still holds its socket).
     on_socket: bool = False
     gone: bool = False  # engine.io has forgotten the session
+    # A connect to a namespace of a team's own was admitted (chat_relay/middleware/connection_cap.py).
+    connected_elsewhere: bool = False
+    # Called once at its first admitted connect: its websocket's message bound rises then (message_bound.py).
+    when_connected: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def admitted(self) -> bool:
+        """Some connect on it was admitted, the relay's or a team's: its client is past auth."""
+        return self.connected or self.connected_elsewhere
+
+    def admit(self) -> None:
+        """Its first admitted connect: run what waited for it."""
+        hooks, self.when_connected = self.when_connected, []
+        for hook in hooks:
+            hook()
 
 
 class Connections:
@@ -77,6 +92,7 @@ class Connections:
         self._count(held, client)
         held.connected = True
         environ[CLIENT_KEY] = client
+        held.admit()
 
     def close(self, environ: Environ) -> None:
         """The connection is gone (or moves to another count): release what it holds. Safe to repeat."""

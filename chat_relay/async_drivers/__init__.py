@@ -26,6 +26,7 @@ MODES: tuple[str, ...] = get_args(AsyncMode)  # the SocketIO server modes the re
 # Wraps the websocket engine.io's handler reads from: (the mode's websocket, a function that shuts its socket down
 # once it is closed or None, whether it ended for a message over the bound) -> the checked websocket.
 CheckedFactory = Callable[[Any, Callable[[Any], None] | None, Callable[[], bool]], Any]
+FollowBound = Callable[[Any, Callable[[int], None]], None]  # (engine.io socket, set its websocket's bound)
 
 
 class TimeLimitExceeded(Exception):
@@ -70,12 +71,15 @@ class AsyncDriver:
         `timeout` seconds; returns whether it has."""
         return bool(self.mode.join_queue(queue, timeout))
 
-    def bounded_websocket(self, base: type, max_message_bytes: int, checked: CheckedFactory) -> type:
-        """engine.io's websocket class `base` made to bound messages to `max_message_bytes` across their frames
+    def bounded_websocket(self, base: type, first_bound: int, checked: CheckedFactory,
+                          follow: FollowBound = lambda eio_socket, set_bound: None) -> type:
+        """engine.io's websocket class `base` made to bound messages to `first_bound` bytes across their frames
         and to let go of a closed websocket's socket, in this mode's way; its handler is given
-        `checked(ws, shut_down_later, too_big)` (chat_relay/transports/websocket_limits.py). `base` itself
-        where nothing needs bounding (threading)."""
-        return self.mode.bounded_websocket(base, max_message_bytes, checked)  # type: ignore[no-any-return]
+        `checked(ws, shut_down_later, too_big)` (chat_relay/transports/websocket_limits.py), and
+        `follow(eio_socket, set_bound)` is called with each websocket's engine.io socket and a function that sets
+        that websocket's bound (raised once its connect is admitted: chat_relay/access/message_bound.py).
+        `base` itself where nothing needs bounding (threading)."""
+        return self.mode.bounded_websocket(base, first_bound, checked, follow)  # type: ignore[no-any-return]
 
 
 def client_socket(environ: Mapping[str, Any]) -> socket.socket | None:

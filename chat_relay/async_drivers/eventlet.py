@@ -55,9 +55,11 @@ def unmask(data: bytes, mask: tuple[int, ...], length: int | None = None, offset
     return (int.from_bytes(data[:length], "big") ^ int.from_bytes(stream, "big")).to_bytes(length, "big")
 
 
-def bounded_websocket(base: type, max_message_bytes: int, checked: Callable[..., Any]) -> type:
-    """engine.io's websocket class `base`, with each message's fragments counted together against
-    `max_message_bytes` (1009 over it), unmasking in C, and hixie-76 websockets (no bound at all) refused. Its
+def bounded_websocket(base: type, first_bound: int, checked: Callable[..., Any],
+                      follow: Callable[[Any, Callable[[int], None]], None]) -> type:
+    """engine.io's websocket class `base`, with each message's fragments counted together against its bound,
+    `first_bound` until `follow` sets another (eventlet gives each message the websocket's `max_frame_length`
+    as it starts), 1009 over it; unmasking in C, and hixie-76 websockets (no bound at all) refused. Its
     handler is given `checked(ws, None, too_big)`: eventlet's socket has engine.io's read timeout, so nothing
     needs shutting down later."""
     from eventlet.websocket import RFC6455WebSocket
@@ -75,8 +77,13 @@ def bounded_websocket(base: type, max_message_bytes: int, checked: Callable[...,
                 raise FailedConnectionError(1009, "Message is too big")
             super().push(data, final)
 
-    def bounded(ws: Any) -> Any:
+    def bounded(ws: Any, eio_socket: Any) -> Any:
         ws.Message = BoundedMessage  # eventlet makes each message with `self.Message(...)`
+
+        def set_bound(max_message_bytes: int) -> None:
+            ws.max_frame_length = max_message_bytes
+
+        follow(eio_socket, set_bound)
         ws._apply_mask = unmask
         codes: list[int] = []  # eventlet closes with 1009 when a frame or a message is over the bound
         close = ws.close
@@ -91,8 +98,8 @@ def bounded_websocket(base: type, max_message_bytes: int, checked: Callable[...,
 
     class EventletLimitedWebSocket(base):  # type: ignore[misc, valid-type]
         def __init__(self, handler: Callable[[Any], Any], server: Any) -> None:
-            super().__init__(lambda ws: handler(bounded(ws)), server)
-            self.max_frame_length = max_message_bytes
+            super().__init__(lambda ws: handler(bounded(ws, getattr(handler, "__self__", None))), server)
+            self.max_frame_length = first_bound
             # hixie-75/76 websockets (no Sec-WebSocket-Version) have no size bound at all; no browser sends them
             self.support_legacy_versions = False
 

@@ -120,22 +120,29 @@ def _shut_down_when_closed(eio_socket: Any, wsgi_ws: Any) -> None:
     eio_socket.close = close_and_shut_down
 
 
-def bounded_websocket(base: type, max_message_bytes: int, checked: Callable[..., Any]) -> type:
+def bounded_websocket(base: type, first_bound: int, checked: Callable[..., Any],
+                      follow: Callable[[Any, Callable[[int], None]], None]) -> type:
     """engine.io's websocket class `base`, with simple-websocket's own `max_message_size` (it counts a message's
-    bytes across its frames and closes with 1009 over it), fair reads, and a closed websocket's socket shut down
-    after CLOSE_GRACE. Its handler is given `checked(ws, shut_down_later, too_big)`."""
+    bytes across its frames and closes with 1009 over it; it reads the attribute at each frame, so `follow` can
+    raise it in place), fair reads, and a closed websocket's socket shut down after CLOSE_GRACE. Its handler is
+    given `checked(ws, shut_down_later, too_big)`."""
 
     class GeventLimitedWebSocket(base):  # type: ignore[misc, valid-type]
         def __init__(self, handler: Callable[[Any], Any], server: Any) -> None:
             def checked_handler(ws: Any) -> Any:
                 def too_big() -> bool:  # simple-websocket keeps the length of the message it refused
-                    return bool(ws.ws.incoming_message_len > max_message_bytes)
+                    return bool(ws.ws.incoming_message_len > ws.ws.max_message_size)
 
-                _shut_down_when_closed(getattr(handler, "__self__", None), ws)
+                def set_bound(max_message_bytes: int) -> None:
+                    ws.ws.max_message_size = max_message_bytes
+
+                eio_socket = getattr(handler, "__self__", None)
+                follow(eio_socket, set_bound)
+                _shut_down_when_closed(eio_socket, ws)
                 return handler(checked(ws, _shut_down_later, too_big))
 
             super().__init__(checked_handler, server)
-            self.server_args["max_message_size"] = max_message_bytes
+            self.server_args["max_message_size"] = first_bound
 
         def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             if "gunicorn.socket" in environ:

@@ -28,6 +28,7 @@ def time_limit(seconds: float, exc: type[BaseException]) -> Any:
     return nullcontext()
 
 
-def bounded_websocket(base: type, max_message_bytes: int, checked: Callable[..., Any]) -> type:
+def bounded_websocket(base: type, first_bound: int, checked: Callable[..., Any],
+                      follow: Callable[..., None]) -> type:
     """Left as it is: the relay bounds websockets in the green modes it is served in."""
     return base

@@ -5,6 +5,11 @@ every few seconds holds its connection, and one of the worker's WORKER_CONNECTIO
 the body is read here, whole, before the app sees it, within the deadline, and handed on in memory. Bodies are
 at most MAX_REQUEST_BYTES; one that says it is larger is left to the app's 413, and its connection closed after
 it rather than read. engine.io's polling POSTs go through here too.
+
+Before auth the bound is smaller (MAX_UNAUTHENTICATED_BYTES, chat_relay/access/message_bound.py): a body past it is
+not read. A request the app refuses by its token anyway (`refused_by_auth`: the stream routes' 401) goes on to the
+app with no body, and its connection is closed after the answer; any other (engine.io's polling POST before its
+connect) is refused here with 413.
 """
 
 from __future__ import annotations
@@ -30,9 +35,14 @@ class BodyDeadline:
 
     def __init__(self, wsgi_app: WSGIApplication, timeout: float, driver: AsyncDriver, limit: int, *,
                  applies: Callable[[str], bool] = lambda path: True,
-                 refused: Callable[[RelayError], None] = lambda err: None) -> None:
-        """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's)."""
+                 refused: Callable[[RelayError], None] = lambda err: None,
+                 bound: Callable[[dict[str, Any]], int] | None = None,
+                 refused_by_auth: Callable[[str], bool] = lambda path: False) -> None:
+        """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's).
+        `bound(environ)`: this request's bound, at most `limit` (a smaller one before auth)."""
         self.wsgi_app = wsgi_app
+        self.bound = bound
+        self.refused_by_auth = refused_by_auth
         self.applies = applies
         self.timeout = timeout
         self.driver = driver
@@ -47,9 +57,12 @@ class BodyDeadline:
             return self.wsgi_app(environ, start_response)
         if length is not None and length > self.limit:  # refused unread by the app (413); then hang up
             return ClosingIterator(self.wsgi_app(environ, start_response), [lambda: hang_up(environ)])
+        limit = self.limit if self.bound is None else min(self.bound(environ), self.limit)
+        if length is not None and length > limit:  # before auth, over its bound: never read
+            return self._over_auth_bound(environ, start_response, limit)
         try:
             with self.driver.time_limit(self.timeout):
-                body = _read(environ["wsgi.input"], length, self.limit)
+                body = _read(environ["wsgi.input"], length, limit)
         except TimeLimitExceeded:
             err = RelayError(ErrorCode.INVALID_REQUEST,
                              f"The request body did not arrive within {self.timeout:g} seconds.")
@@ -58,15 +71,34 @@ class BodyDeadline:
         except OSError:  # the client left mid-body: nobody to answer
             hang_up(environ)
             return []
+        if body is None and limit < self.limit:
+            return self._over_auth_bound(environ, start_response, limit)
         if body is None:
             err = RelayError(ErrorCode.INVALID_REQUEST, f"The request is too large: at most {self.limit} bytes.")
             self.refused(err)
             return refuse(err, start_response, 413, close_in=environ)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-        environ["wsgi.input_terminated"] = True
-        return self.wsgi_app(environ, start_response)
+        return self.wsgi_app(_with_body(environ, body), start_response)
+
+    def _over_auth_bound(self, environ: dict[str, Any], start_response: Callable[..., Any],
+                         limit: int) -> Iterable[bytes]:
+        """A body over the bound before auth, left unread: the app's own 401 (which counts a wrong token against
+        the failed-auth throttle) for a request it refuses by its token, else 413; then hang up."""
+        if self.refused_by_auth(environ.get("PATH_INFO") or ""):
+            answer = self.wsgi_app(_with_body(environ, b""), start_response)
+            return ClosingIterator(answer, [lambda: hang_up(environ)])
+        err = RelayError(ErrorCode.INVALID_REQUEST,
+                         f"The request is too large: at most {limit} bytes before the connection is authorized.")
+        self.refused(err)
+        return refuse(err, start_response, 413, close_in=environ)
+
+
+def _with_body(environ: dict[str, Any], body: bytes) -> dict[str, Any]:
+    """The request as the app reads it: this body, in memory, read to its end."""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    environ["wsgi.input_terminated"] = True
+    return environ
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:

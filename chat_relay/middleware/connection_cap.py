@@ -125,6 +125,11 @@ def watch_sessions(socketio: SocketIO, connections: Connections, connect_timeout
             return on_message(eio_sid, data)
         finally:
             environ = environs.get(eio_sid)
+            held = None if environ is None else environ.get(HELD_KEY)
+            if held is not None and not held.admitted and connected_elsewhere(eio_sid):
+                # a connect to a team's own namespace was admitted: the team's handler has checked its client
+                held.connected_elsewhere = True
+                held.admit()
             if environ is not None and environ.pop(REFUSED_KEY, False):
                 # The refusal is queued by now. Over a websocket it goes out before the close, so close at
                 # once (in a task of its own: this is the connection's reader). A polling client takes it

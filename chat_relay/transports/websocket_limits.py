@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..async_drivers import AsyncDriver
+    from ..async_drivers import AsyncDriver, FollowBound
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +99,11 @@ def _peer(ws: Any) -> str:
     return str(environ.get("REMOTE_ADDR") or "unknown")
 
 
-def install(eio_server: Any, max_message_bytes: int, driver: AsyncDriver) -> None:
+def install(eio_server: Any, max_message_bytes: int, driver: AsyncDriver,
+            follow: FollowBound = lambda eio_socket, set_bound: None) -> None:
     """Wrap engine.io's websocket class, in `driver`'s way (chat_relay/async_drivers/), so that messages are
-    bounded to `max_message_bytes` across their frames, unreadable frames end the connection, and a closed
+    bounded to `max_message_bytes` across their frames (or to what `follow(eio_socket, set_bound)` sets for the
+    connection: chat_relay/access/message_bound.py), unreadable frames end the connection, and a closed
     websocket's socket is closed. Modes without green tasks (threading) are left as they are."""
     base = eio_server._async.get("websocket")
     if base is None:
@@ -110,7 +112,7 @@ def install(eio_server: Any, max_message_bytes: int, driver: AsyncDriver) -> Non
     def checked(ws: Any, shut_down_later: Callable[[Any], None] | None, too_big: Callable[[], bool]) -> Any:
         return CheckedWebSocket(ws, shut_down_later, eio_server.sleep, too_big)
 
-    limited = driver.bounded_websocket(base, max_message_bytes, checked)
+    limited = driver.bounded_websocket(base, max_message_bytes, checked, follow)
     if limited is base:
         return
     # engine.io's table of async primitives may be the driver module's own dict: copy it, never change it.

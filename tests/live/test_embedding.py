@@ -188,6 +188,19 @@ def test_a_connection_to_the_teams_namespace_only_is_not_closed_as_silent(team_s
             witness.disconnect()
 
 
+@pytest.mark.parametrize("transport", ["websocket", "polling"])
+def test_a_connect_to_the_teams_namespace_lifts_the_bound_before_auth(team_server: LiveServer, transport: str) -> None:
+    """MAX_UNAUTHENTICATED_BYTES (64 KiB) holds until a connect is admitted, the team's too: then a message
+    may be as large as the team's server allows (engine.io's default, 1,000,000 bytes)."""
+    team_only = TeamClient(team_server.url, ["/"], transport)
+    try:
+        team_only.wait("/", "welcome")
+        large = "x" * 200_000
+        assert team_only.client.call("echo", large, timeout=15) == {"echo": large}
+    finally:
+        team_only.close()
+
+
 @pytest.mark.parametrize("transport", ["socketio", "http"])
 def test_relay_client_speaks_the_mounted_names(team_server: LiveServer, transport: str) -> None:
     """relay_client, given the ChatRelay's prefix, namespace and event, reads a reply and stops another."""

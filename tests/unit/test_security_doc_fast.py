@@ -79,7 +79,7 @@ def test_the_body_deadline_refusal_is_documented() -> None:
     "MAX_STREAMS_TOTAL", "RATE_LIMIT", "MAX_CONNECTIONS_PER_CLIENT", "SOCKETIO_CONNECT_TIMEOUT", "PING_INTERVAL",
     "PING_TIMEOUT", "UPSTREAM_CONNECT_TIMEOUT", "UPSTREAM_READ_TIMEOUT", "RESUME_GRACE", "RESUME_TTL",
     "SHUTDOWN_GRACE", "REQUEST_BODY_TIMEOUT", "REDIS_TIMEOUT", "SECRET_KEY", "MAX_REQUEST_BYTES",
-    "WORKER_CONNECTIONS",
+    "WORKER_CONNECTIONS", "MAX_UNAUTHENTICATED_BYTES",
 ])
 def test_every_bound_is_in_docs_security(setting: str) -> None:
     assert f"`{setting}`" in SECURITY
