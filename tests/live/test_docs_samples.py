@@ -414,6 +414,9 @@ def check_yaml(text: str) -> None:
     yaml.safe_load(text)
 
 
+# A block may start two servers, each given SERVE_TIMEOUT to answer on a machine busy with the suite: past the
+# suite's 120 s a slow start would end without the server's log, which says why.
+@pytest.mark.timeout(2 * SERVE_TIMEOUT + 120)
 @pytest.mark.parametrize("live_server", ["gevent"], indirect=True)
 @pytest.mark.parametrize(("block", "command"), cases())
 def test_docs_sample(block: Block, command: Command | None, live_server: LiveServer, fake_upstream: FakeUpstream,
