@@ -75,6 +75,7 @@ NODE_MODULES = ROOT / "frontend" / "node_modules"
 # Documented commands that serve until stopped: how to tell each is ready. The value names what it serves.
 SERVING_TARGETS = {"run": "relay", "dev": "relay", "run-eventlet": "relay", "instances": "instances",
                    "page-dev": "page"}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")  # terminal colour codes
 SERVE_TIMEOUT = 180  # s: the first start may build the page (npm ci, vite build) on a shared machine
 STAMPS = [".venv/.serve-installed", ".venv/.installed", ".venv/.local-installed"]
 
@@ -293,8 +294,9 @@ def run_server(words: list[str], fake: FakeUpstream, workdir: Path) -> None:
             models = requests.get(f"http://127.0.0.1:{port}/v1/models", timeout=5)
             assert models.ok and "fake-model" in models.text, models.text
         elif SERVING_TARGETS[words[1]] == "page":
+            # Vite colours its output where CI is set (picocolors), the port in bold: read it without the colours
             found = wait_until(lambda: (m := re.search(r"http://(?:localhost|127\.0\.0\.1):\d+/",
-                                                       log.read_text())) and m[0], process, log, "vite")
+                                                       ANSI.sub("", log.read_text()))) and m[0], process, log, "vite")
             assert '<div id="root">' in requests.get(found, timeout=10).text
         else:
             count = int(next((w.split("=", 1)[1] for w in words if w.startswith("N=")), "1"))
