@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from tests.in_order_client import InOrderClient
+from relay_client.in_order import InOrderClient  # events handled in wire order (python-socketio #382)
 
 CHUNK = "chatgpt_description_chunk"
 DONE = "chatgpt_description_done"
@@ -18,7 +18,7 @@ ERROR = "chatgpt_description_error"
 
 
 class SioProbe:
-    """A connected socketio.Client that records what arrives, in the order it arrived (tests/in_order_client.py),
+    """A connected socketio.Client that records what arrives, in the order it arrived (relay_client/in_order.py),
     with waits on conditions instead of sleeps."""
 
     def __init__(self, url: str, origin: str | None = None, host: str | None = None,

@@ -16,9 +16,9 @@ import engineio
 import pytest
 import requests
 
+from relay_client.in_order import InOrderClient  # events handled in wire order (python-socketio #382)
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
-from tests.in_order_client import InOrderClient
 from tests.outcomes import check_cursor, run_http
 
 PREFIX, NAMESPACE, EVENT = "/ai", "/ai", "assistant"
@@ -65,7 +65,7 @@ def team_server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream,
 
 class TeamClient:
     """A socketio.Client on the team's "/" and, optionally, the relay's namespace; records every event it gets, in
-    the order it came (tests/in_order_client.py)."""
+    the order it came (relay_client/in_order.py)."""
 
     def __init__(self, url: str, namespaces: list[str], transport: str = "websocket") -> None:
         self.client = InOrderClient(reconnection=False)

@@ -1,7 +1,7 @@
 """A client sees a stream's events in the order the server sent them, however long it takes over each one.
 
 The probe the other tests use must record events in the order they came over the websocket
-(tests/in_order_client.py): the cursor checks (docs/protocol.md, "The cursor") compare each chunk with the
+(relay_client/in_order.py): the cursor checks (docs/protocol.md, "The cursor") compare each chunk with the
 one before, so a probe that let a later chunk overtake an earlier one would blame the server for it.
 """
 
