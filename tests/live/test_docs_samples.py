@@ -62,7 +62,7 @@ import requests
 from packaging.requirements import Requirement
 
 from tests.cluster import Nginx, require_nginx
-from tests.conftest import API_KEY, ROOT, LiveServer, free_port, upstream_env
+from tests.conftest import API_KEY, ROOT, LiveServer, free_port, free_ports_in_a_row, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -240,7 +240,7 @@ def serving_env(fake: FakeUpstream, workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("OPENAI_", "ASYNC_MODE", "LOCAL_MODEL_", "RELAY_URL", "PORT", "REDIS_URL"))}
     return {**env, **upstream_env(fake), "OPENAI_MODEL": "fake-model", "HOST": "127.0.0.1",
-            "PORT": str(free_port()), "LOCAL_MODEL_PORT": str(free_port()), "RUN_DIR": str(workdir / "run")}
+            "PORT": str(free_ports_in_a_row(8)), "LOCAL_MODEL_PORT": str(free_port()), "RUN_DIR": str(workdir / "run")}
 
 
 def make_args(words: list[str]) -> list[str]:
