@@ -1,0 +1,134 @@
+// The relay's events as the AI SDK's UI message chunks (ai 7's UI message stream protocol): one translator per
+// stream, fed the chunk and terminal events in order, returning the UI message chunks each one makes. Kept pure.
+//
+// A reply is one step: `start`, `start-step`, then its parts as they stream (reasoning-*, text-*, and for each
+// tool call tool-input-start and tool-input-delta), and at the end each call's `tool-input-available` (its input
+// parsed from the whole arguments), `finish-step` and `finish` with the finish reason. A failure is an `error`
+// chunk whose text starts with the relay's code ("upstream_timeout: ..."); a stop is an `abort` chunk.
+
+/** @typedef {import("ai").UIMessageChunk} UIMessageChunk */
+
+const FINISH_REASONS = {
+  stop: "stop",
+  length: "length",
+  content_filter: "content-filter",
+  tool_calls: "tool-calls",
+};
+
+/** The error chunk's text for a relay error: its code first, so a program can read it back (`relayErrorCode`). */
+export function errorText({ code, message }) {
+  return `${code}: ${message}`;
+}
+
+/** The relay's code in an error that came from a relay error chunk (useChat's `error`), or null. */
+export function relayErrorCode(error) {
+  const match = /^([a-z_]+): /.exec(error?.message ?? "");
+  return match ? match[1] : null;
+}
+
+/** The parts of a relay chunk: its `parts`, or its text alone (docs/protocol.md, "Parts"). */
+function partsOf(text, parts) {
+  if (Array.isArray(parts)) return parts;
+  return text ? [{ type: "text", text }] : [];
+}
+
+/** Turns one stream's relay events into UI message chunks. */
+export class RelayToUIChunks {
+  constructor() {
+    this.started = false;
+    this.open = null; // the text or reasoning block being written: {type, id}
+    this.blocks = 0;
+    this.calls = new Map(); // tool call index -> {toolCallId, toolName, args}
+  }
+
+  /** @returns {UIMessageChunk[]} */
+  #start() {
+    if (this.started) return [];
+    this.started = true;
+    return [{ type: "start" }, { type: "start-step" }];
+  }
+
+  #close() {
+    if (!this.open) return [];
+    const { type, id } = this.open;
+    this.open = null;
+    return [{ type: `${type}-end`, id }];
+  }
+
+  #write(type, delta) {
+    const out = [];
+    if (this.open?.type !== type) {
+      out.push(...this.#close());
+      this.open = { type, id: `${type}-${this.blocks++}` };
+      out.push({ type: `${type}-start`, id: this.open.id });
+    }
+    out.push({ type: `${type}-delta`, id: this.open.id, delta });
+    return out;
+  }
+
+  #toolCall(part) {
+    const out = [];
+    let call = this.calls.get(part.index);
+    if (!call) {
+      out.push(...this.#close());
+      call = { toolCallId: part.id ?? `call_${part.index}`, toolName: part.name ?? "", args: "" };
+      this.calls.set(part.index, call);
+      out.push({ type: "tool-input-start", toolCallId: call.toolCallId, toolName: call.toolName });
+    }
+    if (part.arguments) {
+      call.args += part.arguments;
+      out.push({ type: "tool-input-delta", toolCallId: call.toolCallId, inputTextDelta: part.arguments });
+    }
+    return out;
+  }
+
+  /**
+   * A `<event>_chunk`: its text and its parts.
+   * @returns {UIMessageChunk[]}
+   */
+  chunk(text, parts) {
+    const out = this.#start();
+    for (const part of partsOf(text, parts)) {
+      if (part.type === "reasoning") out.push(...this.#write("reasoning", part.text));
+      // A refusal is the model's answer in words: the AI SDK has no part of its own for it, so it reads as text.
+      else if (part.type === "text" || part.type === "refusal") out.push(...this.#write("text", part.text));
+      else if (part.type === "tool_call") out.push(...this.#toolCall(part));
+    }
+    return out;
+  }
+
+  #inputsAvailable(toolCalls) {
+    const whole = new Map((toolCalls ?? []).map((c) => [c.id, c.function?.arguments]));
+    return [...this.calls.values()].map((call) => {
+      const args = whole.get(call.toolCallId) ?? call.args;
+      try {
+        const input = JSON.parse(args || "{}");
+        return { type: "tool-input-available", toolCallId: call.toolCallId, toolName: call.toolName, input };
+      } catch {
+        return {
+          type: "tool-input-error", toolCallId: call.toolCallId, toolName: call.toolName, input: args,
+          errorText: "The model's arguments for this call are not JSON.",
+        };
+      }
+    });
+  }
+
+  /**
+   * A `<event>_done`: the end of the step and of the message, or an `abort` for a stopped stream.
+   * @returns {UIMessageChunk[]}
+   */
+  done({ finish_reason: reason, tool_calls: toolCalls }) {
+    const out = [...this.#start(), ...this.#close()];
+    if (reason === "cancelled") return [...out, { type: "abort", reason: "cancelled" }];
+    out.push(...this.#inputsAvailable(toolCalls), { type: "finish-step" });
+    return [...out, { type: "finish", finishReason: FINISH_REASONS[reason] ?? "other" }];
+  }
+
+  /**
+   * A `<event>_error`, or a refusal in an ack: one error chunk.
+   * @returns {UIMessageChunk[]}
+   */
+  error(error) {
+    return [{ type: "error", errorText: errorText(error) }];
+  }
+}
