@@ -113,9 +113,18 @@ export class SocketChatTransport {
     if (abortSignal?.aborted) throw abortError();
     const kept = this.#kept(chatId);
     if (!kept) return null;
-    const delivery = this.#follow(kept.streamId, chatId, abortSignal, kept.resumeToken);
+    // The signal is followed only once the stream is handed out: an abort before then is useChat dropping this
+    // resume for a newer one (a remount), not a stop, and must leave the reply running.
+    const delivery = this.#follow(kept.streamId, chatId, undefined, kept.resumeToken);
     const ack = await this.#resume(delivery).catch((err) => ({ error: { code: "disconnected", message: err.message } }));
-    if (!ack?.error) return delivery.stream;
+    if (abortSignal?.aborted) {
+      delivery.forget();
+      throw abortError();
+    }
+    if (!ack?.error) {
+      abortSignal?.addEventListener("abort", () => delivery.stop(), { once: true });
+      return delivery.stream;
+    }
     delivery.forget();
     if (ack.error.code === "invalid_request" || ack.error.code === "stream_expired") {
       this.#drop(chatId); // gone for good: nothing to resume
@@ -209,7 +218,7 @@ export class SocketChatTransport {
 
   /** The stream of `chatId` ended: nothing to resume after a reload. */
   ended(delivery) {
-    this.deliveries.delete(delivery.streamId);
+    if (this.deliveries.get(delivery.streamId) === delivery) this.deliveries.delete(delivery.streamId);
     if (this.#kept(delivery.chatId)?.streamId === delivery.streamId) this.#drop(delivery.chatId);
   }
 }
@@ -281,6 +290,7 @@ class Delivery {
   /** A resume that was refused: nothing was handed out. */
   forget() {
     this.closed = true;
-    this.transport.deliveries.delete(this.streamId);
+    const { deliveries } = this.transport;
+    if (deliveries.get(this.streamId) === this) deliveries.delete(this.streamId);
   }
 }

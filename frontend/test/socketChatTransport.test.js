@@ -218,3 +218,27 @@ describe("SocketChatTransport", () => {
     expect(relay.socket.connects).toBe(1);
   });
 });
+
+describe("SocketChatTransport.reconnectToStream", () => {
+  it("leaves the reply running when useChat drops a resume for a newer one before it was handed out", async () => {
+    const relay = fakeSocket();
+    const storage = memoryStorage();
+    storage.setItem("chat-relay.ai-sdk:c", JSON.stringify({ streamId: "s1", resumeToken: "t1" }));
+    const transport = new SocketChatTransport({ socket: relay.socket, storage });
+    const first = new AbortController();
+    const dropped = transport.reconnectToStream({ chatId: "c", abortSignal: first.signal });
+    const newer = transport.reconnectToStream({ chatId: "c" });
+    first.abort(); // what useChat does to the older resume when it starts another (React's StrictMode remount)
+    (await relay.emitted("chatgpt_description_resume", 1)).ack({ stream_id: "s1" });
+    (await relay.emitted("chatgpt_description_resume", 2)).ack({ stream_id: "s1" });
+    await expect(dropped).rejects.toMatchObject({ name: "AbortError" });
+    const stream = await newer;
+    chunk(relay, "s1", 0, "Still ");
+    chunk(relay, "s1", 0, "Still "); // the relay follows the stream once per resume: the second copy is dropped
+    chunk(relay, "s1", 1, "here.");
+    done(relay, "s1");
+    const { message } = await uiMessage(await readAll(stream));
+    expect(message.parts.at(-1)).toMatchObject({ type: "text", text: "Still here." });
+    expect(relay.calls.filter((c) => c.event === "chatgpt_description_stop")).toEqual([]);
+  });
+});
