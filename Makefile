@@ -8,7 +8,7 @@ SERVE_STAMP := $(VENV)/.serve-installed
 STAMP  := $(VENV)/.installed
 LOCAL_STAMP := $(VENV)/.local-installed
 
-.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot instances
+.PHONY: run run-eventlet local dev test lint bench clean build page-dev screenshot instances example-ai-sdk
 
 # The web page (frontend/): npm ci whenever the lockfile changes, a Vite build whenever a source changes.
 NPM_STAMP     := frontend/node_modules/.installed
@@ -24,6 +24,26 @@ $(PAGE): $(NPM_STAMP) $(PAGE_SOURCES) frontend/package.json frontend/package-loc
 
 ## build: build the web page into frontend/dist when it is missing or stale
 build: $(PAGE)
+
+# The AI SDK example (examples/ai-sdk/): its own packages and build, the same way as the page's. Its page imports the
+# Socket.IO chat transport from frontend/src, so a change there rebuilds it too.
+EXAMPLE          := examples/ai-sdk
+EXAMPLE_NPM      := $(EXAMPLE)/node_modules/.installed
+EXAMPLE_PAGE     := $(EXAMPLE)/dist/index.html
+EXAMPLE_SOURCES  := $(shell find $(EXAMPLE)/src -type f) $(EXAMPLE)/index.html $(EXAMPLE)/vite.config.js \
+	frontend/src/socketChatTransport.js frontend/src/relayToUIChunks.js frontend/src/uiMessagesToRelay.js
+
+$(EXAMPLE_NPM): $(EXAMPLE)/package.json $(EXAMPLE)/package-lock.json
+	cd $(EXAMPLE) && npm ci --no-audit --no-fund
+	touch $(EXAMPLE_NPM)
+
+$(EXAMPLE_PAGE): $(EXAMPLE_NPM) $(EXAMPLE_SOURCES)
+	cd $(EXAMPLE) && npm run build
+
+## example-ai-sdk: the AI SDK example (useChat over HTTP and Socket.IO) on http://127.0.0.1:8000, built first when
+## needed; ASYNC_MODE=eventlet serves it with eventlet (examples/ai-sdk/server.py)
+example-ai-sdk: $(SERVE_STAMP) $(EXAMPLE_PAGE)
+	$(BIN)/python $(EXAMPLE)/server.py
 
 ## page-dev: Vite's dev server for the page (hot reload), proxying the relay at RELAY_URL (default :8000)
 page-dev: $(NPM_STAMP)
@@ -90,7 +110,7 @@ dev: $(STAMP) $(PAGE)
 ## test: the whole suite, both async modes, against real servers, a fake upstream and the local model on loopback,
 ## its tests side by side in TEST_WORKERS processes (pytest-xdist; tests/tiers.py says how they are grouped)
 TEST_WORKERS ?= 4
-test: $(STAMP) $(LOCAL_STAMP) $(PAGE)
+test: $(STAMP) $(LOCAL_STAMP) $(PAGE) $(EXAMPLE_PAGE)
 	cd frontend && npm test
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
@@ -116,4 +136,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.layers --streams 4 --chunks 1000 --delay 0.004
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist
+	rm -rf $(VENV) frontend/node_modules frontend/dist $(EXAMPLE)/node_modules $(EXAMPLE)/dist
