@@ -105,9 +105,9 @@ class UIMessageWriter:
                                      "output": part.get("output")}]
 
     def done(self, done: Done) -> list[UIChunk]:
+        if done.finish_reason == "cancelled":  # as the AI SDK's streamText ends on an abort: the open run left so
+            return [{"type": "abort", "reason": "stopped"}]
         out = self._close_run()
-        if done.finish_reason == "cancelled":
-            return [*out, {"type": "abort", "reason": "stopped"}]
         calls = done.tool_calls or [
             {"id": call["id"], "function": {"name": call["name"], "arguments": call["arguments"]}}
             for _, call in sorted(self._calls.items()) if call["started"]]
