@@ -141,7 +141,7 @@ def _running(services: Services, client: str, chat_id: str) -> tuple[str, str] |
         last = shared.redis.xrevrange(log_key(key), count=1)
     except redis.RedisError:
         raise RelayError(ErrorCode.RESUME_UNAVAILABLE, UNAVAILABLE) from None
-    if not last or b"end" in last[0][1]:
+    if not last or b"end" in (last[0][1] or {}):
         return None
     return stream_id, key
 
