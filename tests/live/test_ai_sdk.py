@@ -19,6 +19,12 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 
 
+def held(gate: str) -> str:
+    """A reply of four pieces that waits after two until `gate` opens, kept alive meanwhile (as a model server
+    may, with empty deltas), so that the wait outlasts no UPSTREAM_READ_TIMEOUT."""
+    return controls(chunks=4, gate=gate, hold_after=2, heartbeat=0.3)
+
+
 def chat_id() -> str:
     return f"chat-{uuid.uuid4().hex[:12]}"
 
@@ -105,7 +111,7 @@ def test_errors_keep_the_relay_codes(live_server: LiveServer) -> None:
 
 def test_stop(live_server: LiveServer, fake_upstream: FakeUpstream, gate: str) -> None:
     chat = chat_id()
-    sending = ai_sdk_client.start(api(live_server), "send", chat, [user(controls(chunks=4, gate=gate, hold_after=2))])
+    sending = ai_sdk_client.start(api(live_server), "send", chat, [user(held(gate))])
     ai_sdk_client.connected(sending)
     stopped = requests.post(f"{api(live_server)}/{chat}/stop", timeout=10)
     assert stopped.status_code == 200, stopped.text
@@ -121,7 +127,7 @@ def test_resume_on_the_same_instance(live_server: LiveServer, fake_upstream: Fak
     """A reload while the reply runs gets it from its start, then live; once it has ended, there is nothing to
     resume (204), as the AI SDK's resume expects."""
     chat = chat_id()
-    sending = ai_sdk_client.start(api(live_server), "send", chat, [user(controls(chunks=4, gate=gate, hold_after=2))])
+    sending = ai_sdk_client.start(api(live_server), "send", chat, [user(held(gate))])
     try:
         ai_sdk_client.connected(sending)
         resuming = ai_sdk_client.start(api(live_server), "resume", chat)

@@ -137,11 +137,13 @@ def _running(services: Services, client: str, chat_id: str) -> tuple[str, str] |
     shared = services.streams.shared
     if shared is None:
         return None
-    try:  # produced elsewhere: running while its log in Redis has no terminal (a dead producer's reads `interrupted`)
+    # Produced elsewhere: running while its log in Redis has no terminal (a dead producer's then reads
+    # `interrupted`). A log not there yet is a stream just started: its index entry expires before its log does.
+    try:
         last = shared.redis.xrevrange(log_key(key), count=1)
     except redis.RedisError:
         raise RelayError(ErrorCode.RESUME_UNAVAILABLE, UNAVAILABLE) from None
-    if not last or b"end" in (last[0][1] or {}):
+    if last and b"end" in (last[0][1] or {}):
         return None
     return stream_id, key
 
