@@ -1,10 +1,11 @@
 // The relay's events as the AI SDK's UI message chunks (ai 7's UI message stream protocol): one translator per
 // stream, fed the chunk and terminal events in order, returning the UI message chunks each one makes. Kept pure.
 //
-// A reply is one step: `start`, `start-step`, then its parts as they stream (reasoning-*, text-*, and for each
+// A reply is one step: `start` (with the reply's message id), `start-step`, then its parts as they stream (reasoning-*, text-*, and for each
 // tool call tool-input-start and tool-input-delta), and at the end each call's `tool-input-available` (its input
 // parsed from the whole arguments), `finish-step` and `finish` with the finish reason. A failure is an `error`
-// chunk whose text starts with the relay's code ("upstream_timeout: ..."); a stop is an `abort` chunk.
+// chunk whose text starts with the relay's code ("upstream_timeout: ..."); a stop is an `abort` chunk. These are the
+// chunks the relay's POST /api/chat writes for the same events (chat_relay/transports/ai_sdk/ui_stream.py).
 
 /** @typedef {import("ai").UIMessageChunk} UIMessageChunk */
 
@@ -13,6 +14,7 @@ const FINISH_REASONS = {
   length: "length",
   content_filter: "content-filter",
   tool_calls: "tool-calls",
+  function_call: "tool-calls",
 };
 
 /** The error chunk's text for a relay error: its code first, so a program can read it back (`relayErrorCode`). */
@@ -34,7 +36,9 @@ function partsOf(text, parts) {
 
 /** Turns one stream's relay events into UI message chunks. */
 export class RelayToUIChunks {
-  constructor() {
+  /** @param {string} messageId  the UI message the reply writes: the same on every read of the stream */
+  constructor(messageId) {
+    this.messageId = messageId;
     this.started = false;
     this.open = null; // the text or reasoning block being written: {type, id}
     this.blocks = 0;
@@ -45,7 +49,7 @@ export class RelayToUIChunks {
   #start() {
     if (this.started) return [];
     this.started = true;
-    return [{ type: "start" }, { type: "start-step" }];
+    return [{ type: "start", messageId: this.messageId }, { type: "start-step" }];
   }
 
   #close() {
@@ -118,8 +122,9 @@ export class RelayToUIChunks {
    * @returns {UIMessageChunk[]}
    */
   done({ finish_reason: reason, tool_calls: toolCalls }) {
+    // Stopped: as the AI SDK's streamText ends on an abort, the open run left as it is.
+    if (reason === "cancelled") return [...this.#start(), { type: "abort", reason: "stopped" }];
     const out = [...this.#start(), ...this.#close()];
-    if (reason === "cancelled") return [...out, { type: "abort", reason: "cancelled" }];
     out.push(...this.#inputsAvailable(toolCalls), { type: "finish-step" });
     return [...out, { type: "finish", finishReason: FINISH_REASONS[reason] ?? "other" }];
   }
@@ -129,6 +134,6 @@ export class RelayToUIChunks {
    * @returns {UIMessageChunk[]}
    */
   error(error) {
-    return [{ type: "error", errorText: errorText(error) }];
+    return [...this.#close(), { type: "error", errorText: errorText(error) }];
   }
 }

@@ -97,7 +97,11 @@ export class SocketChatTransport {
     const fields = typeof this.body === "function" ? await this.body() : this.body;
     const streamId = newStreamId();
     const request = { ...fields, ...body, messages: toRelayMessages(messages), stream_id: streamId };
-    const delivery = this.#follow(streamId, chatId, abortSignal);
+    // The reply continues the last message when that is the assistant's (after a tool's output), as the AI SDK's
+    // own backends do; otherwise it is a new message, named after its stream as POST /api/chat names it.
+    const last = messages.at(-1);
+    const messageId = last?.role === "assistant" ? last.id : `msg-${streamId}`;
+    const delivery = this.#follow(streamId, chatId, abortSignal, undefined, messageId);
     const ack = await this.#call(this.event, request).catch((err) => ({ error: { code: "disconnected", message: err.message } }));
     if (ack?.error) delivery.fail(ack.error);
     else delivery.accepted(ack.resume_token);
@@ -115,7 +119,7 @@ export class SocketChatTransport {
     if (!kept) return null;
     // The signal is followed only once the stream is handed out: an abort before then is useChat dropping this
     // resume for a newer one (a remount), not a stop, and must leave the reply running.
-    const delivery = this.#follow(kept.streamId, chatId, undefined, kept.resumeToken);
+    const delivery = this.#follow(kept.streamId, chatId, undefined, kept.resumeToken, kept.messageId);
     const ack = await this.#resume(delivery).catch((err) => ({ error: { code: "disconnected", message: err.message } }));
     if (abortSignal?.aborted) {
       delivery.forget();
@@ -174,9 +178,9 @@ export class SocketChatTransport {
     if (ack?.error) delivery.fail(ack.error);
   }
 
-  #follow(streamId, chatId, abortSignal, resumeToken) {
+  #follow(streamId, chatId, abortSignal, resumeToken, messageId = `msg-${streamId}`) {
     this.#listen();
-    const delivery = new Delivery(this, streamId, chatId, resumeToken);
+    const delivery = new Delivery(this, streamId, chatId, resumeToken, messageId);
     this.deliveries.set(streamId, delivery);
     abortSignal?.addEventListener("abort", () => delivery.stop(), { once: true });
     return delivery;
@@ -204,9 +208,9 @@ export class SocketChatTransport {
     }
   }
 
-  keep(chatId, streamId, resumeToken) {
+  keep(chatId, streamId, resumeToken, messageId) {
     try {
-      this.storage.setItem(this.#key(chatId), JSON.stringify({ streamId, resumeToken }));
+      this.storage.setItem(this.#key(chatId), JSON.stringify({ streamId, resumeToken, messageId }));
     } catch { /* full or refused: the reply still streams, only a reload cannot pick it up */ }
   }
 
@@ -225,16 +229,17 @@ export class SocketChatTransport {
 
 /** One stream being read: its cursor, its translator, and the ReadableStream handed to useChat. */
 class Delivery {
-  constructor(transport, streamId, chatId, resumeToken) {
+  constructor(transport, streamId, chatId, resumeToken, messageId) {
     this.transport = transport;
     this.streamId = streamId;
+    this.messageId = messageId;
     this.chatId = chatId;
     this.resumeToken = resumeToken;
     this.seq = -1; // the cursor: the last piece received
     this.lost = false; // its connection dropped; resumed on the next connect
     this.closed = false;
     this.stopped = false;
-    this.translator = new RelayToUIChunks();
+    this.translator = new RelayToUIChunks(messageId);
     this.stream = new ReadableStream({
       start: (controller) => { this.controller = controller; },
       cancel: () => this.stop(),
@@ -244,7 +249,7 @@ class Delivery {
   accepted(resumeToken) {
     this.resumeToken = resumeToken;
     if (this.stopped) this.transport.stopStream(this); // stopped before the ack: the stop needed its token
-    if (!this.closed) this.transport.keep(this.chatId, this.streamId, resumeToken);
+    if (!this.closed) this.transport.keep(this.chatId, this.streamId, resumeToken, this.messageId);
   }
 
   #push(chunks) {

@@ -117,6 +117,30 @@ describe("SocketChatTransport", () => {
     expect(await readAll(await refused)).toEqual([{ type: "error", errorText: "too_many_streams: You have 4 streams running." }]);
   });
 
+  it("names the reply's message after its stream, or continues the assistant's message after a tool's output", async () => {
+    const { relay, transport } = setup();
+    const { stream, id } = await send(transport, relay);
+    done(relay, id);
+    expect((await readAll(stream))[0]).toEqual({ type: "start", messageId: `msg-${id}` });
+
+    const assistant = { id: "a1", role: "assistant", parts: [
+      { type: "tool-clock", toolCallId: "c1", state: "output-available", input: {}, output: "noon" }] };
+    const continuing = transport.sendMessages({ chatId: "chat-1", messages: [USER, assistant], trigger: "submit-message" });
+    const call = await relay.emitted("chatgpt_description", 2);
+    call.ack({ stream_id: call.payload.stream_id, resume_token: "t2" });
+    done(relay, call.payload.stream_id);
+    expect((await readAll(await continuing))[0]).toEqual({ type: "start", messageId: "a1" });
+  });
+
+  it("closes the open text before an error, as the relay's POST /api/chat does", async () => {
+    const { relay, transport } = setup();
+    const { stream, id } = await send(transport, relay);
+    chunk(relay, id, 0, "Hel");
+    relay.fire("chatgpt_description_error", { stream_id: id, code: "interrupted", message: "Cut." });
+    expect((await readAll(stream)).slice(-2)).toEqual([
+      { type: "text-end", id: "text-0" }, { type: "error", errorText: "interrupted: Cut." }]);
+  });
+
   it("stops the reply at the relay, with its resume token, when useChat aborts", async () => {
     const { relay, transport, storage } = setup();
     const abort = new AbortController();
@@ -173,7 +197,8 @@ describe("SocketChatTransport", () => {
   it("keeps the chat's running stream, so another page's transport replays it from its start", async () => {
     const { relay, transport, storage } = setup();
     const { id } = await send(transport, relay);
-    expect(JSON.parse(storage.getItem("chat-relay.ai-sdk:chat-1"))).toEqual({ streamId: id, resumeToken: "token-1" });
+    expect(JSON.parse(storage.getItem("chat-relay.ai-sdk:chat-1")))
+      .toEqual({ streamId: id, resumeToken: "token-1", messageId: `msg-${id}` });
 
     const reloaded = new SocketChatTransport({ socket: relay.socket, storage }); // the page after a reload
     const resuming = reloaded.reconnectToStream({ chatId: "chat-1" });
@@ -184,6 +209,7 @@ describe("SocketChatTransport", () => {
     chunk(relay, id, 0, "Hello");
     done(relay, id);
     const { message } = await uiMessage(await readAll(stream));
+    expect(message.id).toBe(`msg-${id}`); // the message the first page was writing: useChat replaces it, not adds one
     expect(message.parts.at(-1)).toMatchObject({ type: "text", text: "Hello" });
     expect(storage.getItem("chat-relay.ai-sdk:chat-1")).toBeNull(); // ended: a later reload finds nothing to resume
     expect(await reloaded.reconnectToStream({ chatId: "chat-1" })).toBeNull();
