@@ -1,7 +1,8 @@
 """examples/ai-sdk/, the page that uses the AI SDK's `useChat`, in headless chromium against the example's own server
 (the relay mounted by ChatRelay beside the page, as `make example-ai-sdk` runs it) and the fake upstream: it streams
-a reply, shows reasoning and a tool call, resumes a running reply after a reload, and stops one, over the relay's
-Socket.IO chat transport (frontend/src/socketChatTransport.js).
+a reply, shows reasoning and a tool call, resumes a running reply after a reload, and stops one (after a reload too),
+with each of its transports: the relay's Socket.IO chat transport (frontend/src/socketChatTransport.js) and the AI
+SDK's own DefaultChatTransport on POST /api/chat. In both async modes: the example serves with its mode's own server.
 
 The server keeps a stream RESUME_GRACE seconds after its reader left, as in production: a reload can pick it up, and
 an upstream closed well within that time after Stop proves that the stop itself reached the relay.
@@ -36,8 +37,9 @@ def example_server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream,
         pytest.fail("the example page is not built: run `make example-ai-sdk` or `make test`, which build it")
     mode, port = request.param, free_port()
     log_path = tmp_path_factory.mktemp(f"ai-sdk-{mode}") / "server.log"
+    # PYTHONPATH: this checkout's chat_relay, as `make` installs it (editable) for the checkout it runs in.
     env = {**upstream_env(fake_upstream), "HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode,
-           "RESUME_GRACE": str(GRACE)}
+           "RESUME_GRACE": str(GRACE), "PYTHONPATH": str(ROOT)}
     server = launch(f"ai-sdk-{mode}", [sys.executable, str(EXAMPLE / "server.py")], port, env, log_path)
     assert "text/html" in requests.get(server.url, timeout=5).headers["Content-Type"]
     yield server
@@ -79,7 +81,7 @@ class ExamplePage:
         return self.reply().get_by_test_id("text")
 
 
-@pytest.fixture(params=["socket"])
+@pytest.fixture(params=["socket", "http"])  # the page's toggle
 def transport(request: pytest.FixtureRequest) -> str:
     return request.param
 
@@ -98,7 +100,8 @@ def asked(fake: FakeUpstream, prompt: str) -> int:
 
 def test_a_reply_streams_into_the_page_and_ends_exact(example: ExamplePage, gate: str,
                                                       fake_upstream: FakeUpstream) -> None:
-    prompt = controls(text=["Hello", " from", " useChat", " — naïve 日本 😀."], gate=gate, hold_after=2)
+    prompt = controls(text=["Hello", " from", " useChat", " — naïve 日本 😀."], gate=gate, hold_after=2,
+                      heartbeat=0.3)
     example.send(prompt)
     expect(example.reply_text()).to_have_text("Hello from")  # held by the gate: it can only have streamed
     expect(example.chat).to_have_attribute("data-status", "streaming")
@@ -113,7 +116,8 @@ def test_reasoning_and_a_tool_call_show_as_they_stream(example: ExamplePage, gat
     script = script_reply(("reasoning_content", "The user wants "), ("reasoning", "the weather."),
                           ("text", "Let me check."), ("tool", 0, "call_1", "get_weather", '{"city": '),
                           ("tool", 0, None, None, '"Oslo"}'))
-    example.send(controls(deltas=script, gate=gate, hold_after=4, finish_reason="tool_calls"))
+    example.send(controls(deltas=script, gate=gate, hold_after=4, heartbeat=0.3,
+                          finish_reason="tool_calls"))
     call = example.reply().get_by_test_id("tool-call")
     expect(call).to_have_attribute("data-name", "get_weather")
     expect(call).to_have_attribute("data-state", "input-streaming")  # held: the arguments are not whole yet
