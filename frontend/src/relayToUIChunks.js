@@ -42,7 +42,7 @@ export class RelayToUIChunks {
     this.started = false;
     this.open = null; // the text or reasoning block being written: {type, id}
     this.blocks = 0;
-    this.calls = new Map(); // tool call index -> {toolCallId, toolName, args}
+    this.calls = new Map(); // tool call index -> {toolCallId, toolName, args, started}
   }
 
   /** @returns {UIMessageChunk[]} */
@@ -71,19 +71,23 @@ export class RelayToUIChunks {
   }
 
   #toolCall(part) {
-    const out = [];
     let call = this.calls.get(part.index);
     if (!call) {
-      out.push(...this.#close());
-      call = { toolCallId: part.id ?? `call_${part.index}`, toolName: part.name ?? "", args: "" };
+      call = { args: "", started: false };
       this.calls.set(part.index, call);
-      out.push({ type: "tool-input-start", toolCallId: call.toolCallId, toolName: call.toolName });
     }
-    if (part.arguments) {
-      call.args += part.arguments;
-      out.push({ type: "tool-input-delta", toolCallId: call.toolCallId, inputTextDelta: part.arguments });
+    if (part.id !== undefined) call.toolCallId = part.id;
+    if (part.name !== undefined) call.toolName = part.name;
+    call.args += part.arguments ?? "";
+    if (!call.started) {
+      if (call.toolCallId === undefined || call.toolName === undefined) return []; // its start waits for both
+      call.started = true;
+      const out = [...this.#close(), { type: "tool-input-start", toolCallId: call.toolCallId, toolName: call.toolName }];
+      if (call.args) out.push({ type: "tool-input-delta", toolCallId: call.toolCallId, inputTextDelta: call.args });
+      return out;
     }
-    return out;
+    if (!part.arguments) return [];
+    return [{ type: "tool-input-delta", toolCallId: call.toolCallId, inputTextDelta: part.arguments }];
   }
 
   /**
@@ -97,22 +101,25 @@ export class RelayToUIChunks {
       // A refusal is the model's answer in words: the AI SDK has no part of its own for it, so it reads as text.
       else if (part.type === "text" || part.type === "refusal") out.push(...this.#write("text", part.text));
       else if (part.type === "tool_call") out.push(...this.#toolCall(part));
+      else if (part.type === "tool_result") { // a tool the relay ran itself: its result
+        out.push(...this.#close(), { type: "tool-output-available", toolCallId: part.tool_call_id, output: part.output ?? null });
+      }
     }
     return out;
   }
 
+  /** Each call whole, from the done event (or, without it, as streamed), with its input parsed. */
   #inputsAvailable(toolCalls) {
-    const whole = new Map((toolCalls ?? []).map((c) => [c.id, c.function?.arguments]));
-    return [...this.calls.values()].map((call) => {
-      const args = whole.get(call.toolCallId) ?? call.args;
+    const started = [...this.calls.entries()].filter(([, c]) => c.started).sort(([a], [b]) => a - b).map(([, c]) => c);
+    const calls = toolCalls?.length ? toolCalls
+      : started.map((c) => ({ id: c.toolCallId, function: { name: c.toolName, arguments: c.args } }));
+    return calls.flatMap(({ id, function: { name, arguments: args } }) => {
+      const out = started.some((c) => c.toolCallId === id) ? [] : [{ type: "tool-input-start", toolCallId: id, toolName: name }];
       try {
-        const input = JSON.parse(args || "{}");
-        return { type: "tool-input-available", toolCallId: call.toolCallId, toolName: call.toolName, input };
+        return [...out, { type: "tool-input-available", toolCallId: id, toolName: name, input: JSON.parse(args || "{}") }];
       } catch {
-        return {
-          type: "tool-input-error", toolCallId: call.toolCallId, toolName: call.toolName, input: args,
-          errorText: "The model's arguments for this call are not JSON.",
-        };
+        return [...out, { type: "tool-input-error", toolCallId: id, toolName: name, input: args,
+          errorText: "The model's arguments for this call are not valid JSON." }];
       }
     });
   }

@@ -1,87 +1,131 @@
 // The AI SDK's UI messages (`useChat`'s `messages`, ai 7) as the relay's `messages` (docs/protocol.md, "Messages"):
 // what the Socket.IO chat transport sends, so a `useChat` app keeps its messages as they are. Kept pure.
 //
-// What maps to what, as the AI SDK's own convertToModelMessages does for the Chat Completions API:
-// - text parts are text; a file part whose media type is an image is an image part (its URL, a data: URL as
-//   useChat makes from a picked file, or https: where the relay allows image URLs); reasoning is left out;
+// The same conversion as the relay's POST /api/chat makes on the server (chat_relay/transports/ai_sdk/ui_request.py),
+// as the AI SDK's convertToModelMessages does for the Chat Completions API:
+// - text parts are text (one text part of a user: a string); a file part is an image part (its URL), and must be a
+//   PNG, JPEG, WebP or GIF image; reasoning, sources and data parts are left out;
 // - an assistant message is one relay message per step (`step-start` separates them): its text, and the tool
-//   calls that have an output, followed by one `tool` message per output (an error's text for a failed call);
-// - anything the relay has no field for (other files, sources, data parts, calls still without output) is left out.
+//   calls that have a result, followed by one `tool` message per result (the output, an error's text, a denial);
+//   a call still without a result is left out, since the model's API refuses a call without one.
 
 /** @typedef {import("ai").UIMessage} UIMessage */
 
-const isToolPart = (part) => part.type === "dynamic-tool" || part.type.startsWith("tool-");
-const toolName = (part) => (part.type === "dynamic-tool" ? part.toolName : part.type.slice("tool-".length));
-const isImage = (part) => part.type === "file" && typeof part.mediaType === "string" && part.mediaType.startsWith("image/");
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif"];
+const DENIED = "Tool call execution denied."; // the AI SDK's words for a call the user denied
 
-function textOf(parts) {
-  return parts.filter((p) => p.type === "text").map((p) => p.text).join("");
+/** A UI message the relay cannot send on: its text starts with the code the server would answer with. */
+export class InvalidMessages extends Error {
+  constructor(message) {
+    super(`invalid_request: ${message}`);
+    this.name = "InvalidMessages";
+  }
 }
 
-function userContent(parts) {
+/**
+ * JSON with a space after each `,` and `:`, as the server's json.dumps writes a call's arguments for POST /api/chat,
+ * so that the model reads the same conversation over either transport.
+ */
+function spacedJson(value) {
+  if (Array.isArray(value)) return `[${value.map(spacedJson).join(", ")}]`;
+  if (value !== null && typeof value === "object") {
+    return `{${Object.entries(value).filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${JSON.stringify(k)}: ${spacedJson(v)}`).join(", ")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
+}
+
+const isToolPart = (type) => type === "dynamic-tool" || (typeof type === "string" && type.startsWith("tool-"));
+
+function string(part, name, at) {
+  if (typeof part[name] !== "string") throw new InvalidMessages(`'${at}.${name}' must be a string.`);
+  return part[name];
+}
+
+function userMessage(parts, where) {
   const content = [];
-  for (const part of parts) {
-    if (part.type === "text" && part.text) content.push({ type: "text", text: part.text });
-    else if (isImage(part)) content.push({ type: "image_url", image_url: { url: part.url } });
-  }
-  if (content.length === 1 && content[0].type === "text") return content[0].text;
-  return content.length ? content : null;
-}
-
-function toolResult(part) {
-  if (part.state === "output-error") return part.errorText ?? "The tool failed.";
-  if (part.state === "output-denied") return "The user denied this tool call.";
-  return typeof part.output === "string" ? part.output : JSON.stringify(part.output ?? null);
-}
-
-const ANSWERED = new Set(["output-available", "output-error", "output-denied"]);
-
-/** One step of an assistant message (its parts up to a `step-start`) as relay messages: the assistant's, then tools'. */
-function assistantStep(parts) {
-  const calls = parts.filter((p) => isToolPart(p) && ANSWERED.has(p.state));
-  const text = textOf(parts);
-  if (!text && !calls.length) return [];
-  const message = { role: "assistant", content: text || null };
-  if (calls.length) {
-    message.tool_calls = calls.map((p) => ({
-      id: p.toolCallId,
-      type: "function",
-      function: { name: toolName(p), arguments: JSON.stringify(p.input ?? {}) },
-    }));
-  }
-  return [message, ...calls.map((p) => ({ role: "tool", tool_call_id: p.toolCallId, content: toolResult(p) }))];
-}
-
-function splitSteps(parts) {
-  const steps = [[]];
-  for (const part of parts) {
-    if (part.type === "step-start") {
-      if (steps.at(-1).length) steps.push([]);
-    } else {
-      steps.at(-1).push(part);
+  parts.forEach((part, n) => {
+    const at = `${where}.parts[${n}]`;
+    if (part.type === "text") content.push({ type: "text", text: string(part, "text", at) });
+    else if (part.type === "file") {
+      if (!IMAGE_TYPES.includes(part.mediaType)) {
+        throw new InvalidMessages(`'${at}.mediaType' must be an image type (${IMAGE_TYPES.join(", ")}): the relay `
+          + "sends images only.");
+      }
+      content.push({ type: "image_url", image_url: { url: string(part, "url", at) } });
     }
+  });
+  if (content.length === 1 && content[0].type === "text") return { role: "user", content: content[0].text };
+  return { role: "user", content: content.length ? content : "" };
+}
+
+/** A tool part's call and its result, or null while it has no result. */
+function toolCall(part, at) {
+  let result;
+  if (part.state === "output-available" && part.preliminary !== true) {
+    result = typeof part.output === "string" ? part.output : spacedJson(part.output ?? null);
+  } else if (part.state === "output-error") {
+    result = string(part, "errorText", at);
+  } else if (part.state === "output-denied") {
+    result = typeof part.approval?.reason === "string" ? part.approval.reason : DENIED;
+  } else {
+    return null;
   }
-  return steps;
+  const id = string(part, "toolCallId", at);
+  const name = part.type === "dynamic-tool" ? string(part, "toolName", at) : part.type.slice("tool-".length);
+  return [
+    { id, type: "function", function: { name, arguments: spacedJson(part.input ?? {}) } },
+    { role: "tool", tool_call_id: id, content: result },
+  ];
+}
+
+function assistantMessages(parts, where) {
+  const out = [];
+  let texts = [];
+  let calls = [];
+  let results = [];
+  const stepDone = () => {
+    if (texts.length || calls.length) {
+      const message = { role: "assistant", content: texts.length ? texts.join("") : null };
+      if (calls.length) message.tool_calls = calls;
+      out.push(message, ...results);
+    }
+    texts = [];
+    calls = [];
+    results = [];
+  };
+  parts.forEach((part, n) => {
+    const at = `${where}.parts[${n}]`;
+    if (part.type === "step-start") stepDone();
+    else if (part.type === "text") texts.push(string(part, "text", at));
+    else if (isToolPart(part.type)) {
+      const call = toolCall(part, at);
+      if (call) {
+        calls.push(call[0]);
+        results.push(call[1]);
+      }
+    }
+  });
+  stepDone();
+  return out;
 }
 
 /**
  * The relay's `messages` for a conversation of UI messages.
  * @param {UIMessage[]} uiMessages
  * @returns {object[]}
+ * @throws {InvalidMessages} for a part the relay cannot send on (a file that is not an image)
  */
 export function toRelayMessages(uiMessages) {
   const out = [];
-  for (const message of uiMessages) {
+  uiMessages.forEach((message, number) => {
+    const where = `messages[${number}]`;
     const parts = message.parts ?? [];
-    if (message.role === "system") {
-      const text = textOf(parts);
-      if (text) out.push({ role: "system", content: text });
-    } else if (message.role === "user") {
-      const content = userContent(parts);
-      if (content !== null) out.push({ role: "user", content });
-    } else if (message.role === "assistant") {
-      for (const step of splitSteps(parts)) out.push(...assistantStep(step));
-    }
-  }
+    if (message.role === "assistant") out.push(...assistantMessages(parts, where));
+    else if (message.role === "system") {
+      const text = parts.map((p, n) => (p.type === "text" ? string(p, "text", `${where}.parts[${n}]`) : ""));
+      out.push({ role: "system", content: text.join("") });
+    } else out.push(userMessage(parts, where));
+  });
   return out;
 }

@@ -268,3 +268,12 @@ describe("SocketChatTransport.reconnectToStream", () => {
     expect(relay.calls.filter((c) => c.event === "chatgpt_description_stop")).toEqual([]);
   });
 });
+
+describe("SocketChatTransport.sendMessages, refused on this side", () => {
+  it("rejects messages the relay cannot take before emitting anything, so useChat shows the error", async () => {
+    const { relay, transport } = setup();
+    const pdf = { id: "u", role: "user", parts: [{ type: "file", mediaType: "application/pdf", url: "data:," }] };
+    await expect(transport.sendMessages({ chatId: "c", messages: [pdf] })).rejects.toThrow(/^invalid_request: /);
+    expect(relay.calls).toEqual([]);
+  });
+});
