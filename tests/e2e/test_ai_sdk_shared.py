@@ -4,7 +4,9 @@ finds neither (docs/ai-sdk.md). One instance per async mode, sharing a redis-ser
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -84,3 +86,20 @@ def test_stop_from_another_instance(two_instances: list[LiveServer], fake_upstre
         fake_upstream.open_gate(gate)
     assert result["chunks"][-1] == "abort"
     assert result["message"]["parts"][-1] == {"type": "text", "text": "w0 w1 ", "state": "streaming"}
+
+
+
+def test_a_body_without_a_token_is_not_read(two_instances: list[LiveServer]) -> None:
+    """MAX_UNAUTHENTICATED_BYTES holds at the AI SDK endpoint as at /message/stream: a request announcing 1 MB
+    without a token gets 401 before a byte of its body, and its connection is closed (a server that waited for
+    the body would answer nothing until REQUEST_BODY_TIMEOUT, then 408)."""
+    for server in two_instances:
+        url = urlsplit(server.url)
+        head = (f"POST /api/chat HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nContent-Type: application/json\r\n"
+                "Content-Length: 1000000\r\n\r\n")
+        with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+            sock.sendall(head.encode())
+            answer = b""
+            while data := sock.recv(65536):  # the socket's timeout fails a server that waits for the body
+                answer += data
+        assert answer.startswith(b"HTTP/1.1 401") and b'"unauthorized"' in answer, answer[:300]

@@ -21,8 +21,9 @@ from ...streams.redis_store import UNAVAILABLE, log_key
 from ...streams.request_validation import parse_chat_request
 from ...wiring import Services, current_services
 from ..http_body_formats import BodyFormat
-from ..http_routes import (
+from ..http_routes import (  # the HTTP stream's own delivery and refusals: both endpoints answer alike
     STREAM_HEADERS,
+    TRANSPORT,
     _delivery,
     _error,
     _refusal,
@@ -79,7 +80,7 @@ def chat() -> Response:
         ui_request = parse_ui_request(data)
         chat_request = parse_chat_request(ui_request.payload, services.settings)
         services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client, reserved=True, transport="http")
+        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT)
     except RelayError as err:
         return _refused(services, err)
     stream_log = started.relay.buffer
