@@ -7,7 +7,8 @@ command, named by the command's line). What is done with a block depends on its 
   real server (gevent) and the fake upstream. `http://127.0.0.1:8000` in the sample is replaced by the test
   server's URL. It must exit 0 within 30 s, print no traceback, and print the whole reply (the fake answers
   any plain prompt with `w0 w1 w2 w3 w4 `): a sample that exits before the reply has arrived fails.
-- `js`: the same, run by node as an ES module with frontend/node_modules (socket.io-client).
+- `js`: the same, run by node as an ES module with frontend/node_modules (socket.io-client, ai), from a folder
+  where `./frontend/` is this repository's (docs/ai-sdk.md imports the Socket.IO chat transport so).
 - `sh`, `bash`, `shell`, `console`: each command (continuation lines joined, comments dropped, leading
   `NAME=value` assignments skipped) by its program:
   `curl`: run against the server (exit 0, the reply in its output);
@@ -209,6 +210,7 @@ def run_js(text: str, url: str, workdir: Path) -> None:
             pytest.fail("frontend/node_modules is missing: make test runs npm ci first")
         pytest.skip("frontend/node_modules is missing (cd frontend && npm ci)")
     (workdir / "node_modules").symlink_to(NODE_MODULES)
+    (workdir / "frontend").symlink_to(ROOT / "frontend")
     sample = workdir / "sample.mjs"
     sample.write_text(rewrite(text, url))
     check_output(run(["node", str(sample)], workdir), "the JavaScript sample")
