@@ -182,3 +182,25 @@ def test_stop_after_a_reload_stops_the_resumed_reply(example: ExamplePage, fake_
     example.page.get_by_role("button", name="Stop").click()
     expect(example.chat).to_have_attribute("data-status", "ready")
     assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=STOPPED_WITHIN), "the upstream runs on"
+
+
+@pytest.mark.parametrize("transport", ["socket"])
+def test_socketio_reconnects_mid_reply_and_resumes_from_its_cursor(example: ExamplePage, gate: str,
+                                                                   fake_upstream: FakeUpstream) -> None:
+    """The network drops under a running reply (DevTools' offline mode closes the websocket) and comes back:
+    socket.io-client reconnects, the transport resumes from the last chunk it got, and the same message goes on."""
+    prompt = controls(chunks=10, gate=gate, hold_after=4, heartbeat=0.3)
+    example.send(prompt)
+    expect(example.reply_text()).to_have_text(words(4))
+    devtools = example.page.context.new_cdp_session(example.page)
+    network = {"latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    devtools.send("Network.enable")
+    devtools.send("Network.emulateNetworkConditions", {**network, "offline": True})
+    expect(example.page.get_by_test_id("connection")).to_have_attribute("data-state", "disconnected")
+    fake_upstream.open_gate(gate)  # the rest is written while the page is away; the relay keeps it
+    devtools.send("Network.emulateNetworkConditions", {**network, "offline": False})
+    expect(example.page.get_by_test_id("connection")).to_have_attribute("data-state", "connected")
+    expect(example.chat).to_have_attribute("data-status", "ready")
+    expect(example.reply_text()).to_have_text(words(10))  # no gap, no repeat
+    expect(example.page.locator('[data-testid="message"][data-role="assistant"]')).to_have_count(1)
+    assert asked(fake_upstream, prompt) == 1
