@@ -17,6 +17,7 @@ from tests import ai_sdk_client
 from tests.ai_sdk_client import NODE, require_ai_package, user
 from tests.conftest import API_KEY, ROOT, LiveServer
 from tests.fake_upstream import FakeUpstream, controls, script_reply
+from tests.live.test_embedding import team_server  # noqa: F401  (a fixture: the relay in a team's app)
 
 SCRIPT = ROOT / "frontend" / "test" / "live" / "socketChatClient.mjs"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -99,3 +100,10 @@ def test_an_abort_stops_the_reply_at_the_relay(live_server: LiveServer, fake_ups
     assert result["cancelled"], "the relay did not end the stream on the stop"
     assert fake_upstream.wait_for(lambda f: f.aborted > aborted, timeout=10), "the upstream runs on"
     assert result["message"]["parts"][-1]["text"] == "w0 w1 w2 " and result["errors"] == []
+
+
+def test_a_relay_mounted_in_another_app_under_its_own_names(team_server: LiveServer) -> None:  # noqa: F811
+    """examples/embed_app.py: the relay's events are `assistant`, `assistant_chunk`... on the namespace /ai."""
+    result = over_socketio(team_server, [user(controls(text=["Hi", " team."]))], event="assistant", namespace="/ai")
+    assert result["status"] == "ok" and result["errors"] == [], result
+    assert result["message"]["parts"][-1] == {"type": "text", "text": "Hi team.", "state": "done"}
