@@ -8,7 +8,8 @@ configured as for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL; README, "Config
 
 Under it, `make example-ai-sdk` runs `npm ci` and `npm run build` in examples/ai-sdk/ when needed, then
 `.venv/bin/python examples/ai-sdk/server.py`. The page talks to the relay with `useChat` over `POST /api/chat` (the
-AI SDK's own HTTP transport) or over Socket.IO (frontend/src/socketChatTransport.js): docs/ai-sdk-socketio.md.
+AI SDK's own HTTP transport) or over Socket.IO (frontend/src/socketChatTransport.js): docs/ai-sdk.md, "The example
+page".
 """
 
 import os

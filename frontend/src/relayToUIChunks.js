@@ -1,11 +1,12 @@
 // The relay's events as the AI SDK's UI message chunks (ai 7's UI message stream protocol): one translator per
 // stream, fed the chunk and terminal events in order, returning the UI message chunks each one makes. Kept pure.
 //
-// A reply is one step: `start` (with the reply's message id), `start-step`, then its parts as they stream (reasoning-*, text-*, and for each
-// tool call tool-input-start and tool-input-delta), and at the end each call's `tool-input-available` (its input
-// parsed from the whole arguments), `finish-step` and `finish` with the finish reason. A failure is an `error`
-// chunk whose text starts with the relay's code ("upstream_timeout: ..."); a stop is an `abort` chunk. These are the
-// chunks the relay's POST /api/chat writes for the same events (chat_relay/transports/ai_sdk/ui_stream.py).
+// A reply is one step: `start` (with the reply's message id), `start-step`, then its parts as they stream
+// (reasoning-*, text-*, and for each tool call tool-input-start and tool-input-delta), and at the end each call's
+// `tool-input-available` (its input parsed from the whole arguments), `finish-step` and `finish` with the finish
+// reason. A failure is an `error` chunk whose text starts with the relay's code ("upstream_timeout: ..."); a stop is
+// an `abort` chunk. These are the chunks the relay's POST /api/chat writes for the same events
+// (chat_relay/transports/ai_sdk/ui_stream.py; tests/unit/test_ai_sdk_socket_chunks_fast.py compares them).
 
 /** @typedef {import("ai").UIMessageChunk} UIMessageChunk */
 
@@ -82,7 +83,8 @@ export class RelayToUIChunks {
     if (!call.started) {
       if (call.toolCallId === undefined || call.toolName === undefined) return []; // its start waits for both
       call.started = true;
-      const out = [...this.#close(), { type: "tool-input-start", toolCallId: call.toolCallId, toolName: call.toolName }];
+      const start = { type: "tool-input-start", toolCallId: call.toolCallId, toolName: call.toolName };
+      const out = [...this.#close(), start];
       if (call.args) out.push({ type: "tool-input-delta", toolCallId: call.toolCallId, inputTextDelta: call.args });
       return out;
     }
@@ -102,7 +104,8 @@ export class RelayToUIChunks {
       else if (part.type === "text" || part.type === "refusal") out.push(...this.#write("text", part.text));
       else if (part.type === "tool_call") out.push(...this.#toolCall(part));
       else if (part.type === "tool_result") { // a tool the relay ran itself: its result
-        out.push(...this.#close(), { type: "tool-output-available", toolCallId: part.tool_call_id, output: part.output ?? null });
+        const output = part.output ?? null;
+        out.push(...this.#close(), { type: "tool-output-available", toolCallId: part.tool_call_id, output });
       }
     }
     return out;
@@ -114,9 +117,11 @@ export class RelayToUIChunks {
     const calls = toolCalls?.length ? toolCalls
       : started.map((c) => ({ id: c.toolCallId, function: { name: c.toolName, arguments: c.args } }));
     return calls.flatMap(({ id, function: { name, arguments: args } }) => {
-      const out = started.some((c) => c.toolCallId === id) ? [] : [{ type: "tool-input-start", toolCallId: id, toolName: name }];
+      const seen = started.some((c) => c.toolCallId === id);
+      const out = seen ? [] : [{ type: "tool-input-start", toolCallId: id, toolName: name }];
       try {
-        return [...out, { type: "tool-input-available", toolCallId: id, toolName: name, input: JSON.parse(args || "{}") }];
+        const input = JSON.parse(args || "{}");
+        return [...out, { type: "tool-input-available", toolCallId: id, toolName: name, input }];
       } catch {
         return [...out, { type: "tool-input-error", toolCallId: id, toolName: name, input: args,
           errorText: "The model's arguments for this call are not valid JSON." }];

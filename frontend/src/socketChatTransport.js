@@ -1,9 +1,10 @@
 // A `ChatTransport` for the AI SDK's `useChat` (ai 7, @ai-sdk/react 4) over socket.io-client and the relay's
-// Socket.IO events (docs/protocol.md, "Socket.IO"; docs/ai-sdk-socketio.md). A `useChat` app gets Socket.IO's
+// Socket.IO events (docs/protocol.md, "Socket.IO"; docs/ai-sdk.md, "Over Socket.IO"). A `useChat` app gets Socket.IO's
 // reconnects and the relay's exact resume without changing its components:
 //
 //   const socket = io("https://relay.example", { auth: { token } });
-//   const { messages, sendMessage, stop } = useChat({ id, transport: new SocketChatTransport({ socket }), resume: true });
+//   const transport = new SocketChatTransport({ socket });
+//   const { messages, sendMessage, stop } = useChat({ id, transport, resume: true });
 //
 // - sendMessages emits the request event with the UI messages as the relay's messages (uiMessagesToRelay.js) and
 //   returns the reply as UI message chunks (relayToUIChunks.js);
@@ -62,6 +63,11 @@ function memoryStorage() {
   };
 }
 
+/** An ack that never came (the connection dropped first, or the relay took longer than ackTimeoutMs), as an error. */
+function lostAck(err) {
+  return { error: { code: "disconnected", message: `No answer from the relay: ${err.message}.` } };
+}
+
 function abortError() {
   return new DOMException("The request was aborted.", "AbortError");
 }
@@ -85,7 +91,8 @@ export class SocketChatTransport {
     this.ackTimeoutMs = ackTimeoutMs;
     /** @type {Map<string, Delivery>} */
     this.deliveries = new Map(); // stream id -> the stream being read
-    this.listening = false;
+    this.listeners = null; // on the socket while it is in use: event name -> listener
+    this.closing = false;
   }
 
   /**
@@ -102,7 +109,7 @@ export class SocketChatTransport {
     const last = messages.at(-1);
     const messageId = last?.role === "assistant" ? last.id : `msg-${streamId}`;
     const delivery = this.#follow(streamId, chatId, abortSignal, undefined, messageId);
-    const ack = await this.#call(this.event, request).catch((err) => ({ error: { code: "disconnected", message: err.message } }));
+    const ack = await this.#call(this.event, request).catch(lostAck);
     if (ack?.error) delivery.fail(ack.error);
     else delivery.accepted(ack.resume_token);
     return delivery.stream;
@@ -120,7 +127,7 @@ export class SocketChatTransport {
     // The signal is followed only once the stream is handed out: an abort before then is useChat dropping this
     // resume for a newer one (a remount), not a stop, and must leave the reply running.
     const delivery = this.#follow(kept.streamId, chatId, undefined, kept.resumeToken, kept.messageId);
-    const ack = await this.#resume(delivery).catch((err) => ({ error: { code: "disconnected", message: err.message } }));
+    const ack = await this.#resume(delivery).catch(lostAck);
     if (abortSignal?.aborted) {
       delivery.forget();
       throw abortError();
@@ -151,25 +158,40 @@ export class SocketChatTransport {
   }
 
   #listen() {
-    if (this.listening) return;
-    this.listening = true;
-    const { socket, event } = this;
-    socket.on(`${event}_chunk`, (text, meta) => this.deliveries.get(meta?.stream_id)?.chunk(text, meta));
-    socket.on(`${event}_done`, (done) => this.deliveries.get(done?.stream_id)?.end(done));
-    socket.on(`${event}_error`, (error) => this.deliveries.get(error?.stream_id)?.fail(error));
-    // Every reconnect of the same socket: resume each running reply from its cursor. A stream that was on the old
-    // connection had its events cut there; the relay keeps it RESUME_GRACE seconds for this.
-    socket.on("connect", () => {
-      for (const delivery of this.deliveries.values()) if (delivery.resumeToken && delivery.lost) this.#resumeLost(delivery);
-    });
-    socket.on("disconnect", () => {
-      for (const delivery of this.deliveries.values()) delivery.lost = true;
-      if (!socket.active) { // closed for good (the app's disconnect(), or the server's): no reconnect will come
+    if (this.listeners) return;
+    const { event } = this;
+    this.listeners = {
+      [`${event}_chunk`]: (text, meta) => this.deliveries.get(meta?.stream_id)?.chunk(text, meta),
+      [`${event}_done`]: (done) => this.deliveries.get(done?.stream_id)?.end(done),
+      [`${event}_error`]: (error) => this.deliveries.get(error?.stream_id)?.fail(error),
+      // Every reconnect of the same socket: resume each running reply from its cursor. A stream that was on the old
+      // connection had its events cut there; the relay keeps it RESUME_GRACE seconds for this.
+      connect: () => {
         for (const delivery of this.deliveries.values()) {
-          delivery.fail({ code: "disconnected", message: "The connection to the relay closed." });
+          if (delivery.resumeToken && delivery.lost) this.#resumeLost(delivery);
         }
-      }
-    });
+      },
+      disconnect: () => {
+        for (const delivery of this.deliveries.values()) delivery.lost = true;
+        if (!this.socket.active) { // closed for good (the app's disconnect(), or the server's): no reconnect comes
+          for (const delivery of this.deliveries.values()) {
+            delivery.fail({ code: "disconnected", message: "The connection to the relay closed." });
+          }
+        }
+      },
+    };
+    for (const [name, listener] of Object.entries(this.listeners)) this.socket.on(name, listener);
+  }
+
+  /**
+   * The transport's listeners off the socket (which stays the app's, connected): the ChatTransport's `close`, which
+   * AbstractChat.dispose() calls. Replies still running keep them until they end; a later request adds them again.
+   */
+  close() {
+    this.closing = true;
+    if (this.deliveries.size) return;
+    for (const [name, listener] of Object.entries(this.listeners ?? {})) this.socket.off(name, listener);
+    this.listeners = null;
   }
 
   async #resumeLost(delivery) {
@@ -179,6 +201,7 @@ export class SocketChatTransport {
   }
 
   #follow(streamId, chatId, abortSignal, resumeToken, messageId = `msg-${streamId}`) {
+    this.closing = false;
     this.#listen();
     const delivery = new Delivery(this, streamId, chatId, resumeToken, messageId);
     this.deliveries.set(streamId, delivery);
@@ -222,8 +245,13 @@ export class SocketChatTransport {
 
   /** The stream of `chatId` ended: nothing to resume after a reload. */
   ended(delivery) {
-    if (this.deliveries.get(delivery.streamId) === delivery) this.deliveries.delete(delivery.streamId);
+    this.forget(delivery);
     if (this.#kept(delivery.chatId)?.streamId === delivery.streamId) this.#drop(delivery.chatId);
+  }
+
+  forget(delivery) {
+    if (this.deliveries.get(delivery.streamId) === delivery) this.deliveries.delete(delivery.streamId);
+    if (this.closing) this.close();
   }
 }
 
@@ -295,7 +323,6 @@ class Delivery {
   /** A resume that was refused: nothing was handed out. */
   forget() {
     this.closed = true;
-    const { deliveries } = this.transport;
-    if (deliveries.get(this.streamId) === this) deliveries.delete(this.streamId);
+    this.transport.forget(this);
   }
 }

@@ -16,6 +16,7 @@ export function fakeSocket() {
       listeners.set(event, (listeners.get(event) ?? []).filter((f) => f !== fn));
       return socket;
     },
+    listeners: (event) => listeners.get(event) ?? [],
     connect() {
       socket.connects += 1;
       socket.active = true;

@@ -277,3 +277,25 @@ describe("SocketChatTransport.sendMessages, refused on this side", () => {
     expect(relay.calls).toEqual([]);
   });
 });
+
+describe("SocketChatTransport.close", () => {
+  it("takes its listeners off the socket once its replies have ended, and puts them back for the next", async () => {
+    const { relay, transport } = setup();
+    const listening = () => ["chatgpt_description_chunk", "connect", "disconnect"]
+      .map((event) => relay.socket.listeners(event).length);
+    const { stream, id } = await send(transport, relay);
+    transport.close(); // a reply is running: it keeps them until its end
+    expect(listening()).toEqual([1, 1, 1]);
+    chunk(relay, id, 0, "Hi");
+    done(relay, id);
+    await readAll(stream);
+    expect(listening()).toEqual([0, 0, 0]);
+    const sending = transport.sendMessages({ chatId: "c", messages: [USER] });
+    const call = await relay.emitted("chatgpt_description", 2);
+    call.ack({ stream_id: call.payload.stream_id, resume_token: "t2" });
+    const next = await sending;
+    expect(listening()).toEqual([1, 1, 1]);
+    done(relay, call.payload.stream_id);
+    expect((await readAll(next)).at(-1)).toEqual({ type: "finish", finishReason: "stop" });
+  });
+});

@@ -86,8 +86,12 @@ export default function App() {
     <>
       <header>
         <h1>useChat on the chat relay</h1>
-        <label><input type="radio" name="transport" checked={kind === "http"} onChange={() => pick("http")} />HTTP</label>
-        <label><input type="radio" name="transport" checked={kind === "socket"} onChange={() => pick("socket")} />Socket.IO</label>
+        <label>
+          <input type="radio" name="transport" checked={kind === "http"} onChange={() => pick("http")} />HTTP
+        </label>
+        <label>
+          <input type="radio" name="transport" checked={kind === "socket"} onChange={() => pick("socket")} />Socket.IO
+        </label>
         {kind === "socket" && <ConnectionState />}
         <button type="button" onClick={() => setId(newChatId())}>New chat</button>
       </header>

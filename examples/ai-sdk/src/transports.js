@@ -1,5 +1,6 @@
 // The two ways this page reaches the relay, each a ChatTransport for useChat: the AI SDK's own DefaultChatTransport
-// on the relay's POST /api/chat (docs/ai-sdk.md), or the relay's Socket.IO transport (docs/ai-sdk-socketio.md).
+// on the relay's POST /api/chat (docs/ai-sdk.md), or the relay's Socket.IO transport (docs/ai-sdk.md,
+// "Over Socket.IO").
 // And how Stop reaches the relay on each: useChat's stop() only closes the connection (the AI SDK's design), which
 // the relay treats as a disconnect it keeps the reply through, for a resume; so the HTTP side also asks it to stop.
 import { DefaultChatTransport } from "ai";
