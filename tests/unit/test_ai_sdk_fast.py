@@ -56,8 +56,8 @@ def test_reasoning_text_and_tool_calls_in_runs() -> None:
         {"type": "reasoning-delta", "id": "reasoning-0", "delta": "Hm."},
         {"type": "reasoning-delta", "id": "reasoning-0", "delta": " Yes."},
         {"type": "reasoning-end", "id": "reasoning-0"},
-        {"type": "text-start", "id": "text-1"}, {"type": "text-delta", "id": "text-1", "delta": "It"},
-        {"type": "text-end", "id": "text-1"},
+        {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "It"},
+        {"type": "text-end", "id": "text-0"},
         {"type": "tool-input-start", "toolCallId": "call_1", "toolName": "get_weather"},
         {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": '{"city":'},
         {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": ' "Oslo"}'},
@@ -152,10 +152,10 @@ def test_assistant_steps_tool_calls_and_their_results() -> None:
     ]
     assert parse_ui_request(ui({"id": "a", "role": "assistant", "parts": parts})).payload["messages"] == [
         {"role": "assistant", "content": "Let me look.", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
             {"id": "c2", "type": "function", "function": {"name": "lookup", "arguments": "{}"}},
             {"id": "c3", "type": "function", "function": {"name": "ask", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": '{"t": 3}'},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"t":3}'},
         {"role": "tool", "tool_call_id": "c2", "content": "offline"},
         {"role": "tool", "tool_call_id": "c3", "content": "no"},
         {"role": "assistant", "content": "It is 3."},

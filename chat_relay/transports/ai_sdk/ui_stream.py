@@ -42,7 +42,7 @@ class UIMessageWriter:
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
         self._run: tuple[str, str] | None = None  # the open text or reasoning run: (kind, id)
-        self._runs = 0
+        self._runs = {"text": 0, "reasoning": 0}  # each kind's runs so far: ids text-0, reasoning-0, ...
         self._calls: dict[int, dict[str, Any]] = {}  # index -> {id, name, arguments, started}
 
     def begin(self) -> list[UIChunk]:
@@ -68,8 +68,8 @@ class UIMessageWriter:
         out: list[UIChunk] = []
         if self._run is None or self._run[0] != kind:
             out.extend(self._close_run())
-            self._run = (kind, f"{kind}-{self._runs}")
-            self._runs += 1
+            self._run = (kind, f"{kind}-{self._runs[kind]}")
+            self._runs[kind] += 1
             out.append({"type": f"{kind}-start", "id": self._run[1]})
         out.append({"type": f"{kind}-delta", "id": self._run[1], "delta": text})
         return out
