@@ -99,13 +99,36 @@ def test_a_stop_is_an_abort() -> None:
     assert chunks([Chunk("a", 0), Done("cancelled", 1, None)])[-1] == {"type": "abort", "reason": "stopped"}
 
 
-def test_refusals_are_text_and_tool_results_are_outputs() -> None:
+def test_refusals_are_text_and_kinds_to_come_are_left_out() -> None:
     events = [PartsChunk("", 0, [{"type": "refusal", "text": "No."}]),
-              PartsChunk("", 1, [{"type": "tool_result", "tool_call_id": "c", "output": {"t": 3}}]),
-              PartsChunk("", 2, [{"type": "a_kind_to_come", "x": 1}]), Done("stop", 3, None)]
-    assert chunks(events)[2:6] == [
+              PartsChunk("", 1, [{"type": "a_kind_to_come", "x": 1}]), Done("stop", 2, None)]
+    assert chunks(events)[2:] == [
         {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "No."},
-        {"type": "text-end", "id": "text-0"}, {"type": "tool-output-available", "toolCallId": "c", "output": {"t": 3}}]
+        {"type": "text-end", "id": "text-0"}, {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"}]
+
+
+def test_server_side_tools_are_outputs_and_the_next_reply_a_next_step() -> None:
+    """The relay's server-side tools (tool_result, tool_error parts) as streamText's executed tools appear: the
+    calls' inputs, their outputs, then the model's next reply in a step of its own."""
+    call = {"type": "tool_call", "index": 0, "id": "c1", "name": "population", "arguments": '{"city":"Oslo"}'}
+    events = [PartsChunk("", 0, [call, {**call, "index": 1, "id": "c2", "arguments": "{}"}]),
+              PartsChunk("", 2, [{"type": "tool_result", "id": "c1", "name": "population", "result": {"n": 709000}},
+                                 {"type": "tool_error", "id": "c2", "name": "population", "message": "Failed."}]),
+              Chunk("Oslo.", 3), Done("stop", 4, None)]
+    assert chunks(events)[2:] == [
+        {"type": "tool-input-start", "toolCallId": "c1", "toolName": "population"},
+        {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": '{"city":"Oslo"}'},
+        {"type": "tool-input-start", "toolCallId": "c2", "toolName": "population"},
+        {"type": "tool-input-delta", "toolCallId": "c2", "inputTextDelta": "{}"},
+        {"type": "tool-input-available", "toolCallId": "c1", "toolName": "population", "input": {"city": "Oslo"}},
+        {"type": "tool-input-available", "toolCallId": "c2", "toolName": "population", "input": {}},
+        {"type": "tool-output-available", "toolCallId": "c1", "output": {"n": 709000}},
+        {"type": "tool-output-error", "toolCallId": "c2", "errorText": "Failed."},
+        {"type": "finish-step"}, {"type": "start-step"},
+        {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "Oslo."},
+        {"type": "text-end", "id": "text-0"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
 
 
 # The request.
