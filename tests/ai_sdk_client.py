@@ -19,6 +19,7 @@ from tests.conftest import ROOT
 
 FRONTEND = ROOT / "frontend"
 SCRIPT = FRONTEND / "test" / "live" / "aiSdkClient.mjs"
+BACKEND = FRONTEND / "test" / "live" / "aiSdkBackend.mjs"
 NODE = shutil.which("node") or "/usr/bin/node"
 
 
@@ -68,6 +69,19 @@ def finish(process: subprocess.Popen, timeout: float = 30) -> dict[str, Any]:
 
 def run(api: str, action: str, chat_id: str, messages: list[dict] | None = None, **options: Any) -> dict[str, Any]:
     return finish(start(api, action, chat_id, messages, **options))
+
+
+def reference(base_url: str, api_key: str, model: str, messages: list[dict],
+              tools: list[dict] | None = None) -> dict[str, Any]:
+    """What an AI SDK backend (streamText with the OpenAI-compatible provider on the same upstream) gives for
+    these UI messages: {message, chunks}, as `finish` gives them."""
+    require_ai_package()
+    argument = json.dumps({"baseURL": base_url, "model": model, "messages": messages, "tools": tools or []})
+    done = subprocess.run([NODE, str(BACKEND), argument], cwd=FRONTEND, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "UPSTREAM_API_KEY": api_key})
+    assert done.returncode == 0 and done.stdout.strip(), f"the AI SDK backend failed: {done.stderr[-2000:]}"
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
 
 
 def user(text: str, message_id: str = "u1") -> dict[str, Any]:

@@ -24,6 +24,9 @@ def held(gate: str) -> str:
     may, with empty deltas), so that the wait outlasts no UPSTREAM_READ_TIMEOUT."""
     return controls(chunks=4, gate=gate, hold_after=2, heartbeat=0.3)
 
+TIME = {"type": "function", "function": {"name": "get_time", "parameters": {
+    "type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}}}
+
 
 def chat_id() -> str:
     return f"chat-{uuid.uuid4().hex[:12]}"
@@ -40,10 +43,18 @@ def parts_of(result: dict) -> list[dict]:
     return message["parts"]
 
 
-def test_reasoning_then_text(live_server: LiveServer) -> None:
+def same_as_an_ai_sdk_backend(result: dict, fake: FakeUpstream, messages: list[dict],
+                               tools: list[dict] | None = None) -> None:
+    """The UI message is the one an AI SDK backend (streamText on the same upstream) gives for the same request."""
+    expected = ai_sdk_client.reference(fake.url, API_KEY, "fake-model", messages, tools)
+    assert {**result["message"], "id": ""} == {**expected["message"], "id": ""}
+
+
+def test_reasoning_then_text(live_server: LiveServer, fake_upstream: FakeUpstream) -> None:
     ask = controls(deltas=script_reply(("reasoning", "Let me "), ("reasoning_content", "think."),
                                        ("text", "Hello"), ("text", " there.")))
     result = ai_sdk_client.run(api(live_server), "send", chat_id(), [user(ask)])
+    same_as_an_ai_sdk_backend(result, fake_upstream, [user(ask)])
     assert parts_of(result) == [
         {"type": "step-start"},
         {"type": "reasoning", "id": "reasoning-0", "text": "Let me think.", "state": "done"},
@@ -52,13 +63,14 @@ def test_reasoning_then_text(live_server: LiveServer) -> None:
     assert result["chunks"][-2:] == ["finish-step", "finish"] and result["errors"] == []
 
 
-def test_parallel_tool_calls(live_server: LiveServer) -> None:
+def test_parallel_tool_calls(live_server: LiveServer, fake_upstream: FakeUpstream) -> None:
     """Two calls whose argument fragments interleave: each part whole, in the order the calls began."""
     ask = controls(finish_reason="tool_calls", deltas=script_reply(
         ("text", "Checking."),
         ("tool", 0, "call_a", "get_weather", '{"city":'), ("tool", 1, "call_b", "get_time", '{"tz":'),
         ("tool", 0, None, None, ' "Oslo"}'), ("tool", 1, None, None, ' "CET"}')))
-    result = ai_sdk_client.run(api(live_server), "send", chat_id(), [user(ask)])
+    result = ai_sdk_client.run(api(live_server), "send", chat_id(), [user(ask)], body={"tools": [WEATHER, TIME]})
+    same_as_an_ai_sdk_backend(result, fake_upstream, [user(ask)], [WEATHER, TIME])
     assert parts_of(result) == [
         {"type": "step-start"},
         {"type": "text", "text": "Checking.", "state": "done"},
@@ -69,7 +81,8 @@ def test_parallel_tool_calls(live_server: LiveServer) -> None:
 
 def test_a_tool_result_goes_back_to_the_model(live_server: LiveServer, fake_upstream: FakeUpstream) -> None:
     """The client's tool output (a tool part with `output-available`) reaches the upstream as a Chat Completions
-    tool call and tool message; the body's extra fields are the relay's request fields, sent as they are."""
+    tool call and tool message, as an AI SDK backend sends it; the body's extra fields are the relay's request
+    fields, sent as they are."""
     tag = uuid.uuid4().hex
     messages = [
         user(f"Weather in Oslo? {tag}"),
@@ -82,16 +95,22 @@ def test_a_tool_result_goes_back_to_the_model(live_server: LiveServer, fake_upst
     ]
     result = ai_sdk_client.run(api(live_server), "send", chat_id(), messages,
                                body={"tools": [WEATHER], "temperature": 0.5})
-    assert parts_of(result)[-1]["text"].endswith('(tool call_1: {"temp": 3})')
+    assert parts_of(result)[-1]["text"].endswith('(tool call_1: {"temp":3})')
     [sent] = fake_upstream.requests_with(tag)
     assert sent["messages"] == [
         {"role": "user", "content": f"Weather in Oslo? {tag}"},
         {"role": "assistant", "content": None, "tool_calls": [
             {"id": "call_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]},
-        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp": 3}'},
+             "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"temp":3}'},
     ]
     assert sent["tools"] == [WEATHER] and sent["temperature"] == 0.5
+    same_as_an_ai_sdk_backend(result, fake_upstream, messages, [WEATHER])
+    # the same messages, but for the reasoning, which this provider sends back and the relay leaves out (as
+    # OpenAI's own provider does), and an empty content, which the relay sends as null
+    by_the_ai_sdk = [{key: value or None if key == "content" else value for key, value in message.items()
+                      if key != "reasoning_content"} for message in fake_upstream.requests_with(tag)[1]["messages"]]
+    assert by_the_ai_sdk == sent["messages"]
 
 
 def test_errors_keep_the_relay_codes(live_server: LiveServer) -> None:

@@ -56,8 +56,8 @@ def test_reasoning_text_and_tool_calls_in_runs() -> None:
         {"type": "reasoning-delta", "id": "reasoning-0", "delta": "Hm."},
         {"type": "reasoning-delta", "id": "reasoning-0", "delta": " Yes."},
         {"type": "reasoning-end", "id": "reasoning-0"},
-        {"type": "text-start", "id": "text-1"}, {"type": "text-delta", "id": "text-1", "delta": "It"},
-        {"type": "text-end", "id": "text-1"},
+        {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "It"},
+        {"type": "text-end", "id": "text-0"},
         {"type": "tool-input-start", "toolCallId": "call_1", "toolName": "get_weather"},
         {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": '{"city":'},
         {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": ' "Oslo"}'},
@@ -99,13 +99,36 @@ def test_a_stop_is_an_abort() -> None:
     assert chunks([Chunk("a", 0), Done("cancelled", 1, None)])[-1] == {"type": "abort", "reason": "stopped"}
 
 
-def test_refusals_are_text_and_tool_results_are_outputs() -> None:
+def test_refusals_are_text_and_kinds_to_come_are_left_out() -> None:
     events = [PartsChunk("", 0, [{"type": "refusal", "text": "No."}]),
-              PartsChunk("", 1, [{"type": "tool_result", "tool_call_id": "c", "output": {"t": 3}}]),
-              PartsChunk("", 2, [{"type": "a_kind_to_come", "x": 1}]), Done("stop", 3, None)]
-    assert chunks(events)[2:6] == [
+              PartsChunk("", 1, [{"type": "a_kind_to_come", "x": 1}]), Done("stop", 2, None)]
+    assert chunks(events)[2:] == [
         {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "No."},
-        {"type": "text-end", "id": "text-0"}, {"type": "tool-output-available", "toolCallId": "c", "output": {"t": 3}}]
+        {"type": "text-end", "id": "text-0"}, {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"}]
+
+
+def test_server_side_tools_are_outputs_and_the_next_reply_a_next_step() -> None:
+    """The relay's server-side tools (tool_result, tool_error parts) as streamText's executed tools appear: the
+    calls' inputs, their outputs, then the model's next reply in a step of its own."""
+    call = {"type": "tool_call", "index": 0, "id": "c1", "name": "population", "arguments": '{"city":"Oslo"}'}
+    events = [PartsChunk("", 0, [call, {**call, "index": 1, "id": "c2", "arguments": "{}"}]),
+              PartsChunk("", 2, [{"type": "tool_result", "id": "c1", "name": "population", "result": {"n": 709000}},
+                                 {"type": "tool_error", "id": "c2", "name": "population", "message": "Failed."}]),
+              Chunk("Oslo.", 3), Done("stop", 4, None)]
+    assert chunks(events)[2:] == [
+        {"type": "tool-input-start", "toolCallId": "c1", "toolName": "population"},
+        {"type": "tool-input-delta", "toolCallId": "c1", "inputTextDelta": '{"city":"Oslo"}'},
+        {"type": "tool-input-start", "toolCallId": "c2", "toolName": "population"},
+        {"type": "tool-input-delta", "toolCallId": "c2", "inputTextDelta": "{}"},
+        {"type": "tool-input-available", "toolCallId": "c1", "toolName": "population", "input": {"city": "Oslo"}},
+        {"type": "tool-input-available", "toolCallId": "c2", "toolName": "population", "input": {}},
+        {"type": "tool-output-available", "toolCallId": "c1", "output": {"n": 709000}},
+        {"type": "tool-output-error", "toolCallId": "c2", "errorText": "Failed."},
+        {"type": "finish-step"}, {"type": "start-step"},
+        {"type": "text-start", "id": "text-0"}, {"type": "text-delta", "id": "text-0", "delta": "Oslo."},
+        {"type": "text-end", "id": "text-0"},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
 
 
 # The request.
@@ -152,10 +175,10 @@ def test_assistant_steps_tool_calls_and_their_results() -> None:
     ]
     assert parse_ui_request(ui({"id": "a", "role": "assistant", "parts": parts})).payload["messages"] == [
         {"role": "assistant", "content": "Let me look.", "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Oslo"}'}},
             {"id": "c2", "type": "function", "function": {"name": "lookup", "arguments": "{}"}},
             {"id": "c3", "type": "function", "function": {"name": "ask", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": '{"t": 3}'},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"t":3}'},
         {"role": "tool", "tool_call_id": "c2", "content": "offline"},
         {"role": "tool", "tool_call_id": "c3", "content": "no"},
         {"role": "assistant", "content": "It is 3."},

@@ -128,7 +128,7 @@ def _tool_call(part: dict[str, Any], kind: str, at: str) -> tuple[dict[str, Any]
     state = part.get("state")
     if state == "output-available" and part.get("preliminary") is not True:
         output = part.get("output")
-        result = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+        result = output if isinstance(output, str) else _json(output)
     elif state == "output-error":
         result = _string(part, "errorText", at)
     elif state == "output-denied":
@@ -139,9 +139,14 @@ def _tool_call(part: dict[str, Any], kind: str, at: str) -> tuple[dict[str, Any]
         return None
     call_id = _string(part, "toolCallId", at)
     name = kind[len("tool-"):] if kind != "dynamic-tool" else _string(part, "toolName", at)
-    arguments = json.dumps(part.get("input") if part.get("input") is not None else {}, ensure_ascii=False)
+    arguments = _json(part.get("input") if part.get("input") is not None else {})
     return ({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}},
             {"role": "tool", "tool_call_id": call_id, "content": result})
+
+
+def _json(value: Any) -> str:
+    """As JSON.stringify writes it, which the AI SDK's providers send."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _image_url(part: dict[str, Any], at: str) -> str:

@@ -42,8 +42,9 @@ class UIMessageWriter:
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
         self._run: tuple[str, str] | None = None  # the open text or reasoning run: (kind, id)
-        self._runs = 0
-        self._calls: dict[int, dict[str, Any]] = {}  # index -> {id, name, arguments, started}
+        self._runs = {"text": 0, "reasoning": 0}  # each kind's runs so far: ids text-0, reasoning-0, ...
+        self._calls: dict[int, dict[str, Any]] = {}  # index -> {id, name, arguments, started, available}
+        self._after_tools = False  # the server's tools have run: the next part begins the next step
 
     def begin(self) -> list[UIChunk]:
         return [{"type": "start", "messageId": message_id(self.stream_id)}, {"type": "start-step"}]
@@ -64,12 +65,12 @@ class UIMessageWriter:
         write = PART_CHUNKS.get(part["type"])
         return write(self, part) if write is not None else []
 
-    def _delta(self, kind: str, text: str) -> list[UIChunk]:
-        out: list[UIChunk] = []
+    def delta(self, kind: str, text: str) -> list[UIChunk]:
+        out = self._next_step()
         if self._run is None or self._run[0] != kind:
             out.extend(self._close_run())
-            self._run = (kind, f"{kind}-{self._runs}")
-            self._runs += 1
+            self._run = (kind, f"{kind}-{self._runs[kind]}")
+            self._runs[kind] += 1
             out.append({"type": f"{kind}-start", "id": self._run[1]})
         out.append({"type": f"{kind}-delta", "id": self._run[1], "delta": text})
         return out
@@ -81,8 +82,15 @@ class UIMessageWriter:
         self._run = None
         return [{"type": f"{kind}-end", "id": run_id}]
 
-    def _tool_call(self, part: Part) -> list[UIChunk]:
-        call = self._calls.setdefault(part["index"], {"arguments": "", "started": False})
+    def _next_step(self) -> list[UIChunk]:
+        """After the server's tools ran, the model's next reply is the AI SDK's next step."""
+        if not self._after_tools:
+            return []
+        self._after_tools = False
+        return [{"type": "finish-step"}, {"type": "start-step"}]
+
+    def tool_call(self, part: Part) -> list[UIChunk]:
+        call = self._calls.setdefault(part["index"], {"arguments": "", "started": False, "available": False})
         for key in ("id", "name"):
             if key in part:
                 call[key] = part[key]
@@ -91,7 +99,8 @@ class UIMessageWriter:
             if "id" not in call or "name" not in call:
                 return []  # its start waits for both (an upstream gives them in the first fragment)
             call["started"] = True
-            out = [*self._close_run(), {"type": "tool-input-start", "toolCallId": call["id"], "toolName": call["name"]}]
+            out = [*self._next_step(), *self._close_run(),
+                   {"type": "tool-input-start", "toolCallId": call["id"], "toolName": call["name"]}]
             if call["arguments"]:
                 out.append({"type": "tool-input-delta", "toolCallId": call["id"], "inputTextDelta": call["arguments"]})
             return out
@@ -99,46 +108,59 @@ class UIMessageWriter:
             return []
         return [{"type": "tool-input-delta", "toolCallId": call["id"], "inputTextDelta": part["arguments"]}]
 
-    def _tool_result(self, part: Part) -> list[UIChunk]:
-        """A server-side tool's result (a `tool_result` part, when the relay runs tools)."""
-        return [*self._close_run(), {"type": "tool-output-available", "toolCallId": part["tool_call_id"],
-                                     "output": part.get("output")}]
+    def tool_output(self, part: Part) -> list[UIChunk]:
+        """A server-side tool's outcome (a `tool_result` or `tool_error` part): the model's reply has ended, so its
+        calls' inputs are whole first; the model's next reply is a step of its own."""
+        out = [*self._close_run(), *self._inputs_available()]
+        self._after_tools = True
+        if part["type"] == "tool_error":
+            return [*out, {"type": "tool-output-error", "toolCallId": part["id"], "errorText": part["message"]}]
+        return [*out, {"type": "tool-output-available", "toolCallId": part["id"], "output": part["result"]}]
 
     def done(self, done: Done) -> list[UIChunk]:
         if done.finish_reason == "cancelled":  # as the AI SDK's streamText ends on an abort: the open run left so
             return [{"type": "abort", "reason": "stopped"}]
-        out = self._close_run()
-        calls = done.tool_calls or [
-            {"id": call["id"], "function": {"name": call["name"], "arguments": call["arguments"]}}
-            for _, call in sorted(self._calls.items()) if call["started"]]
-        for call in calls:
-            out.extend(self._input_available(call["id"], call["function"]["name"], call["function"]["arguments"]))
+        out = [*self._close_run(), *self._inputs_available()]
+        known = {call.get("id") for call in self._calls.values()}
+        for whole in done.tool_calls or []:  # a call not streamed in fragments (none today): whole here
+            if whole["id"] not in known:
+                name = whole["function"]["name"]
+                out += [{"type": "tool-input-start", "toolCallId": whole["id"], "toolName": name},
+                        self._input(whole["id"], name, whole["function"]["arguments"])]
         finish = FINISH_REASONS.get(done.finish_reason, "other")
         return [*out, {"type": "finish-step"}, {"type": "finish", "finishReason": finish}]
 
-    def _input_available(self, call_id: str, name: str, arguments: str) -> list[UIChunk]:
+    def _inputs_available(self) -> list[UIChunk]:
+        """Each started call's whole input, once: the model has finished its reply."""
         out: list[UIChunk] = []
-        if not any(call.get("id") == call_id and call["started"] for call in self._calls.values()):
-            out.append({"type": "tool-input-start", "toolCallId": call_id, "toolName": name})
+        for _, call in sorted(self._calls.items()):
+            if call["started"] and not call["available"]:
+                call["available"] = True
+                out.append(self._input(call["id"], call["name"], call["arguments"]))
+        return out
+
+    @staticmethod
+    def _input(call_id: str, name: str, arguments: str) -> UIChunk:
         try:
             tool_input = json.loads(arguments or "{}")
         except ValueError:
-            return [*out, {"type": "tool-input-error", "toolCallId": call_id, "toolName": name, "input": arguments,
-                           "errorText": "The model's arguments for this call are not valid JSON."}]
-        return [*out, {"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": tool_input}]
+            return {"type": "tool-input-error", "toolCallId": call_id, "toolName": name, "input": arguments,
+                    "errorText": "The model's arguments for this call are not valid JSON."}
+        return {"type": "tool-input-available", "toolCallId": call_id, "toolName": name, "input": tool_input}
 
     def failed(self, failed: Failed) -> list[UIChunk]:
         """The relay's error, its code first: `rate_limited: ...` (the message is one a client may see)."""
         return [*self._close_run(), {"type": "error", "errorText": f"{failed.code.value}: {failed.message}"}]
 
 
-# Each part kind of the relay's stream, and the chunks it becomes: one line per kind.
+# Each part kind of the relay's stream, and what writes its chunks: one line per kind.
 PART_CHUNKS: dict[str, Callable[[UIMessageWriter, Part], list[UIChunk]]] = {
-    TEXT: lambda writer, part: writer._delta("text", part["text"]),
-    REFUSAL: lambda writer, part: writer._delta("text", part["text"]),  # the AI SDK has no refusal: shown as text
-    REASONING: lambda writer, part: writer._delta("reasoning", part["text"]),
-    TOOL_CALL: UIMessageWriter._tool_call,
-    "tool_result": UIMessageWriter._tool_result,
+    TEXT: lambda writer, part: writer.delta("text", part["text"]),
+    REFUSAL: lambda writer, part: writer.delta("text", part["text"]),  # the AI SDK has no refusal: shown as text
+    REASONING: lambda writer, part: writer.delta("reasoning", part["text"]),
+    TOOL_CALL: UIMessageWriter.tool_call,
+    "tool_result": UIMessageWriter.tool_output,  # server-side tools (docs/protocol.md, "Server-side tools")
+    "tool_error": UIMessageWriter.tool_output,
 }
 
 
