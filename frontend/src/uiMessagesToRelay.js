@@ -22,19 +22,6 @@ export class InvalidMessages extends Error {
   }
 }
 
-/**
- * JSON with a space after each `,` and `:`, as the server's json.dumps writes a call's arguments for POST /api/chat,
- * so that the model reads the same conversation over either transport.
- */
-function spacedJson(value) {
-  if (Array.isArray(value)) return `[${value.map(spacedJson).join(", ")}]`;
-  if (value !== null && typeof value === "object") {
-    return `{${Object.entries(value).filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${JSON.stringify(k)}: ${spacedJson(v)}`).join(", ")}}`;
-  }
-  return JSON.stringify(value) ?? "null";
-}
-
 const isToolPart = (type) => type === "dynamic-tool" || (typeof type === "string" && type.startsWith("tool-"));
 
 function string(part, name, at) {
@@ -63,7 +50,7 @@ function userMessage(parts, where) {
 function toolCall(part, at) {
   let result;
   if (part.state === "output-available" && part.preliminary !== true) {
-    result = typeof part.output === "string" ? part.output : spacedJson(part.output ?? null);
+    result = typeof part.output === "string" ? part.output : JSON.stringify(part.output ?? null);
   } else if (part.state === "output-error") {
     result = string(part, "errorText", at);
   } else if (part.state === "output-denied") {
@@ -74,7 +61,7 @@ function toolCall(part, at) {
   const id = string(part, "toolCallId", at);
   const name = part.type === "dynamic-tool" ? string(part, "toolName", at) : part.type.slice("tool-".length);
   return [
-    { id, type: "function", function: { name, arguments: spacedJson(part.input ?? {}) } },
+    { id, type: "function", function: { name, arguments: JSON.stringify(part.input ?? {}) } },
     { role: "tool", tool_call_id: id, content: result },
   ];
 }

@@ -42,11 +42,11 @@ describe("toRelayMessages", () => {
     ] };
     expect(toRelayMessages([assistant])).toEqual([
       { role: "assistant", content: "Looking.", tool_calls: [
-        { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city": "Oslo"}' } },
+        { id: "call_1", type: "function", function: { name: "get_weather", arguments: '{"city":"Oslo"}' } },
         { id: "call_2", type: "function", function: { name: "clock", arguments: "{}" } },
         { id: "call_4", type: "function", function: { name: "pay", arguments: "{}" } },
       ] },
-      { role: "tool", tool_call_id: "call_1", content: '{"c": 3}' },
+      { role: "tool", tool_call_id: "call_1", content: '{"c":3}' },
       { role: "tool", tool_call_id: "call_2", content: "No clock." },
       { role: "tool", tool_call_id: "call_4", content: "Tool call execution denied." },
       { role: "assistant", content: "3 °C." }, // the call without a result is left out: the model has no answer to it
@@ -60,7 +60,7 @@ describe("toRelayMessages", () => {
         { type: "tool-t", toolCallId: "c", state: "output-available", input: { a: 1 }, output: "done" },
       ] },
     ])).toEqual([
-      { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "t", arguments: '{"a": 1}' } }] },
+      { role: "assistant", content: null, tool_calls: [{ id: "c", type: "function", function: { name: "t", arguments: '{"a":1}' } }] },
       { role: "tool", tool_call_id: "c", content: "done" },
     ]);
   });

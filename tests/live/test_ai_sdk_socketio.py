@@ -80,7 +80,7 @@ def test_the_same_conversation_goes_upstream(live_server: LiveServer, fake_upstr
         [request] = fake_upstream.requests_with(tag)
         sent.append(json.loads(json.dumps(request).replace(tag, "<tag>")))
     assert sent[0] == sent[1]
-    assert sent[0]["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"city": "Oslo"}'
+    assert sent[0]["messages"][1]["tool_calls"][0]["function"]["arguments"] == '{"city":"Oslo"}'
 
 
 def test_errors_keep_the_relay_codes(live_server: LiveServer) -> None:

@@ -42,10 +42,13 @@ REPLIES: dict[str, list[Any]] = {
         ("", 1, [{"type": "tool_call", "index": 1, "id": "b", "name": "g", "arguments": ""}]),
         Done("function_call", 2, None),
     ],
-    "refusal and a server-side tool's result": [
-        ("", 0, [{"type": "refusal", "text": "No."}]),
-        ("", 1, [{"type": "tool_result", "tool_call_id": "a", "output": {"ok": True}}]),
-        Done("content_filter", 2, None),
+    "a refusal": [("", 0, [{"type": "refusal", "text": "No."}]), Done("content_filter", 1, None)],
+    "the relay's own tools, then the next reply": [
+        ("", 0, [{**TOOL, "id": "a", "name": "clock", "arguments": "{}"}]),
+        ("", 1, [{"type": "tool_call", "index": 1, "id": "b", "name": "weather", "arguments": '{"city": "Oslo"}'}]),
+        ("", 3, [{"type": "tool_result", "id": "a", "name": "clock", "result": {"time": "noon"}},
+                 {"type": "tool_error", "id": "b", "name": "weather", "message": "No forecast."}]),
+        ("It is noon.", 4, None), Done("stop", 5, None),
     ],
     "an error mid-text": [("Hel", 0, None), Failed(ErrorCode.UPSTREAM_TIMEOUT, "The model went quiet.", 1)],
     "a stop": [("Hel", 0, None), Done("cancelled", 1, None)],
