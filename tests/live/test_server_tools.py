@@ -214,6 +214,7 @@ def test_a_resume_replays_the_tool_results(tool_servers: ToolServers) -> None:
                       headers={"Accept": "application/x-ndjson", "X-Resume-Token": seen["token"]}) as response:
         events = list(ndjson_events(response))
     replayed = parts_of([(e["text"], e["seq"], e.get("parts")) for e in events if e["type"] == "chunk"])
+    assert [part["type"] for part in replayed] == ["tool_call", "tool_result", "text"]
     assert replayed == [{"type": "tool_call", "index": 0, "arguments": ' "b": 3}'}, *parts[2:]]
     assert events[-1] == {"type": "done", **{k: v for k, v in done.items() if k != "type"}}
 
