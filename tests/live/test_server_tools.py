@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from relay_client import RelayClient, ToolCallPart, ToolResultPart, tool_message
 from tests.clients import DONE, SioProbe, ndjson_events
 from tests.conftest import API_KEY, BIN, MODES, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls, script_reply
@@ -194,6 +195,29 @@ def test_a_mixed_reply_runs_the_servers_calls_and_hands_the_rest_to_the_client(
     assert done["finish_reason"] == "tool_calls"
     assert [call["id"] for call in done["tool_calls"]] == ["c_add", "c_w"]
     assert len(fake_upstream.requests_with(tag)) == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_relay_client_answers_a_mixed_reply_and_the_model_goes_on(tool_servers: ToolServers,
+                                                                   fake_upstream: FakeUpstream,
+                                                                   transport: str) -> None:
+    """The round trip docs/protocol.md describes for mixed calls, with relay_client: the server's result comes as a
+    ToolResultPart, and the client sends the reply back with a `tool` message for every call."""
+    tag = uuid.uuid4().hex
+    weather = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+    mixed = script_reply(("tool", 0, "c_add", "add", '{"a": 1, "b": 1}'), ("tool", 1, "c_w", "weather", "{}"))
+    conversation: list[dict] = [{"role": "user", "content": controls(steps=[mixed, ECHO], note=tag)}]
+    with RelayClient(tool_servers("gevent").url, transport=transport) as client:
+        with client.stream(messages=conversation, tools=[weather]) as reply:
+            parts = list(reply.parts())
+        assert [type(part) for part in parts] == [ToolCallPart, ToolCallPart, ToolResultPart]
+        assert reply.done is not None and reply.done.finish_reason == "tool_calls"
+        answered = {result.id: result.content() for result in reply.tool_results}
+        assert answered == {"c_add": "2"}
+        conversation += [{"role": "assistant", "content": None, "tool_calls": reply.tool_calls},
+                         *(tool_message(call["id"], answered.get(call["id"], "sunny")) for call in reply.tool_calls)]
+        assert client.stream(messages=conversation, tools=[weather]).read() == "(tool c_w: sunny)"
+    assert len(fake_upstream.requests_with(tag)) == 2
 
 
 def test_a_client_tool_named_as_a_servers_is_refused(tool_servers: ToolServers, fake_upstream: FakeUpstream) -> None:
