@@ -4,7 +4,9 @@ that mounts the relay, in each async mode; the model is the fake upstream, scrip
 
 from __future__ import annotations
 
+import ast
 import json
+import shlex
 import sys
 import uuid
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ import requests
 
 from relay_client import RelayClient, ToolCallPart, ToolResultPart, tool_message
 from tests.clients import DONE, SioProbe, ndjson_events
-from tests.conftest import API_KEY, BIN, MODES, LiveServer, free_port, launch, stop_server, upstream_env
+from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.tool_app import SECRET
 
@@ -300,3 +302,41 @@ def wait_until(condition: Any, timeout: float = 10) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for a condition"
         time.sleep(0.02)  # polling a condition; there is no event to wait on
+
+
+def example_commands() -> dict[str, list[str]]:
+    """The commands examples/server_tools.py's docstring gives to run it, by async mode, as a user types them."""
+    doc = ast.get_docstring(ast.parse((ROOT / "examples" / "server_tools.py").read_text())) or ""
+    commands = {}
+    for line in doc.splitlines():
+        words = shlex.split(line, comments=True) if line.startswith("    .venv/") or "ASYNC_MODE=" in line else []
+        if words:
+            mode = words.pop(0).split("=", 1)[1] if words[0].startswith("ASYNC_MODE=") else "gevent"
+            commands[mode] = [str(BIN / words[0].removeprefix(".venv/bin/")), *words[1:]]
+    return commands
+
+
+def test_the_example_runs_as_its_docstring_says_and_reads_its_database(
+        fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    """examples/server_tools.py itself, started as documented (eventlet here; the gevent command serves the same
+    app through gunicorn, as every tool test above does): its tool reads the city table, and refuses a city it
+    does not have with its own message."""
+    commands = example_commands()
+    assert sorted(commands) == sorted(MODES)
+    assert commands["gevent"][1:] == ["-c", "gunicorn.conf.py", "examples.server_tools:create_app()"]
+    port, tag = free_port(), uuid.uuid4().hex
+    env = {**upstream_env(fake_upstream), "HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": "eventlet"}
+    server = launch("example-eventlet", commands["eventlet"], port, env, tmp_path / "example.log")
+    try:
+        asks = script_reply(("tool", 0, "c1", "city_population", '{"city": "oslo"}'),
+                            ("tool", 1, "c2", "city_population", '{"city": "Atlantis"}'))
+        parts, done, _ = run(server, "http", request_of([asks, ECHO], tag))
+    finally:
+        stop_server(server)
+    assert parts[2:] == [
+        {"type": "tool_result", "id": "c1", "name": "city_population",
+         "result": {"city": "Oslo", "population": 709000}},
+        {"type": "tool_error", "id": "c2", "name": "city_population",
+         "message": "No city named 'Atlantis' in the database."},
+        {"type": "text", "text": '(tool c2: {"error":"No city named \'Atlantis\' in the database."})'}]
+    assert done["finish_reason"] == "stop"
