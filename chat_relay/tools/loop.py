@@ -13,7 +13,7 @@ from ..config import Settings
 from ..streams.parts import Piece
 from ..streams.request_validation import ChatRequest
 from .registry import ToolRegistry
-from .runner import ToolRunner
+from .runner import ToolRunner, failure
 
 STEPS_EXCEEDED = "tool_steps_exceeded"
 
@@ -21,9 +21,10 @@ STEPS_EXCEEDED = "tool_steps_exceeded"
 class ToolRounds:
     """One stream's loop (streams/tool_steps.py, ToolSteps)."""
 
-    def __init__(self, tools: ToolRegistry, runner: ToolRunner, max_steps: int) -> None:
-        self._tools, self._runner, self._max_steps = tools, runner, max_steps
+    def __init__(self, tools: ToolRegistry, runner: ToolRunner, max_steps: int, max_calls: int = 8) -> None:
+        self._tools, self._runner, self._max_steps, self._max_calls = tools, runner, max_steps, max_calls
         self.rounds = 0
+        self._too_many = f"Not run: at most MAX_TOOL_CALLS ({max_calls}) calls of the server's tools run per reply."
         self.finish_reason: str | None = None
 
     def next_request(self, request: ChatRequest, reply_text: str, calls: list[dict[str, Any]],
@@ -36,8 +37,8 @@ class ToolRounds:
             return None
         self.rounds += 1
         messages = [*request.messages, {"role": "assistant", "content": reply_text or None, "tool_calls": calls}]
-        for call in mine:
-            outcome = self._runner.run(call)
+        for number, call in enumerate(mine):
+            outcome = self._runner.run(call) if number < self._max_calls else failure(call, self._too_many)
             append(outcome.part)
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.content})
         if len(mine) < len(calls):
@@ -52,10 +53,10 @@ class AppTools:
     def __init__(self, tools: ToolRegistry, driver: AsyncDriver, settings: Settings) -> None:
         self._tools = tools
         self._runner = ToolRunner(tools, driver, settings.tool_timeout, settings.max_tool_result_bytes)
-        self._max_steps = settings.max_tool_steps
+        self._max_steps, self._max_calls = settings.max_tool_steps, settings.max_tool_calls
 
     def offered(self, request: ChatRequest) -> ChatRequest:
         return self._tools.offered(request)
 
     def steps(self) -> ToolRounds | None:
-        return ToolRounds(self._tools, self._runner, self._max_steps) if len(self._tools) else None
+        return ToolRounds(self._tools, self._runner, self._max_steps, self._max_calls) if len(self._tools) else None

@@ -47,21 +47,21 @@ class ToolRunner:
         call_id, name = str(call.get("id") or ""), call["function"]["name"]
         tool = self._tools.get(name)
         if tool is None:
-            return _failure(call_id, name, f"There is no tool {name!r}.")
+            return failure(call, f"There is no tool {name!r}.")
         try:
             arguments = tool.arguments(call["function"].get("arguments") or "")
             value = self._call(tool, arguments)
         except ToolError as err:
-            return _failure(call_id, name, err.message)
+            return failure(call, err.message)
         try:
             result = to_jsonable_python(value)
             encoded = orjson.dumps(result)
         except (PydanticSerializationError, TypeError, orjson.JSONEncodeError):
             log_bug(log, f"tool {name} returned a value that is not JSON")
-            return _failure(call_id, name, f"Tool {name!r} failed.")
+            return failure(call, f"Tool {name!r} failed.")
         if len(encoded) > self._max_result_bytes:
-            return _failure(call_id, name, f"The result of tool {name!r} is larger than MAX_TOOL_RESULT_BYTES "
-                                           f"({self._max_result_bytes:,} bytes).")
+            return failure(call, f"The result of tool {name!r} is larger than MAX_TOOL_RESULT_BYTES "
+                                 f"({self._max_result_bytes:,} bytes).")
         content = result if isinstance(result, str) else encoded.decode()
         return Outcome({"type": TOOL_RESULT, "id": call_id, "name": name, "result": result}, content)
 
@@ -103,6 +103,8 @@ class ToolRunner:
         self._driver.interrupt(task, ToolAbandoned, still_wanted=lambda: not finished.is_set())
 
 
-def _failure(call_id: str, name: str, message: str) -> Outcome:
-    return Outcome({"type": TOOL_ERROR, "id": call_id, "name": name, "message": message},
+def failure(call: dict[str, Any], message: str) -> Outcome:
+    """A call that gave no result, and why: its `tool_error` part, and `{"error": message}` for the model."""
+    part = {"type": TOOL_ERROR, "id": str(call.get("id") or ""), "name": call["function"]["name"], "message": message}
+    return Outcome(part,
                    orjson.dumps({"error": message}).decode())

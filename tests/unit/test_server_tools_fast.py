@@ -4,6 +4,7 @@ and sizes. The live tests (tests/live/test_server_tools.py) run them in streams.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Annotated, Any
@@ -244,6 +245,17 @@ def test_a_round_runs_the_servers_calls_and_extends_the_conversation() -> None:
     # The cap: a second round is not run, and says why the stream ends.
     assert rounds.next_request(following, "", calls, appended.append) is None
     assert rounds.finish_reason == STEPS_EXCEEDED and len(appended) == 1
+
+
+def test_calls_past_max_tool_calls_are_not_run() -> None:
+    request = parse_chat_request({"prompt": "hi"}, Settings(openai_api_key="k"))
+    registry = adds()._tools
+    rounds, appended = ToolRounds(registry, ToolRunner(registry, threads(), 5, 1000), 5, max_calls=2), []
+    calls = [call("add", json.dumps({"a": 1, "b": n}), f"c{n}") for n in range(3)]
+    following = rounds.next_request(request, "", calls, appended.append)
+    assert [part["type"] for part in appended] == ["tool_result", "tool_result", "tool_error"]
+    assert appended[2]["message"] == "Not run: at most MAX_TOOL_CALLS (2) calls of the server's tools run per reply."
+    assert following is not None and len([m for m in following.messages if m["role"] == "tool"]) == 3
 
 
 def test_the_clients_calls_end_the_loop_and_mixed_calls_end_it_after_the_servers_run() -> None:
