@@ -38,7 +38,10 @@ class ToolRounds:
         self.rounds += 1
         messages = [*request.messages, {"role": "assistant", "content": reply_text or None, "tool_calls": calls}]
         for number, call in enumerate(mine):
-            outcome = self._runner.run(call) if number < self._max_calls else failure(call, self._too_many)
+            if number < self._max_calls:
+                outcome = self._runner.run(call, request.stream_id)
+            else:
+                outcome = failure(call, self._too_many)
             append(outcome.part)
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.content})
         if len(mine) < len(calls):

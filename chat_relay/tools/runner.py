@@ -5,6 +5,7 @@ gets (docs/protocol.md, "Server-side tools")."""
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from ..async_drivers import AsyncDriver
 from ..observability.bug_reports import log_bug
+from ..observability.logs import log_event
 from ..streams.parts import Part
 from .registry import Tool, ToolRegistry
 from .tool_error import ToolError
@@ -42,8 +44,17 @@ class ToolRunner:
         self._tools, self._driver = tools, driver
         self._timeout, self._max_result_bytes = timeout, max_result_bytes
 
-    def run(self, call: dict[str, Any]) -> Outcome:
-        """Run one whole call (`{"id", "function": {"name", "arguments"}}`) of a registered tool."""
+    def run(self, call: dict[str, Any], stream_id: str = "") -> Outcome:
+        """Run one whole call (`{"id", "function": {"name", "arguments"}}`) of a registered tool, and log a
+        `tool_call` line (the tool, the outcome, the time: never the arguments or the result)."""
+        began = time.monotonic()
+        outcome = self._outcome(call)
+        took = int((time.monotonic() - began) * 1000)
+        log_event(log, "tool_call", {"stream_id": stream_id, "tool": call["function"]["name"],
+                                     "outcome": outcome.part["type"], "duration_ms": took})
+        return outcome
+
+    def _outcome(self, call: dict[str, Any]) -> Outcome:
         call_id, name = str(call.get("id") or ""), call["function"]["name"]
         tool = self._tools.get(name)
         if tool is None:

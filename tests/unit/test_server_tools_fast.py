@@ -296,3 +296,14 @@ def test_usage_is_summed_key_by_key() -> None:
                                            "reasoning_tokens": 1}
     assert summed_usage(None, second) == second and summed_usage(first, None) == first
     assert summed_usage(None, None) is None
+
+
+def test_each_call_logs_one_line_without_its_arguments_or_result(caplog: pytest.LogCaptureFixture) -> None:
+    def echo(text: str) -> str:
+        return text
+
+    caplog.set_level("INFO")
+    runner_of(echo).run(call("echo", json.dumps({"text": SECRET})), stream_id="s9")
+    lines = [record for record in caplog.records if getattr(record, "event", None) == "tool_call"]
+    assert len(lines) == 1 and lines[0].fields["stream_id"] == "s9" and lines[0].fields["outcome"] == "tool_result"
+    assert lines[0].fields["tool"] == "echo" and SECRET not in caplog.text
