@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "message", "json"})
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
 F = TypeVar("F", bound=Callable[..., Any])
+_PATH = re.compile(r"(/[A-Za-z0-9_.~-]+)+")
 
 
 class ChatRelay:
@@ -39,15 +40,20 @@ class ChatRelay:
     - `event`: the request event and the stem of the others (`<event>_chunk`, `_done`, `_error`, `_stop`, `_resume`).
     - `namespace`: the Socket.IO namespace of the relay's connect and events; a namespace of its own keeps
       the team's `connect` handler on "/" apart from the relay's token and connection checks.
+    - `ai_sdk_path`: the AI SDK's chat endpoint (docs/ai-sdk.md), under `url_prefix`; None leaves it out.
     - `page`: the web page at `/`, for the relay alone; it speaks the default names only.
     - `settings`: default `load_settings()`, the environment and `.env`.
     """
 
     def __init__(self, app: Flask | None = None, socketio: SocketIO | None = None, *,
                  settings: Settings | None = None, url_prefix: str = "", event: str = DEFAULT_EVENT,
-                 namespace: str = "/", page: bool = False) -> None:
+                 namespace: str = "/", page: bool = False, ai_sdk_path: str | None = "/api/chat") -> None:
         _check_options(url_prefix, event, namespace, page)
+        if ai_sdk_path is not None and not _PATH.fullmatch(ai_sdk_path):
+            raise ValueError(f"ai_sdk_path must start with '/' and not end with one ('/api/chat'), or be None; "
+                             f"got {ai_sdk_path!r}")
         self.url_prefix = url_prefix
+        self.ai_sdk_path = ai_sdk_path
         self.events = EventNames(event)
         self.namespace = namespace
         self.page = page
@@ -168,20 +174,26 @@ class ChatRelay:
         # per address, before anything else reads the request (docs/security.md); inside ProxyFix: the client address.
         # On every path of the relay as a site of its own (the page's), else on the relay's paths only: a team's
         # routes may take larger or slower uploads.
-        streams_path = f"{self.url_prefix}/message"
-        relays = (lambda p: True) if self.page else (lambda p: _under(p, streams_path) or _under(p, path))
+        stream_paths = [f"{self.url_prefix}/message"]
+        if self.ai_sdk_path is not None:
+            stream_paths.append(self.url_prefix + self.ai_sdk_path)
+
+        def streams(where: str) -> bool:  # the paths that start streams, and resume and stop them
+            return any(_under(where, root) for root in stream_paths)
+
+        relays = (lambda p: True) if self.page else (lambda p: streams(p) or _under(p, path))
         def body_bound(environ: dict[str, Any]) -> int:  # smaller before auth (chat_relay/access/message_bound.py)
             where = environ.get("PATH_INFO") or ""
             if _under(where, path):
                 return bound.for_socketio_post(environ)
-            if _under(where, streams_path):
+            if streams(where):
                 return bound.for_stream_request(environ)
             return settings.max_request_bytes
 
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
                                     services.driver, settings.max_request_bytes, applies=relays,
                                     refused=refused_over_http, bound=body_bound,
-                                    refused_by_auth=lambda where: _under(where, streams_path))
+                                    refused_by_auth=streams)
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)
@@ -191,8 +203,10 @@ class ChatRelay:
             app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops,  # type: ignore[method-assign]
                                     x_host=hops)
         if settings.cors_allowed_origins:
-            CORS(app, resources={rf"{re.escape(self.url_prefix)}/message/.*": {
-                "origins": settings.cors_allowed_origins}})
+            resources = [rf"{re.escape(self.url_prefix)}/message/.*"]
+            if self.ai_sdk_path is not None:  # the chat endpoint itself, and its resume and stop
+                resources.append(rf"{re.escape(self.url_prefix + self.ai_sdk_path)}(/.*)?$")
+            CORS(app, resources={pattern: {"origins": settings.cors_allowed_origins} for pattern in resources})
 
         app.extensions[EXTENSION_KEY] = services
         register_socket_handlers(socketio, services, self.events, self.namespace)
@@ -200,6 +214,11 @@ class ChatRelay:
         close_on_bad_packets(socketio)
         app.register_blueprint(http_bp, url_prefix=self.url_prefix or None)
         app.register_blueprint(operations_bp, url_prefix=self.url_prefix or None)
+        if self.ai_sdk_path is not None:
+            from .transports.ai_sdk.routes import ai_sdk_blueprint, install_index
+
+            install_index(app, services)
+            app.register_blueprint(ai_sdk_blueprint(self.ai_sdk_path), url_prefix=self.url_prefix or None)
         if self.page:
             app.register_blueprint(page_bp)
         self.services = services

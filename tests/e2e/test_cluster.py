@@ -203,6 +203,44 @@ def test_kill_9_of_the_producing_instance_is_reported(cluster: Cluster, fake_ups
         cluster.revive(producer)
 
 
+def test_the_ai_sdk_endpoint_through_nginx(cluster: Cluster, fake_upstream: FakeUpstream, gate: str) -> None:
+    """The real `ai` package through deploy/nginx.conf: a chat's reply resumed by its chat id, then stopped."""
+    from tests import ai_sdk_client
+
+    api, chat = f"{cluster.url}/api/chat", f"nginx-{gate}"
+    sending = ai_sdk_client.start(api, "send", chat, [ai_sdk_client.user(held(gate))])
+    try:
+        ai_sdk_client.connected(sending)
+        resuming = ai_sdk_client.start(api, "resume", chat)
+        ai_sdk_client.connected(resuming)
+        assert requests.post(f"{api}/{chat}/stop", timeout=10).status_code == 200
+        sent, resumed = ai_sdk_client.finish(sending), ai_sdk_client.finish(resuming)
+    finally:
+        fake_upstream.open_gate(gate)
+    assert sent["chunks"][-1] == resumed["chunks"][-1] == "abort"
+    assert sent["message"] == resumed["message"]
+    assert sent["message"]["parts"][-1]["text"] == "".join(words(4))
+
+
+def test_an_ai_sdk_reply_of_a_killed_instance_resumes_as_interrupted(cluster: Cluster) -> None:
+    from tests import ai_sdk_client
+
+    api, chat = f"{cluster.url}/api/chat", "doomed-chat"
+    sending = ai_sdk_client.start(api, "send", chat, [ai_sdk_client.user(controls(chunks=1000, delay=0.02))])
+    ai_sdk_client.connected(sending)
+    producer = cluster.producing()
+    cluster.kill(producer)
+    try:
+        cut = ai_sdk_client.finish(sending)  # its connection cut: no terminal chunk
+        assert not {"finish", "error", "abort"} & set(cut["chunks"]), cut
+        resumed = ai_sdk_client.run(api, "resume", chat)  # nginx sends it to the instance still alive
+        assert resumed["chunks"][-1] == "error" and resumed["errors"][0].startswith("interrupted: "), resumed
+        text = resumed["message"]["parts"][-1]["text"]
+        assert text and "".join(words(1000)).startswith(text)  # what it had sent, from the start, none twice
+    finally:
+        cluster.revive(producer)
+
+
 def test_redis_away_then_back(cluster: Cluster, fake_upstream: FakeUpstream, gate: str) -> None:
     cluster.redis.stop()
     try:

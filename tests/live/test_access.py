@@ -168,6 +168,20 @@ def test_allowlisted_origin_works_and_others_are_refused(secured: LiveServer) ->
     assert (refused.status, refused.terminal["code"]) == (403, "origin_not_allowed")
 
 
+def test_the_ai_sdk_endpoint_has_the_same_origin_rules(secured: LiveServer) -> None:
+    """A browser's preflight and POST from an allowlisted origin get CORS headers; another origin is refused."""
+    auth = {"Authorization": f"Bearer {TOKENS[0]}"}
+    body = {"id": "c1", "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+    preflight = requests.options(f"{secured.url}/api/chat", timeout=10, headers={
+        "Origin": APP_ORIGIN, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type"})
+    assert preflight.ok and preflight.headers["Access-Control-Allow-Origin"] == APP_ORIGIN
+    allowed = requests.post(f"{secured.url}/api/chat", json=body, headers={"Origin": APP_ORIGIN, **auth}, timeout=10)
+    assert allowed.ok and allowed.headers["Access-Control-Allow-Origin"] == APP_ORIGIN and "w4" in allowed.text
+    refused = requests.post(f"{secured.url}/api/chat", json=body, headers={"Origin": EVIL_ORIGIN, **auth}, timeout=10)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "origin_not_allowed"
+
+
 # Ownership: a stream belongs to the connection that started it, even between clients with the same token.
 
 def test_a_guessed_stream_id_gives_no_control_and_no_events(secured: LiveServer, gate: str, fake_upstream) -> None:

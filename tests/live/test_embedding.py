@@ -155,6 +155,17 @@ def test_an_http_stream_under_the_prefix_arrives_complete(team_server: LiveServe
     assert outcome.terminal["type"] == "done" and outcome.terminal["chunks"] == 20
 
 
+def test_the_ai_sdk_endpoint_under_the_prefix(team_server: LiveServer) -> None:
+    """The real `ai` package's transport at /ai/api/chat, as an AI SDK page of the team's app would point it."""
+    from tests import ai_sdk_client
+
+    result = ai_sdk_client.run(f"{team_server.url}{PREFIX}/api/chat", "send", "team-chat",
+                               [ai_sdk_client.user(controls(chunks=3))])
+    assert result["message"]["parts"] == [{"type": "step-start"},
+                                          {"type": "text", "text": "w0 w1 w2 ", "state": "done"}]
+    assert requests.post(f"{team_server.url}/api/chat", json={}, timeout=10).status_code == 404  # the team's path
+
+
 def test_the_default_names_are_not_answered(team_server: LiveServer, team_client: TeamClient) -> None:
     answered: list[tuple[str, object]] = []
     for namespace in ("/", NAMESPACE):  # acks would come at once, long before the stream below has ended
