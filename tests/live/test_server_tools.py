@@ -340,3 +340,24 @@ def test_the_example_runs_as_its_docstring_says_and_reads_its_database(
          "message": "No city named 'Atlantis' in the database."},
         {"type": "text", "text": '(tool c2: {"error":"No city named \'Atlantis\' in the database."})'}]
     assert done["finish_reason"] == "stop"
+
+
+def test_the_ai_sdk_sees_a_server_tool_as_streamText_shows_an_executed_one(tool_servers: ToolServers) -> None:
+    """Over POST /api/chat, read by the real `ai` package: the call's part carries its input and its output
+    (`output-available`), and the model's next reply is a step of its own, as an AI SDK backend shows a tool it
+    executed."""
+    from tests import ai_sdk_client
+
+    ask = controls(steps=[ADD, ECHO], note=uuid.uuid4().hex)
+    result = ai_sdk_client.run(f"{tool_servers('gevent').url}/api/chat", "send", f"chat-{uuid.uuid4().hex[:12]}",
+                               [ai_sdk_client.user(ask)])
+    assert result["status"] == "ok" and result["errors"] == [], result
+    assert result["message"]["parts"] == [
+        {"type": "step-start"},
+        {"type": "text", "text": "Adding. ", "state": "done"},
+        {"type": "tool-add", "toolCallId": "call_add", "state": "output-available", "input": {"a": 2, "b": 3},
+         "output": 5},
+        {"type": "step-start"},
+        {"type": "text", "text": "(tool call_add: 5)", "state": "done"},
+    ]
+    assert result["chunks"][-2:] == ["finish-step", "finish"]
