@@ -19,16 +19,17 @@ if TYPE_CHECKING:
     from .errors import ErrorCode, RelayError
     from .extension import ChatRelay
     from .standalone import create_app
+    from .tools.tool_error import ToolError
     from .transports.socketio_handlers import EventNames
 
 __version__ = "0.1.0"
 
-__all__ = ["ChatRelay", "ConfigError", "ErrorCode", "EventNames", "RelayError", "Settings", "__version__",
+__all__ = ["ChatRelay", "ConfigError", "ErrorCode", "EventNames", "RelayError", "Settings", "ToolError", "__version__",
            "create_app", "load_settings"]
 
 _HOMES = {"ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors", "EventNames":
           ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config", "create_app": ".standalone",
-          "load_settings": ".config"}
+          "load_settings": ".config", "ToolError": ".tools.tool_error"}
 
 
 def __getattr__(name: str) -> Any:

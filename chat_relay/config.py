@@ -89,6 +89,13 @@ class Settings(BaseSettings):
     # Function tools per request, and their definitions' size as compact JSON: each is sent with every request.
     max_tools: int = Field(64, ge=0)
     max_tools_bytes: int = Field(100_000, ge=1)
+    # Server-side tools (`@relay.tool`, docs/protocol.md "Server-side tools"): each call's time, the rounds of
+    # tools one stream may run, a result's size as compact JSON, and the calls run per reply: together they bound
+    # the time and bytes a prompt can make the tools take.
+    tool_timeout: float = Field(10.0, gt=0)
+    max_tool_steps: int = Field(5, ge=0)
+    max_tool_result_bytes: int = Field(32_768, ge=1)
+    max_tool_calls: int = Field(8, ge=1)  # run per reply of the model; the rest get a tool_error
 
     # The local stand-in model, which `make run` starts when no upstream is configured (app/serving/local_model.py).
     local_model_port: int = Field(8001, ge=1, le=65535)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from .async_drivers import MODES
 from .config import ConfigError, Settings, load_settings
+from .tools.registry import ToolRegistry, tool_of
 from .transports.socketio_handlers import DEFAULT_EVENT, EventNames
 from .wiring import EXTENSION_KEY, Services
 
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 # Events python-socketio keeps for itself, or Flask-SocketIO routes specially.
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "message", "json"})
 _NAME = re.compile(r"[A-Za-z0-9_.:-]+")
+F = TypeVar("F", bound=Callable[..., Any])
 _PATH = re.compile(r"(/[A-Za-z0-9_.~-]+)+")
 
 
@@ -58,6 +61,7 @@ class ChatRelay:
         self._access: Access | None = None
         self._metrics: Metrics | None = None
         self.services: Services | None = None
+        self.tools = ToolRegistry()  # server-side tools: `tool`
         if app is not None:
             self.init_app(app, socketio)
 
@@ -146,7 +150,8 @@ class ChatRelay:
             metrics.refused("http", err.code)
 
         _use_tolerant_packets(socketio, self.events.request)
-        services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics)
+        services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics,
+                            self.tools)
         websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
         # engine.io's own message bound, per frame and across fragments too, and a small one until the connect is
         # admitted (MAX_UNAUTHENTICATED_BYTES); unreadable frames end the connection
@@ -218,6 +223,24 @@ class ChatRelay:
             app.register_blueprint(page_bp)
         self.services = services
         return services
+
+    @overload
+    def tool(self, function: F, /) -> F: ...
+    @overload
+    def tool(self, function: None = None, /, *, name: str | None = None,
+             description: str | None = None) -> Callable[[F], F]: ...
+
+    def tool(self, function: F | None = None, /, *, name: str | None = None,
+             description: str | None = None) -> F | Callable[[F], F]:
+        """Register a server-side tool: `@relay.tool` or `@relay.tool(name=..., description=...)`, before or after
+        `init_app`. The model is offered it in every request, with the JSON Schema of its type hints and its
+        docstring; the relay runs its calls within TOOL_TIMEOUT and streams what it returns (docs/protocol.md,
+        "Server-side tools"). Raise `chat_relay.ToolError("...")` to tell the user why it cannot answer."""
+        def register(function: F) -> F:
+            self.tools.add(tool_of(function, name, description))
+            return function
+
+        return register(function) if function is not None else register
 
     def _access_rules(self) -> Access:
         from .access.auth import Access

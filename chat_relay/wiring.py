@@ -21,6 +21,8 @@ from .streams.registry import StreamRegistry
 from .streams.resume_tokens import ResumeTokens, resume_secret
 from .streams.shared_buffer import SharedBuffers
 from .streams.upstream import Upstream
+from .tools.loop import AppTools
+from .tools.registry import ToolRegistry
 
 EXTENSION_KEY = "chat_relay"
 
@@ -33,6 +35,7 @@ class Services:
     socketio: SocketIO
     access: Access
     metrics: Metrics
+    tools: ToolRegistry = field(default_factory=ToolRegistry)  # the app's server-side tools (@relay.tool)
     admission: Admission = field(init=False)
     connections: Connections = field(init=False)
     metrics_access: MetricsAccess = field(init=False)
@@ -54,7 +57,8 @@ class Services:
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
             driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics,
-            buffered=settings.max_buffered_bytes, stall_after=settings.stalled_reader_timeout)
+            buffered=settings.max_buffered_bytes, stall_after=settings.stalled_reader_timeout,
+            tools=AppTools(self.tools, driver, settings))
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))

@@ -8,7 +8,8 @@
     print(reply.done.finish_reason)
 
 `reply.parts()` yields everything the model streams as typed parts (`TextPart`, `ReasoningPart`, `ToolCallPart`,
-`RefusalPart`); after the end, `reply.reasoning`, `reply.tool_calls` and `reply.done` hold it whole.
+`RefusalPart`, and `ToolResultPart` or `ToolErrorPart` for a tool the server ran); after the end, `reply.reasoning`,
+`reply.tool_calls`, `reply.tool_results` and `reply.done` hold it whole.
 
 Errors come as exceptions: `RelayError` with the protocol's `.code` and `.message`, a subclass per code
 (`InvalidRequest`, `RateLimited`...). It needs only `python-socketio[client]` and `requests`
@@ -38,13 +39,22 @@ from relay_client.errors import (
     UpstreamUnavailable,
 )
 from relay_client.messages import image_part, tool_message
-from relay_client.parts import Part, ReasoningPart, RefusalPart, TextPart, ToolCall, ToolCallPart
+from relay_client.parts import (
+    Part,
+    ReasoningPart,
+    RefusalPart,
+    TextPart,
+    ToolCall,
+    ToolCallPart,
+    ToolErrorPart,
+    ToolResultPart,
+)
 from relay_client.reply import Chunk, Done, Reply
 
 __all__ = [
     "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed", "Part",
     "RateLimited", "ReasoningPart", "RefusalPart", "RelayClient", "RelayConnectionError", "RelayError", "Reply",
     "ResumeUnavailable", "ServerShutdown", "StalledReader", "StreamExpired", "TextPart", "TooManyConnections",
-    "TooManyStreams", "ToolCall", "ToolCallPart", "Transport", "Unauthorized", "UpstreamAuth", "UpstreamError",
-    "UpstreamTimeout", "UpstreamUnavailable", "image_part", "tool_message",
+    "TooManyStreams", "ToolCall", "ToolCallPart", "ToolErrorPart", "ToolResultPart", "Transport", "Unauthorized",
+    "UpstreamAuth", "UpstreamError", "UpstreamTimeout", "UpstreamUnavailable", "image_part", "tool_message",
 ]

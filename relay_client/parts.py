@@ -1,4 +1,5 @@
-"""The typed parts of a reply (docs/protocol.md, "Parts"): text, reasoning, a tool call's fragment, a refusal.
+"""The typed parts of a reply (docs/protocol.md, "Parts"): text, reasoning, a tool call's fragment, a refusal, and
+what a server-side tool returned or why it failed (docs/protocol.md, "Server-side tools").
 
 A chunk's `parts` are read from the wire once, here, so a program matches on classes, never on dict keys. A chunk
 without `parts` holds text only: its one part is its `text`. `ToolCall` is the shape of a whole call in `done`, the
@@ -7,6 +8,7 @@ same dict an `assistant` message's `tool_calls` takes back, so a tool round trip
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypedDict
@@ -48,7 +50,37 @@ class ToolCallPart:
     type: Literal["tool_call"] = "tool_call"
 
 
-Part = TextPart | ReasoningPart | RefusalPart | ToolCallPart
+@dataclass(frozen=True)
+class ToolResultPart:
+    """What a tool the server ran returned for call `id`: `result` is a JSON value (a str, a dict...)."""
+
+    id: str
+    name: str
+    result: Any
+    type: Literal["tool_result"] = "tool_result"
+
+    def content(self) -> str:
+        """The `tool` message content the model got for it: the result itself when a string, else compact JSON
+        (to answer the calls of a reply that also called the client's tools)."""
+        return self.result if isinstance(self.result, str) else json.dumps(self.result, separators=(",", ":"),
+                                                                           ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolErrorPart:
+    """Why a tool the server ran for call `id` gave no result, in words meant for the user."""
+
+    id: str
+    name: str
+    message: str
+    type: Literal["tool_error"] = "tool_error"
+
+    def content(self) -> str:
+        """The `tool` message content the model got for it: `{"error": message}` as compact JSON."""
+        return json.dumps({"error": self.message}, separators=(",", ":"), ensure_ascii=False)
+
+
+Part = TextPart | ReasoningPart | RefusalPart | ToolCallPart | ToolResultPart | ToolErrorPart
 
 
 class ToolFunction(TypedDict):
@@ -84,6 +116,10 @@ def part_from(part: Mapping[str, Any]) -> Part | None:
         return RefusalPart(_string(part, "text", "refusal"))
     if kind == "tool_call":
         return ToolCallPart(int(part["index"]), _string(part, "arguments"), part.get("id"), part.get("name"))
+    if kind == "tool_result":
+        return ToolResultPart(_string(part, "id"), _string(part, "name"), part.get("result"))
+    if kind == "tool_error":
+        return ToolErrorPart(_string(part, "id"), _string(part, "name"), _string(part, "message"))
     return None
 
 

@@ -16,6 +16,8 @@ from relay_client.parts import (
     ToolCall,
     ToolCallPart,
     ToolCallsBuilder,
+    ToolErrorPart,
+    ToolResultPart,
     parts_from,
 )
 
@@ -88,6 +90,7 @@ class Reply:
         self._reasoning: list[str] = []
         self._refusal: list[str] = []
         self._tool_calls = ToolCallsBuilder()
+        self.tool_results: list[ToolResultPart | ToolErrorPart] = []  # of the tools the server ran, in order
 
     @property
     def stream_id(self) -> str:
@@ -155,9 +158,12 @@ class Reply:
                 self._refusal.append(part.text)
             elif isinstance(part, ToolCallPart):
                 self._tool_calls.add(part)
+            elif isinstance(part, (ToolResultPart, ToolErrorPart)):
+                self.tool_results.append(part)
 
     def parts(self) -> Iterator[Part]:
-        """Each part as it arrives, in order: TextPart, ReasoningPart, RefusalPart, ToolCallPart (match on the class).
+        """Each part as it arrives, in order: TextPart, ReasoningPart, RefusalPart, ToolCallPart, ToolResultPart,
+        ToolErrorPart (match on the class).
         Raises the stream's error as its RelayError."""
         for chunk in self.chunks():
             yield from chunk.parts

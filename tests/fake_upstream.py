@@ -280,6 +280,8 @@ class _Handler(BaseHTTPRequestHandler):
         # deltas: a scripted reply, each entry one event's `delta` sent as it is (script_reply() builds them);
         # else a tool call or a tool's answer (_tool_turn), or the text pieces.
         deltas: list[dict] = ctl["deltas"] if "deltas" in ctl else _tool_turn(body, pieces)
+        if "steps" in ctl:  # a conversation with server-side tools: its reply to the request of each round
+            deltas = _step_reply(body, ctl["steps"])
         pieces = deltas
         fault = ctl.get("fault")
         base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
@@ -315,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._wait(float(ctl.get("delay", 0)))
                 self._event(chunk(deltas[sent]))
         if fault != "no_finish":
-            calls = "deltas" not in ctl and any("tool_calls" in delta for delta in deltas)  # _tool_turn's call
+            calls = ("deltas" not in ctl or "steps" in ctl) and any("tool_calls" in delta for delta in deltas)
             self._event(chunk({}, ctl.get("finish_reason", "tool_calls" if calls else "stop")))
             if ctl.get("usage", True) and (body.get("stream_options") or {}).get("include_usage"):
                 prompt = sum(len(m.get("content")) for m in body.get("messages", [])
@@ -468,6 +470,18 @@ def _tool_turn(body: dict, pieces: list[str]) -> list[dict]:
                                  "function": {"name": name, "arguments": arguments[:cut]}}]},
                 {"tool_calls": [{"index": 0, "function": {"arguments": arguments[cut:]}}]}]
     return [{"content": p} for p in pieces]
+
+
+def _step_reply(body: dict, steps: list[list[dict]]) -> list[dict]:
+    """controls(steps=[deltas, ...]): the reply to a conversation's request of round n (the assistant messages
+    after its last user message), each a script_reply(); past the last, the last again. A `{"echo_tool": true}`
+    delta becomes a text delta saying what the conversation's last `tool` message said."""
+    messages = body.get("messages") or []
+    last_user = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), default=-1)
+    round_ = sum(1 for m in messages[last_user + 1:] if isinstance(m, dict) and m.get("role") == "assistant")
+    tools = [m for m in messages if isinstance(m, dict) and m.get("role") == "tool"]
+    said = f"(tool {tools[-1].get('tool_call_id')}: {tools[-1].get('content')})" if tools else "(no tool)"
+    return [{"content": said} if delta.get("echo_tool") else delta for delta in steps[min(round_, len(steps) - 1)]]
 
 
 def _example_arguments(schema: dict) -> dict:

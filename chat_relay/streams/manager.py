@@ -30,6 +30,7 @@ from .request_validation import ChatRequest
 from .resume_tokens import NO_SUCH_STREAM, ResumeTokens
 from .shared_buffer import SharedBuffers
 from .stream_buffer import Follower, StreamBuffer
+from .tool_steps import ServerTools
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,16 @@ class Started:
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
                  shared: SharedBuffers | None, driver: AsyncDriver, grace: float, ttl: float,
-                 metrics: Metrics | None = None, buffered: int | None = None, stall_after: float = 30.0) -> None:
+                 metrics: Metrics | None = None, buffered: int | None = None, stall_after: float = 30.0,
+                 tools: ServerTools | None = None) -> None:
         """`buffered` (MAX_BUFFERED_BYTES) and `stall_after` (STALLED_READER_TIMEOUT): back-pressure for slow
-        readers (chat_relay/streams/backlog.py); without `buffered`, producers never wait for readers."""
+        readers (chat_relay/streams/backlog.py); without `buffered`, producers never wait for readers. `tools`: the
+        app's server-side tools (chat_relay/tools/), offered to the model in every request and run by the stream."""
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
         self._driver, self._grace, self._ttl = driver, grace, ttl
         self._buffered, self._stall_after = buffered, stall_after
+        self._tools = tools
         self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, buffer)
 
     def start(self, request: ChatRequest, owner: str, client: str,
@@ -60,6 +64,9 @@ class StreamManager:
         """Register and start a new stream, delivered to `owner` over `transport`; never yields. `reserved`:
         admission reserved its slot (chat_relay/access/admission.py), which it now takes."""
         try:
+            steps = None
+            if self._tools is not None:  # a client tool named as one of the server's is refused here
+                request, steps = self._tools.offered(request), self._tools.steps()
             key = uuid.uuid4().hex
             backlog = None if self._buffered is None else Backlog(self._buffered, self._stall_after,
                                                                   self._driver.new_event)
@@ -67,7 +74,8 @@ class StreamManager:
             shared = self.shared
             read_elsewhere = None if shared is None else (lambda: shared.has_remote_reader(key))
             relay = Producer(request, self._upstream, stream_log, pause=lambda: self._driver.sleep(0),
-                             transport=transport, metrics=self._metrics, read_elsewhere=read_elsewhere)
+                             transport=transport, metrics=self._metrics, read_elsewhere=read_elsewhere,
+                             tools=steps)
         except BaseException:
             if reserved:
                 self._registry.give_back(client)

@@ -3,13 +3,17 @@
 A piece is one upstream fragment of one kind (docs/protocol.md, "Parts"). A text piece is a plain `str`, as it
 was before there were other kinds, so a text-only reply costs nothing more: its chunks are built as before and
 carry no `parts`. Every other piece is a dict already in its wire shape: `{"type": "reasoning", "text"}`,
-`{"type": "refusal", "text"}`, `{"type": "tool_call", "index", "id"?, "name"?, "arguments"}`. Both kinds are
-JSON as they are, so the Redis log (shared_mirror.py) stores them without a translation.
+`{"type": "refusal", "text"}`, `{"type": "tool_call", "index", "id"?, "name"?, "arguments"}`, and the relay's own
+`{"type": "tool_result", "id", "name", "result"}` and `{"type": "tool_error", "id", "name", "message"}` (server-side
+tools, chat_relay/tools/), which are whole and never merged. Both kinds are JSON as they are, so the Redis log
+(shared_mirror.py) stores them without a translation.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from .backlog import text_bytes
 from .events import Chunk, PartsChunk
@@ -18,6 +22,8 @@ Part = dict[str, Any]
 Piece = str | Part  # a str is a text piece
 
 TEXT, REASONING, REFUSAL, TOOL_CALL = "text", "reasoning", "refusal", "tool_call"
+TOOL_RESULT, TOOL_ERROR = "tool_result", "tool_error"
+_WHOLE = frozenset((TOOL_RESULT, TOOL_ERROR))  # one piece each, never merged with the next
 
 
 def chunk_of(pieces: list[Piece], seq: int) -> Chunk:
@@ -45,7 +51,8 @@ def merged(pieces: list[Piece]) -> tuple[str, list[Part]]:
                 parts.append(last)
             continue
         kind = piece["type"]  # type: ignore[index]
-        if last is not None and last["type"] == kind and (kind != TOOL_CALL or last["index"] == piece["index"]):  # type: ignore[index]
+        if last is not None and last["type"] == kind and kind not in _WHOLE and (
+                kind != TOOL_CALL or last["index"] == piece["index"]):  # type: ignore[index]
             if kind == TOOL_CALL:
                 for key in ("id", "name"):
                     if key in piece and key not in last:
@@ -65,12 +72,13 @@ def text_of(pieces: list[Piece]) -> str:
 
 
 def piece_bytes(piece: Piece) -> int:
-    """A piece's size for back-pressure (backlog.py): the UTF-8 bytes of its strings (text, arguments, id, name)."""
+    """A piece's size for back-pressure (backlog.py): the UTF-8 bytes of its strings (text, arguments, id, name;
+    a tool result's value as compact JSON)."""
     if isinstance(piece, str):
         return text_bytes(piece)
-    total = 0
+    total = len(orjson.dumps(piece["result"])) if piece["type"] == TOOL_RESULT else 0
     for key, value in piece.items():
-        if key != "type" and isinstance(value, str):
+        if key != "type" and key != "result" and isinstance(value, str):
             total += text_bytes(value)
     return total
 

@@ -1,5 +1,8 @@
 """One stream's producer: open the upstream, append its pieces to the stream's buffer, end with one terminal entry.
 
+With server-side tools (chat_relay/tools/), one stream may be several requests upstream: after a reply that
+calls the server's tools, the tool loop runs them (their parts go into the same buffer) and says what to ask next.
+
 The producer runs in its own green task and never waits for a reader (chat_relay/streams/stream_buffer.py); each
 transport reads the log and turns what it finds into its own wire format.
 """
@@ -16,8 +19,10 @@ from ..observability.logs import log_event
 from ..observability.metrics import Metrics, StreamEnd
 from .backlog import Backlog
 from .events import Done, Failed, Terminal
+from .parts import text_of
 from .request_validation import ChatRequest
 from .stream_buffer import StreamBuffer
+from .tool_steps import ToolSteps, summed_usage
 from .upstream import Upstream, UpstreamStream
 
 log = logging.getLogger(__name__)
@@ -42,9 +47,10 @@ class Producer:
 
     def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamBuffer,
                  pause: Callable[[], None] = lambda: None, transport: str = "",
-                 metrics: Metrics | None = None, read_elsewhere: Callable[[], bool] | None = None) -> None:
+                 metrics: Metrics | None = None, read_elsewhere: Callable[[], bool] | None = None,
+                 tools: ToolSteps | None = None) -> None:
         """`read_elsewhere`: whether readers on other instances follow the stream (then it is not paused for want
-        of readers here; chat_relay/streams/backlog.py)."""
+        of readers here; chat_relay/streams/backlog.py). `tools`: the stream's tool loop, if the app has tools."""
         self.request = request
         self.buffer = stream_log
         self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
@@ -54,6 +60,8 @@ class Producer:
         self._metrics = metrics
         self._read_elsewhere = read_elsewhere
         self._stream: UpstreamStream | None = None
+        self._tools = tools
+        self._earlier_usage: dict[str, int] | None = None  # the usage of the stream's requests before the last
         self.cancelled = False
         self.cancel_cause = ""  # why it was cancelled, for the log: stopped, client_gone, server_shutdown,
         # stalled_reader
@@ -83,17 +91,23 @@ class Producer:
         stream: UpstreamStream | None = None
         first_piece: float | None = None
         try:
-            if not self.cancelled:
-                stream = self._stream = self._upstream.open(self.request)
+            request: ChatRequest | None = self.request
+            while request is not None and not self.cancelled:  # one pass per request upstream
+                opened = self._upstream.open(request, stream.index_end if stream else 0)
+                if stream is not None:  # after a tool round: the previous reply was read to its end
+                    self._earlier_usage = summed_usage(self._earlier_usage, stream.usage)
+                stream = self._stream = opened
                 stream_log.mark_opened()
+                reply_from = stream_log.last_seq
                 pieces = iter(stream)
-                first = next(pieces, None)  # the first piece on its own, so that only it is timed
-                if first is not None:
-                    first_piece = time.monotonic()
-                    append(first)
-                    if stream_log.size > room:
-                        room = self._wait_for_readers(backlog)
-                if first is not None and not self.cancelled:
+                if first_piece is None:
+                    first = next(pieces, None)  # the stream's first piece on its own, so that only it is timed
+                    if first is not None:
+                        first_piece = time.monotonic()
+                        append(first)
+                        if stream_log.size > room:
+                            room = self._wait_for_readers(backlog)
+                if not self.cancelled:
                     turn = 1
                     for piece in pieces:  # every other piece: nothing here but relaying it
                         append(piece)
@@ -105,6 +119,7 @@ class Producer:
                             pause()
                         if self.cancelled:
                             break
+                request = self._next_request(request, stream, reply_from)
             terminal = self._outcome(stream)
         except StreamCancelled:
             terminal = self._outcome(stream)
@@ -120,6 +135,17 @@ class Producer:
         stream_log.end(terminal)
         self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
         self._report_end(terminal, began, first_piece, stream)
+
+    def _next_request(self, request: ChatRequest, stream: UpstreamStream, reply_from: int) -> ChatRequest | None:
+        """After a reply that called tools: the tool loop runs the server's, and says what to ask next (None: the
+        stream ends with this reply)."""
+        calls = stream.tool_calls
+        if self._tools is None or self.cancelled or not calls or not stream.complete \
+                or stream.finish_reason not in ("tool_calls", "stop"):  # "length": the arguments may be cut
+            return None
+        self.close()  # read to its end: the connection goes back to the pool while the tools run
+        reply_text = text_of(self.buffer.pieces_after(reply_from))
+        return self._tools.next_request(request, reply_text, calls, self.buffer.append)
 
     def _wait_for_readers(self, backlog: Backlog | None) -> int:
         """Pause the upstream read until the slowest reader is back within MAX_BUFFERED_BYTES; the room then. A
@@ -142,14 +168,15 @@ class Producer:
         return self.buffer.last_seq + 1
 
     def _outcome(self, stream: UpstreamStream | None) -> Terminal:
-        usage = stream.usage if stream else None
+        usage = summed_usage(self._earlier_usage, stream.usage if stream else None)
         if self.cancelled:
             if self.cancel_error is not None:
                 return Failed.from_error(self.cancel_error, self._chunks())
             return Done("cancelled", self._chunks(), usage)
         if stream is None or stream.finish_reason is None:
             return Failed(ErrorCode.UPSTREAM_ERROR, "The model's stream ended before it finished.", self._chunks())
-        return Done(stream.finish_reason, self._chunks(), usage, stream.tool_calls)
+        finish = (self._tools and self._tools.finish_reason) or stream.finish_reason
+        return Done(finish, self._chunks(), usage, stream.tool_calls)
 
     def _report_end(self, terminal: Terminal, began: float, first_piece: float | None,
                     stream: UpstreamStream | None) -> None:

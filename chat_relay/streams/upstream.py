@@ -43,13 +43,14 @@ class UpstreamStream:
     goes back to the client's pool and the next stream skips a connect (and, to OpenAI, a TLS handshake).
     """
 
-    def __init__(self, response: httpx2.Response, client: OpenAI, reasoning_tags: bool = False) -> None:
+    def __init__(self, response: httpx2.Response, client: OpenAI, reasoning_tags: bool = False,
+                 index_base: int = 0) -> None:
         self._response = response
         self._client = client  # its connection pool must outlive the stream (a dropped client closes it)
         # The raw body needs no decoder unless the upstream compressed it (streams seldom are): fewer layers per chunk.
         encoded = response.headers.get("content-encoding", "identity").lower() not in ("", "identity")
         self._body = response.iter_bytes() if encoded else response.iter_raw()
-        self._parser = ChunkParser(reasoning_tags)
+        self._parser = ChunkParser(reasoning_tags, index_base)
 
     @property
     def finish_reason(self) -> str | None:
@@ -62,6 +63,11 @@ class UpstreamStream:
     @property
     def tool_calls(self) -> list[dict[str, object]] | None:
         return self._parser.tool_calls
+
+    @property
+    def index_end(self) -> int:
+        """The stream index after this reply's last tool call (upstream_sse.py, ChunkParser.index_end)."""
+        return self._parser.index_end
 
     @property
     def complete(self) -> bool:
@@ -140,13 +146,14 @@ class Upstream:
             else _RetriesCounted(metrics, limits=limits),
         )
 
-    def open(self, request: ChatRequest) -> UpstreamStream:
+    def open(self, request: ChatRequest, index_base: int = 0) -> UpstreamStream:
         """Start the completion; failures before the first chunk are retried by the client, then raised.
 
         Sent with the client's own request method (its documented way to send a request it has no typed
         method for), which keeps its auth, base URL, retries and errors, and returns the raw response.
         The typed `chat.completions.create` would add about a millisecond per stream, most of it walking
         the message types to transform a body that is already in the wire's shape (validated by request_validation.py).
+        `index_base`: the first tool-call index of this reply in its stream (0 but after a server tool's round).
         """
         body: dict[str, object] = {"model": request.model, "messages": request.messages, "stream": True,
                                    "stream_options": {"include_usage": True}}
@@ -159,7 +166,7 @@ class Upstream:
             response = self._client.post("/chat/completions", cast_to=httpx2.Response, body=body, stream=True)
         except openai.APIError as err:
             raise _relay_error(err) from None
-        return UpstreamStream(response, self._client, self._reasoning_tags)
+        return UpstreamStream(response, self._client, self._reasoning_tags, index_base)
 
     def models(self) -> list[str]:
         """The model ids the upstream lists; the launcher calls it once to check the base URL and the key."""

@@ -36,15 +36,18 @@ class ChunkParser:
     `usage`, `tool_calls`), and `done` turns true at `data: [DONE]`, after which nothing more is read.
     """
 
-    __slots__ = ("_calls", "_tags", "_tail", "done", "finish_reason", "usage")
+    __slots__ = ("_base", "_calls", "_tags", "_tail", "done", "finish_reason", "usage")
 
-    def __init__(self, reasoning_tags: bool = False) -> None:
+    def __init__(self, reasoning_tags: bool = False, index_base: int = 0) -> None:
         self._tail = b""  # an event not yet complete
         self.done = False
         self.finish_reason: str | None = None
         self.usage: dict[str, int] | None = None
         self._tags = ThinkTags() if reasoning_tags else None
         self._calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
+        # Added to each call's index in its pieces: a stream's later request (server-side tools, chat_relay/tools/)
+        # numbers its calls after the earlier ones', so that an index names one call in the whole stream.
+        self._base = index_base
 
     @property
     def tool_calls(self) -> list[dict[str, object]] | None:
@@ -54,6 +57,11 @@ class ChunkParser:
         return [{"id": self._calls[index][0], "type": "function",
                  "function": {"name": self._calls[index][1], "arguments": self._calls[index][2]}}
                 for index in sorted(self._calls)]
+
+    @property
+    def index_end(self) -> int:
+        """The index after the last call's in this reply's pieces: where the stream's next reply numbers from."""
+        return self._base + max(self._calls) + 1 if self._calls else self._base
 
     def feed(self, data: bytes) -> list[Piece]:
         if self.done:
@@ -168,7 +176,7 @@ class ChunkParser:
             known = self._calls.get(index)
             if known is None:
                 known = self._calls[index] = ["", "", ""]
-            piece: Part = {"type": TOOL_CALL, "index": index}
+            piece: Part = {"type": TOOL_CALL, "index": index + self._base}
             if call_id and not known[0]:  # some servers repeat the id and name in every fragment: once is news
                 known[0] = piece["id"] = call_id
             if name and not known[1]:

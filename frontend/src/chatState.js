@@ -191,9 +191,10 @@ export function chatReducer(state, action) {
     case "done": {
       const status = action.finishReason === "cancelled" ? "stopped" : "done";
       const outcome = { status, finishReason: action.finishReason };
-      const toolCalls = toolCallsFromDone(action.toolCalls); // each call whole: what the fragments built, checked
-      if (toolCalls) outcome.toolCalls = toolCalls;
-      const messages = updateReply(state, action.streamId, whileStreaming((m) => ended(m, outcome)));
+      const messages = updateReply(state, action.streamId, whileStreaming((m) => {
+        const toolCalls = toolCallsFromDone(action.toolCalls, m.toolCalls); // each call whole: what the fragments built
+        return ended(m, toolCalls ? { ...outcome, toolCalls } : outcome);
+      }));
       return { ...state, messages, active: endActive(state, action.streamId) };
     }
     case "error": {

@@ -1,5 +1,5 @@
-// A reply's typed parts (docs/protocol.md, "Parts"): text, reasoning, tool-call fragments, refusal. A chunk without
-// `parts` holds text only. Kept pure, as chatState.js is: the buffer joins parts, the reducer applies them.
+// A reply's typed parts (docs/protocol.md, "Parts"): text, reasoning, tool-call fragments, refusal, and a server-side
+// tool's result or error (docs/protocol.md, "Server-side tools"). A chunk without `parts` holds text only. Kept pure, as chatState.js is: the buffer joins parts, the reducer applies them.
 
 /** A chunk's parts: its `parts`, or, when it has none (text only), its text as the one part. */
 export function partsOf(text, parts) {
@@ -7,8 +7,10 @@ export function partsOf(text, parts) {
   return text ? [{ type: "text", text }] : [];
 }
 
+const WHOLE = new Set(["tool_result", "tool_error"]); // one piece each: never joined with the next
+
 function sameRun(last, part) {
-  return last?.type === part.type && (part.type !== "tool_call" || last.index === part.index);
+  return last?.type === part.type && !WHOLE.has(part.type) && (part.type !== "tool_call" || last.index === part.index);
 }
 
 /**
@@ -47,6 +49,7 @@ export function applyParts(reply, parts) {
     else if (part.type === "reasoning") next.reasoning = (next.reasoning ?? "") + (part.text ?? "");
     else if (part.type === "refusal") next.refusal = (next.refusal ?? "") + (part.text ?? "");
     else if (part.type === "tool_call") next.toolCalls = addToolCall(next.toolCalls ?? [], part);
+    else if (WHOLE.has(part.type)) next.toolCalls = addToolOutcome(next.toolCalls ?? [], part);
     // A kind this page does not know (a newer server's) is left out; its text, if any, came as `text`.
   }
   return next;
@@ -65,9 +68,24 @@ function addToolCall(calls, part) {
   return at === -1 ? next.sort((a, b) => a.index - b.index) : next;
 }
 
-/** done.tool_calls (each call whole) in the page's shape, which replaces what the fragments built. */
-export function toolCallsFromDone(toolCalls) {
+/**
+ * A server-side tool's result or error, kept on the call of the same id (shown under it): `result` (a JSON value)
+ * or `error` (a message for the user).
+ */
+function addToolOutcome(calls, part) {
+  const at = calls.findIndex((call) => call.id === part.id);
+  if (at === -1) return calls; // no such call streamed: nothing to show it under
+  const outcome = part.type === "tool_result" ? { result: part.result } : { error: part.message ?? "" };
+  return calls.with(at, { ...calls[at], ...outcome });
+}
+
+/**
+ * done.tool_calls (each call whole) in the page's shape, which replaces what the fragments built; null (keep those)
+ * when the server ran tools in the stream (`streamed` has results): done then lists only the last reply's calls.
+ */
+export function toolCallsFromDone(toolCalls, streamed = []) {
   if (!Array.isArray(toolCalls) || toolCalls.length === 0) return null;
+  if (streamed?.some((call) => "result" in call || "error" in call)) return null;
   return toolCalls.map((call, index) => ({
     index,
     id: call.id ?? null,

@@ -23,7 +23,10 @@ export function Thinking({ reasoning, streaming, answered }) {
   );
 }
 
-/** Each tool call as it streams: its name as soon as it comes, then its arguments (JSON) as they grow. */
+/**
+ * Each tool call as it streams: its name as soon as it comes, then its arguments (JSON) as they grow; under it, what
+ * a tool the server ran returned, or why it failed. Plain text, never HTML: a result is whatever the tool read.
+ */
 export function ToolCalls({ calls }) {
   return (
     <ul className="tool-calls">
@@ -32,10 +35,17 @@ export function ToolCalls({ calls }) {
           <span>Tool call </span>
           <code className="tool-name">{call.name || "…"}</code>
           <pre className="tool-arguments" data-testid="tool-arguments">{call.arguments}</pre>
+          {call.error != null ? <p className="tool-error" data-testid="tool-error">{call.error}</p> : null}
+          {"result" in call ? <pre className="tool-result" data-testid="tool-result">{shown(call.result)}</pre> : null}
         </li>
       ))}
     </ul>
   );
+}
+
+/** A tool's result as text: a string as it is, any other JSON value indented. */
+function shown(result) {
+  return typeof result === "string" ? result : JSON.stringify(result, null, 2);
 }
 
 /** The images sent with a prompt. */
