@@ -18,6 +18,7 @@ from tests.ai_sdk_client import NODE, require_ai_package, user
 from tests.conftest import API_KEY, ROOT, LiveServer
 from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.live.test_embedding import team_server  # noqa: F401  (a fixture: the relay in a team's app)
+from tests.live.test_server_tools import ADD, ECHO, ToolServers, tool_servers  # noqa: F401  (tool_servers: a fixture)
 
 SCRIPT = ROOT / "frontend" / "test" / "live" / "socketChatClient.mjs"
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
@@ -107,3 +108,16 @@ def test_a_relay_mounted_in_another_app_under_its_own_names(team_server: LiveSer
     result = over_socketio(team_server, [user(controls(text=["Hi", " team."]))], event="assistant", namespace="/ai")
     assert result["status"] == "ok" and result["errors"] == [], result
     assert result["message"]["parts"][-1] == {"type": "text", "text": "Hi team.", "state": "done"}
+
+
+@pytest.mark.parametrize("mode", ["gevent", "eventlet"])
+def test_a_server_side_tool_as_over_http(tool_servers: ToolServers, mode: str) -> None:  # noqa: F811
+    """A tool the relay runs itself (tests/tool_app.py): its part has input and output, the model's next reply is
+    a step of its own, the same UI message as POST /api/chat gives."""
+    server = tool_servers(mode)
+    ask = controls(steps=[ADD, ECHO], note=uuid.uuid4().hex)
+    socketio, http = over_socketio(server, [user(ask)]), over_http(server, [user(ask)])
+    assert socketio["status"] == "ok" and socketio["errors"] == [], socketio
+    assert without_ids(socketio)["message"] == without_ids(http)["message"]
+    assert socketio["message"]["parts"][2] == {"type": "tool-add", "toolCallId": "call_add",
+                                               "state": "output-available", "input": {"a": 2, "b": 3}, "output": 5}
