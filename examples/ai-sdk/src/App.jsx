@@ -31,6 +31,8 @@ function Part({ part }) {
     return (
       <div className="tool-call" data-testid="tool-call" data-name={name} data-state={part.state}>
         {name}(<span data-testid="tool-input">{JSON.stringify(part.input ?? {})}</span>)
+        {part.state === "output-available" && <> = <span data-testid="tool-output">{JSON.stringify(part.output)}</span></>}
+        {part.state === "output-error" && <> failed: <span data-testid="tool-output">{part.errorText}</span></>}
       </div>
     );
   }
