@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from typing import NamedTuple
 
 import orjson
 import redis
@@ -26,32 +27,43 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES = 100_000  # a bound on memory: about 30 MB at most; the oldest chats are forgotten first
 
 
+class ChatReply(NamedTuple):
+    """A chat's latest reply: its stream, the resume token that reads it, and its UI message id if not the
+    stream's own."""
+
+    stream_id: str
+    token: str
+    message_id: str = ""
+
+
 class ChatIndex:
     def __init__(self, ttl: float, store: redis.Redis | None = None) -> None:
         self._ttl = ttl
         self._store = store
-        self._entries: OrderedDict[str, tuple[float, str, str]] = OrderedDict()  # name -> (until, stream_id, token)
+        # name -> (until, stream_id, token, message_id)
+        self._entries: OrderedDict[str, tuple[float, str, str, str]] = OrderedDict()
 
-    def record(self, client: str, chat_id: str, stream_id: str, token: str) -> None:
-        """The chat's latest reply is this stream (a new reply replaces the last one)."""
+    def record(self, client: str, chat_id: str, stream_id: str, token: str, message_id: str = "") -> None:
+        """The chat's latest reply is this stream (a new reply replaces the last one); `message_id`: the UI
+        message it writes, when not the stream's own (a reply that continues the client's last message)."""
         name = _name(client, chat_id)
         self._entries.pop(name, None)
-        self._entries[name] = (time.monotonic() + self._ttl, stream_id, token)
+        self._entries[name] = (time.monotonic() + self._ttl, stream_id, token, message_id)
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)
         if self._store is not None:
             try:
-                self._store.set(name, orjson.dumps([stream_id, token]), px=int(self._ttl * 1000))
+                self._store.set(name, orjson.dumps([stream_id, token, message_id]), px=int(self._ttl * 1000))
             except redis.RedisError:
                 log.warning("the shared store is unreachable: chat %s can be resumed on this instance only", chat_id)
 
-    def find(self, client: str, chat_id: str) -> tuple[str, str] | None:
-        """(stream_id, resume token) of the chat's latest reply, or None."""
+    def find(self, client: str, chat_id: str) -> ChatReply | None:
+        """The chat's latest reply, or None."""
         name = _name(client, chat_id)
         entry = self._entries.get(name)
         if entry is not None:
             if entry[0] > time.monotonic():
-                return entry[1], entry[2]
+                return ChatReply(*entry[1:])
             del self._entries[name]
         if self._store is None:
             return None
@@ -61,8 +73,8 @@ class ChatIndex:
             return None
         if not isinstance(value, bytes):
             return None
-        stream_id, token = orjson.loads(value)
-        return str(stream_id), str(token)
+        stream_id, token, *message_id = orjson.loads(value)  # an entry from before message ids has none
+        return ChatReply(str(stream_id), str(token), str(message_id[0]) if message_id else "")
 
 
 def _name(client: str, chat_id: str) -> str:

@@ -107,7 +107,9 @@ export class SocketChatTransport {
     // The reply continues the last message when that is the assistant's (after a tool's output), as the AI SDK's
     // own backends do; otherwise it is a new message, named after its stream as POST /api/chat names it.
     const last = messages.at(-1);
-    const messageId = last?.role === "assistant" ? last.id : `msg-${streamId}`;
+    // (an id POST /api/chat would echo: 1 to 200 characters, none of them a control character)
+    const continued = last?.role === "assistant" && /^[^\x00-\x1f]{1,200}$/.test(last.id ?? "");
+    const messageId = continued ? last.id : `msg-${streamId}`;
     const delivery = this.#follow(streamId, chatId, abortSignal, undefined, messageId);
     const ack = await this.#call(this.event, request).catch(lostAck);
     if (ack?.error) delivery.fail(ack.error);

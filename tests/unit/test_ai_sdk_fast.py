@@ -141,6 +141,20 @@ def text(role: str, *texts: str) -> dict:
     return {"id": "m", "role": role, "parts": [{"type": "text", "text": t} for t in texts]}
 
 
+def test_a_reply_continues_the_assistant_message_it_follows() -> None:
+    """After a tool's output the last message is the assistant's: the reply is that message (useChat appends
+    to it only when the ids match); after a user's message it is a new one; an id the reply cannot echo safely
+    (control characters, too long) gives a new one too."""
+    tool = {"type": "tool-f", "toolCallId": "c1", "state": "output-available", "input": {}, "output": 1}
+    after_tool = {"id": "a1", "role": "assistant", "parts": [tool]}
+    assert parse_ui_request(ui(text("user", "Hi"), after_tool)).message_id == "a1"
+    assert parse_ui_request(ui(text("user", "Hi"))).message_id == ""
+    for bad in ("a\n1", "x" * 201, ""):
+        assert parse_ui_request(ui(text("user", "Hi"), {**after_tool, "id": bad})).message_id == ""
+    body = b"".join(ui_message_stream("s1", [Done("stop", 0, None)], message_id="a1"))
+    assert json.loads(body.split(b"\n\n")[0].removeprefix(b"data: ")) == {"type": "start", "messageId": "a1"}
+
+
 def test_text_messages() -> None:
     converted = parse_ui_request(ui(text("system", "Be ", "brief."), text("user", "Hi"), text("user", "a", "b")))
     assert converted.chat_id == "chat-1"
@@ -216,11 +230,11 @@ def test_bad_requests_are_refused_naming_the_field(body: object, problem: str) -
 def test_a_chat_is_found_by_its_own_caller_only() -> None:
     index = ChatIndex(ttl=60)
     index.record("addr:1.2.3.4", "c", "s1", "token1")
-    assert index.find("addr:1.2.3.4", "c") == ("s1", "token1")
+    assert index.find("addr:1.2.3.4", "c") == ("s1", "token1", "")
     assert index.find("addr:5.6.7.8", "c") is None
     assert index.find("addr:1.2.3.4", "other") is None
-    index.record("addr:1.2.3.4", "c", "s2", "token2")  # the chat's next reply
-    assert index.find("addr:1.2.3.4", "c") == ("s2", "token2")
+    index.record("addr:1.2.3.4", "c", "s2", "token2", "a1")  # the chat's next reply, continuing message a1
+    assert index.find("addr:1.2.3.4", "c") == ("s2", "token2", "a1")
 
 
 def test_a_chat_is_forgotten_after_the_ttl() -> None:

@@ -8,6 +8,7 @@ terminal hold here as there.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 
@@ -36,7 +37,12 @@ from .ui_request import CHAT_ID_PATTERN, parse_ui_request
 from .ui_stream import CONTENT_TYPE, HEADERS, ui_message_stream
 
 INDEX_KEY = "chat_relay.ai_sdk"  # the app's ChatIndex, in app.extensions
-UI_MESSAGE_STREAM = BodyFormat(CONTENT_TYPE, ui_message_stream)
+
+
+def ui_message_format(message_id: str) -> BodyFormat:
+    """The UI message stream of a reply written as the message `message_id` ("": the stream's own id)."""
+    return BodyFormat(CONTENT_TYPE, functools.partial(ui_message_stream, message_id=message_id))
+
 NO_CHAT = "No reply of yours in that chat is running."
 _CHAT_ID = re.compile(CHAT_ID_PATTERN)
 
@@ -88,8 +94,8 @@ def chat() -> Response:
     if not stream_log.opened:
         services.streams.release(owner, chat_request.stream_id)
         return _error(_refusal(stream_log.terminal))
-    _index().record(client, ui_request.chat_id, chat_request.stream_id, started.token)
-    return _delivery(services, owner, chat_request.stream_id, started.reader, UI_MESSAGE_STREAM,
+    _index().record(client, ui_request.chat_id, chat_request.stream_id, started.token, ui_request.message_id)
+    return _delivery(services, owner, chat_request.stream_id, started.reader, ui_message_format(ui_request.message_id),
                      {**HEADERS, "X-Stream-Id": chat_request.stream_id}, since=started.relay.created)
 
 
@@ -100,7 +106,7 @@ def resume(chat_id: str) -> Response:
     found = _running(services, client, chat_id)
     if found is None:
         return Response(status=204, headers=STREAM_HEADERS)
-    stream_id, key = found
+    stream_id, key, message_id = found
     owner = f"http:{uuid.uuid4().hex}"
     try:
         reader = services.streams.resume(key, -1, owner, stream_id)
@@ -108,7 +114,8 @@ def resume(chat_id: str) -> Response:
         if err.code is ErrorCode.STREAM_EXPIRED:
             return Response(status=204, headers=STREAM_HEADERS)
         return _error(err)
-    return _delivery(services, owner, stream_id, reader, UI_MESSAGE_STREAM, {**HEADERS, "X-Stream-Id": stream_id})
+    return _delivery(services, owner, stream_id, reader, ui_message_format(message_id),
+                     {**HEADERS, "X-Stream-Id": stream_id})
 
 
 def stop(chat_id: str) -> Response:
@@ -121,20 +128,20 @@ def stop(chat_id: str) -> Response:
     return jsonify(chat_id=chat_id, stream_id=found[0])
 
 
-def _running(services: Services, client: str, chat_id: str) -> tuple[str, str] | None:
-    """(stream_id, key) of the chat's reply if it is running, here or (with Redis) on any instance."""
+def _running(services: Services, client: str, chat_id: str) -> tuple[str, str, str] | None:
+    """(stream_id, key, message_id) of the chat's reply if it is running, here or (with Redis) on any instance."""
     if not _CHAT_ID.match(chat_id):
         return None
     found = _index().find(client, chat_id)
     if found is None:
         return None
-    stream_id, token = found
+    stream_id, token, message_id = found
     try:
         key = services.streams.key_for(token, stream_id, client)
     except RelayError:
         return None
     if services.registry.get(key) is not None:
-        return stream_id, key
+        return stream_id, key, message_id
     shared = services.streams.shared
     if shared is None:
         return None
@@ -146,7 +153,7 @@ def _running(services: Services, client: str, chat_id: str) -> tuple[str, str] |
         raise RelayError(ErrorCode.RESUME_UNAVAILABLE, UNAVAILABLE) from None
     if last and b"end" in (last[0][1] or {}):
         return None
-    return stream_id, key
+    return stream_id, key, message_id
 
 
 def _index() -> ChatIndex:

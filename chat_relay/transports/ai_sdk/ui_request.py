@@ -12,6 +12,7 @@ each `step-start` of an assistant message a message of their own.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
 # The body's own fields; every other field is one of the relay's, or refused by its validation.
 UI_FIELDS = ("id", "messages", "trigger", "messageId")
 NOT_FROM_BODY = ("prompt", "stream_id")  # the chat's messages are the conversation; the relay names the stream
+_MESSAGE_ID = re.compile(r"[^\x00-\x1f]{1,200}")  # an id the reply may echo: no control characters, bounded
 DENIED = "Tool call execution denied."  # the AI SDK's words for a call the user denied
 
 
@@ -49,6 +51,9 @@ class _UIRequest(BaseModel):
 class UIChatRequest:
     chat_id: str
     payload: dict[str, Any]  # the relay's request: messages and the body's fields, for parse_chat_request
+    # The assistant message the reply continues (the last message, when it is the assistant's: after a tool's
+    # output is sent back), whose id the reply's `start` must carry; "" for a new message.
+    message_id: str = ""
 
 
 def parse_ui_request(data: object) -> UIChatRequest:
@@ -68,7 +73,9 @@ def parse_ui_request(data: object) -> UIChatRequest:
     for number, message in enumerate(request.messages):
         messages.extend(_converted(message, f"messages[{number}]"))
     extra = {name: value for name, value in data.items() if name not in UI_FIELDS}
-    return UIChatRequest(request.id, {**extra, "messages": messages})
+    last = request.messages[-1]
+    continued = last.id if last.role == "assistant" and _MESSAGE_ID.fullmatch(last.id) else ""
+    return UIChatRequest(request.id, {**extra, "messages": messages}, continued)
 
 
 def _converted(message: _Message, where: str) -> list[dict[str, Any]]:

@@ -29,7 +29,7 @@ FINISH_REASONS = {"stop": "stop", "length": "length", "content_filter": "content
 UIChunk = dict[str, Any]
 
 
-def message_id(stream_id: str) -> str:
+def stream_message_id(stream_id: str) -> str:
     """The reply's UI message id: the same on every read of the stream."""
     return f"msg-{stream_id}"
 
@@ -39,15 +39,18 @@ class UIMessageWriter:
     `*-start`, deltas, an `*-end`), a new run whenever the kind changes; a tool call's arguments stream as
     `tool-input-delta` and its whole input comes with `tool-input-available` once the model has finished."""
 
-    def __init__(self, stream_id: str) -> None:
+    def __init__(self, stream_id: str, message_id: str = "") -> None:
+        """`message_id`: the client's assistant message this reply continues (after a tool's output), else the
+        stream's own: `useChat` appends the reply to its last message only when the ids match."""
         self.stream_id = stream_id
+        self.message_id = message_id or stream_message_id(stream_id)
         self._run: tuple[str, str] | None = None  # the open text or reasoning run: (kind, id)
         self._runs = {"text": 0, "reasoning": 0}  # each kind's runs so far: ids text-0, reasoning-0, ...
         self._calls: dict[int, dict[str, Any]] = {}  # index -> {id, name, arguments, started, available}
         self._after_tools = False  # the server's tools have run: the next part begins the next step
 
     def begin(self) -> list[UIChunk]:
-        return [{"type": "start", "messageId": message_id(self.stream_id)}, {"type": "start-step"}]
+        return [{"type": "start", "messageId": self.message_id}, {"type": "start-step"}]
 
     def event(self, event: RelayEvent) -> list[UIChunk]:
         if isinstance(event, Chunk):
@@ -164,9 +167,9 @@ PART_CHUNKS: dict[str, Callable[[UIMessageWriter, Part], list[UIChunk]]] = {
 }
 
 
-def ui_message_stream(stream_id: str, events: Iterable[RelayEvent]) -> Iterator[bytes]:
+def ui_message_stream(stream_id: str, events: Iterable[RelayEvent], message_id: str = "") -> Iterator[bytes]:
     """The SSE body: every chunk of a relay event in one write, then `[DONE]` after the terminal."""
-    writer = UIMessageWriter(stream_id)
+    writer = UIMessageWriter(stream_id, message_id)
     yield _sse(writer.begin())
     for event in events:
         chunks = writer.event(event)
