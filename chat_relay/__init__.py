@@ -18,17 +18,20 @@ if TYPE_CHECKING:
     from .config import ConfigError, Settings, load_settings
     from .errors import ErrorCode, RelayError
     from .extension import ChatRelay
+    from .hooks.finish import FinishRecord, Timings
+    from .hooks.identity import Caller, Identity
     from .standalone import create_app
     from .transports.socketio_handlers import EventNames
 
 __version__ = "0.1.0"
 
-__all__ = ["ChatRelay", "ConfigError", "ErrorCode", "EventNames", "RelayError", "Settings", "__version__",
-           "create_app", "load_settings"]
+__all__ = ["Caller", "ChatRelay", "ConfigError", "ErrorCode", "EventNames", "FinishRecord", "Identity", "RelayError",
+           "Settings", "Timings", "__version__", "create_app", "load_settings"]
 
-_HOMES = {"ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors", "EventNames":
-          ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config", "create_app": ".standalone",
-          "load_settings": ".config"}
+_HOMES = {"Caller": ".hooks.identity", "FinishRecord": ".hooks.finish", "Identity": ".hooks.identity",
+          "Timings": ".hooks.finish", "ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors",
+          "EventNames": ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config",
+          "create_app": ".standalone", "load_settings": ".config"}
 
 
 def __getattr__(name: str) -> Any:

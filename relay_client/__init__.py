@@ -17,6 +17,7 @@ Errors come as exceptions: `RelayError` with the protocol's `.code` and `.messag
 
 from relay_client.client import RelayClient, Transport
 from relay_client.errors import (
+    BudgetExceeded,
     HostNotAllowed,
     InternalError,
     Interrupted,
@@ -42,7 +43,8 @@ from relay_client.parts import Part, ReasoningPart, RefusalPart, TextPart, ToolC
 from relay_client.reply import Chunk, Done, Reply
 
 __all__ = [
-    "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed", "Part",
+    "BudgetExceeded", "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest",
+    "OriginNotAllowed", "Part",
     "RateLimited", "ReasoningPart", "RefusalPart", "RelayClient", "RelayConnectionError", "RelayError", "Reply",
     "ResumeUnavailable", "ServerShutdown", "StalledReader", "StreamExpired", "TextPart", "TooManyConnections",
     "TooManyStreams", "ToolCall", "ToolCallPart", "Transport", "Unauthorized", "UpstreamAuth", "UpstreamError",
