@@ -2,8 +2,8 @@
 puts the team's system prompt before each conversation (prepare), saves each reply to the user's history in
 SQLite (on_finish), shown back at GET /history, and holds each user to a daily token budget by plan.
 
-Routes: `GET /healthz`, `POST /login` (JSON `{"name", "password"}`; sets the session cookie), `POST /logout`, `GET /history`
-(the logged-in user's conversations), and the relay's: `POST /ai/message/stream` and Socket.IO's
+Routes: `GET /healthz`, `POST /login` (JSON `{"name", "password"}`; sets the session cookie), `POST /logout`,
+`GET /history` (the logged-in user's conversations), and the relay's: `POST /ai/message/stream` and Socket.IO's
 `chatgpt_description`, both for logged-in users only (`unauthorized` otherwise). Two demo users are made at the
 start: alice (password "wonderland", plan pro) and bob ("builder", plan free).
 
