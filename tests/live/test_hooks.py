@@ -8,6 +8,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,17 @@ def run(transport: str, url: str, who: str, payload: dict[str, Any]) -> Outcome:
         probe.close()
 
 
+@dataclass
+class HeldResponse:
+    """A streamed response being read, and its reader, both kept until `close()` hangs up."""
+
+    response: requests.Response
+    lines: Iterator[dict[str, Any]]
+
+    def close(self) -> None:
+        self.response.close()
+
+
 def held_stream(transport: str, url: str, who: str, gate: str) -> tuple[Any, str]:
     """A stream of `who` held at the fake's gate after one piece; its client, to close once the gate opens."""
     stream_id = uuid.uuid4().hex
@@ -90,8 +102,9 @@ def held_stream(transport: str, url: str, who: str, gate: str) -> tuple[Any, str
         response = requests.post(f"{url}/message/stream", json=payload, stream=True, timeout=20,
                                  headers={"X-User": who, "Accept": NDJSON})
         assert response.status_code == 200
-        assert next(ndjson_events(response))["text"] == "w0 "
-        return response, stream_id
+        lines = ndjson_events(response)  # kept: a reader dropped would close the response, which ends the stream
+        assert next(lines)["text"] == "w0 "
+        return HeldResponse(response, lines), stream_id
     probe = SioProbe(url, auth={"user": who})
     assert "error" not in probe.start(payload)
     probe.wait_chunks(stream_id, 1)
@@ -111,7 +124,8 @@ def test_two_users_behind_one_address_have_limits_of_their_own(hooks_server: tup
         second = run(transport, server.url, alice, {"prompt": controls(chunks=2), "stream_id": uuid.uuid4().hex})
         assert second.terminal.get("code") == "too_many_streams", (second, client)  # MAX_STREAMS_PER_CLIENT=1
         other = run(transport, server.url, bob, {"prompt": controls(chunks=2), "stream_id": uuid.uuid4().hex})
-        assert other.terminal["type"] == "done" and other.text == "w0 w1 "  # bob, from the same 127.0.0.1
+        assert other.terminal["type"] == "done" and other.text == "w0 w1 ", other  # bob, from the same 127.0.0.1
+        assert server.streams() == 1  # alice's first, still held
     finally:
         fake_upstream.open_gate(gate)
         client.close()
