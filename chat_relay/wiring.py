@@ -61,7 +61,8 @@ class Services:
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "hooks", HookRunner(self.team_hooks, settings, self.admission, driver))
-        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))
+        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver,
+                                                      hooks_running=lambda: self.hooks.pending))
         ping = redis_probe(settings.redis_url) if settings.redis_url else None
         readiness = Readiness(self.shutdown, ping, driver.sleep)
         object.__setattr__(self, "readiness", readiness)

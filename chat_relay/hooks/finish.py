@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..async_drivers import AsyncDriver
 from ..observability.bug_reports import log_bug
 from ..streams.events import Done, Terminal
 from ..streams.parts import REASONING, REFUSAL, TOOL_CALL, Piece, merged
@@ -76,12 +75,8 @@ def finish_record(*, request: ChatRequest, identity: Identity, transport: str, p
                         cause, None, timings)
 
 
-def call_later(hook: OnFinish, record: FinishRecord, driver: AsyncDriver) -> None:
-    """Run `hook(record)` in a task of its own; whatever it does, the caller goes on at once."""
-    driver.spawn(_run, hook, record)
-
-
-def _run(hook: OnFinish, record: FinishRecord) -> None:
+def run_hook(hook: OnFinish, record: FinishRecord) -> None:
+    """Call the hook (in a task of its own: chat_relay/hooks/team_hooks.py); whatever it raises is logged."""
     try:
         hook(record)
     except Exception as err:  # a bug in the team's hook: logged, and the server goes on

@@ -19,7 +19,7 @@ from ..streams.events import Terminal
 from ..streams.producer import Producer, StreamEnding
 from ..streams.request_validation import ChatRequest
 from .budget import Budget, Budgets, Charge
-from .finish import OnFinish, Timings, call_later, finish_record
+from .finish import FinishRecord, OnFinish, Timings, finish_record, run_hook
 from .forward_user import UserHashes
 from .identity import Identify, Identity
 from .prepare import Prepare, prepared
@@ -45,6 +45,7 @@ class HookRunner:
         self._driver = driver
         self._hashes = UserHashes(settings)
         self._budgets = Budgets(hooks.budget, settings) if hooks.budget is not None else None
+        self.pending = 0  # on_finish calls started and not yet returned: a shutdown waits for them a while
 
     def request_for(self, request: ChatRequest, sent: dict[str, Any], identity: Identity) -> ChatRequest:
         """The request to send upstream: `prepare`'s (validated again), with FORWARD_USER's hash."""
@@ -78,4 +79,11 @@ class HookRunner:
             record = finish_record(request=producer.request, identity=identity, transport=producer.transport,
                                    pieces=producer.buffer.pieces_after(-1), terminal=terminal, cause=cause,
                                    timings=Timings(time.time() - duration, duration, first))
-            call_later(self.hooks.on_finish, record, self._driver)
+            self.pending += 1
+            self._driver.spawn(self._finish, self.hooks.on_finish, record)
+
+    def _finish(self, hook: OnFinish, record: FinishRecord) -> None:
+        try:
+            run_hook(hook, record)
+        finally:
+            self.pending -= 1

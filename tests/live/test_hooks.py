@@ -298,3 +298,29 @@ def test_every_stream_of_a_burst_gets_one_record(hooks_server: tuple[LiveServer,
     assert sorted(line["stream_id"] for line in hook_log.lines() if line["stream_id"] in ids) == sorted(ids)
 
 
+
+
+def test_streams_cut_by_a_shutdown_are_recorded_before_the_server_exits(fake_upstream: FakeUpstream, gate: str,
+                                                                        tmp_path: Path) -> None:
+    """SIGTERM with no grace: a held stream ends with server_shutdown, and its on_finish (which waits on the test's
+    gate, as a slow hook would) still runs before the worker exits."""
+    env = {**upstream_env(fake_upstream), "SHUTDOWN_GRACE": "0"}
+    server = start_hooks_app("gevent", env, tmp_path)
+    hook_log, hook_gate = HookLog(tmp_path / "hooks.jsonl"), tmp_path / "hook-gate"
+    probe = SioProbe(server.url, auth={"user": user()})
+    try:
+        stream_id = uuid.uuid4().hex
+        probe.start({"prompt": controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3,
+                                        note=f"hook-waits:{hook_gate}"), "stream_id": stream_id})
+        probe.wait_chunks(stream_id, 1)
+        server.process.terminate()
+        _, error = probe.wait_terminal(stream_id)
+        assert error["code"] == "server_shutdown"
+        hook_gate.touch()  # the hook, waiting since the stream's end, may now finish
+        assert server.process.wait(20) == 0
+        record = hook_log.wait_for(stream_id, timeout=1)
+        assert record["error"] == "server_shutdown" and record["cause"] == "server_shutdown" and record["text"] == "w0 "
+    finally:
+        fake_upstream.open_gate(gate)
+        probe.close()
+        stop_server(server)

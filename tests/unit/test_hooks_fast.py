@@ -3,8 +3,6 @@ prepare's request validated again, FORWARD_USER's keyed hash, the budget's reser
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import pytest
@@ -13,24 +11,14 @@ from chat_relay import Caller, Identity, RelayError
 from chat_relay.access.auth import Access, identity_of
 from chat_relay.access.connections import Connections
 from chat_relay.access.message_bound import MessageBound
-from chat_relay.async_drivers import AsyncDriver, mode_driver
 from chat_relay.config import ConfigError, Settings, load_settings
 from chat_relay.errors import ErrorCode
 from chat_relay.hooks.budget import Budgets
-from chat_relay.hooks.finish import Timings, call_later, finish_record
+from chat_relay.hooks.finish import Timings, finish_record, run_hook
 from chat_relay.hooks.forward_user import UserHashes
 from chat_relay.hooks.prepare import prepared
 from chat_relay.streams.events import Done, Failed
 from chat_relay.streams.request_validation import parse_chat_request
-
-
-def _spawn(task: Any, *args: Any) -> threading.Thread:
-    thread = threading.Thread(target=task, args=args, daemon=True)
-    thread.start()
-    return thread
-
-
-THREADS = AsyncDriver("threading", _spawn, time.sleep, threading.Event, mode_driver("threading"))
 
 
 def settings(**values: Any) -> Settings:
@@ -224,19 +212,41 @@ def test_the_record_holds_every_part_of_the_reply() -> None:
 
 
 def test_a_raising_hook_is_logged_as_a_bug_without_its_message(caplog: pytest.LogCaptureFixture) -> None:
-    ran = threading.Event()
-
     def hook(record: Any) -> None:
-        ran.set()
         raise ValueError("secret-abc")
 
     record = finish_record(request=parse_chat_request({"prompt": "x"}, settings()), identity=Identity("u"),
                            transport="http", pieces=[], terminal=Done("stop", 0, None), cause="completed",
                            timings=Timings(0, 0, None))
-    call_later(hook, record, THREADS)
-    assert ran.wait(5)
-    for _ in range(100):
-        if "on_finish hook failed" in caplog.text:
-            break
-        time.sleep(0.01)  # the hook's thread logs just after it raised
+    run_hook(hook, record)
     assert "on_finish hook failed: ValueError" in caplog.text and "secret-abc" not in caplog.text
+
+
+def test_a_shutdown_waits_for_running_on_finish_calls_before_it_disconnects() -> None:
+    """chat_relay/lifecycle/shutdown.py: the clients are disconnected (and the worker let go) only once the hooks
+    still running have returned, within its few seconds."""
+    from types import SimpleNamespace
+
+    from chat_relay.lifecycle.shutdown import Shutdown
+    from chat_relay.streams.registry import StreamRegistry
+
+    seen: list[str] = []
+    running = [2]  # two on_finish calls still running; each look at them lets one return
+
+    def hooks_running() -> int:
+        seen.append(f"hooks:{running[0]}")
+        count = running[0]
+        running[0] = max(0, count - 1)
+        return count
+
+    def start_background_task(task: Any, *args: Any) -> None:
+        task(*args)  # inline: the drain and its disconnect run in order, in this thread
+
+    eio = SimpleNamespace(disconnect=lambda: seen.append("disconnect"))
+    socketio = SimpleNamespace(start_background_task=start_background_task, sleep=lambda seconds: None,
+                               server=SimpleNamespace(eio=eio))
+    admission = SimpleNamespace(draining=False)
+    shutdown = Shutdown(settings(), StreamRegistry(), admission, socketio, None,  # type: ignore[arg-type]
+                        hooks_running=hooks_running)
+    shutdown.begin(lambda: seen.append("drained"), grace=0)
+    assert seen == ["hooks:2", "hooks:1", "hooks:0", "disconnect", "drained"]
