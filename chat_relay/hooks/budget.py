@@ -69,6 +69,7 @@ class Budgets:
         self._reserve_tokens = settings.budget_reserve_tokens
         self._default_max = settings.default_max_tokens
         self._local: dict[str, tuple[int, float]] = {}  # key -> (count, expires at, monotonic)
+        self._next_sweep = 0.0
         self._redis: redis.Redis | None = None
         self._script: Any = None
         if settings.redis_url:
@@ -137,9 +138,12 @@ class Budgets:
 
     def _local_count(self, key: str) -> tuple[int, float]:
         now = time.monotonic()
-        for old in [k for k, (_, until) in self._local.items() if until <= now]:  # few keys: one per user
-            del self._local[old]
-        return self._local.get(key, (0, 0.0))
+        if now >= self._next_sweep:  # expired windows only cost memory: swept every few seconds, not per call
+            self._next_sweep = now + 5.0
+            for old in [k for k, (_, until) in self._local.items() if until <= now]:
+                del self._local[old]
+        count, until = self._local.get(key, (0, 0.0))
+        return (count, until) if until > now else (0, 0.0)
 
     def _redis_failed(self, err: Exception) -> None:
         self._skip_until = time.monotonic() + RETRY_S
