@@ -2,8 +2,9 @@
 the one object both transports call around a stream's start (`HookRunner`).
 
 The order, for each new stream: identify (at the connect, or the HTTP request) -> the client's request validated ->
-`prepare` (then validated again) -> FORWARD_USER's hash added -> the budget's reservation -> admission (caps,
-rate limit) -> the stream; at its end, the budget settled and `on_finish` called, in a task of its own.
+admission (caps, rate limit: first, so that a flood never reaches the team's hooks) -> `prepare` (then validated
+again) -> FORWARD_USER's hash added -> the budget's reservation -> the stream; at its end, the budget settled and
+`on_finish` called, in a task of its own. A refusal after admission gives its slot back.
 """
 
 from __future__ import annotations
@@ -47,25 +48,24 @@ class HookRunner:
         self._budgets = Budgets(hooks.budget, settings) if hooks.budget is not None else None
         self.pending = 0  # on_finish calls started and not yet returned: a shutdown waits for them a while
 
-    def request_for(self, request: ChatRequest, sent: dict[str, Any], identity: Identity) -> ChatRequest:
-        """The request to send upstream: `prepare`'s (validated again), with FORWARD_USER's hash."""
-        if self.hooks.prepare is not None:
-            request = prepared(request, sent, identity, self.hooks.prepare, self._settings)
-        return self._hashes.tagged(request, identity)
-
-    def admit(self, request: ChatRequest, identity: Identity, client: str) -> StreamEnding | None:
-        """Reserve the budget, then admission's slot (chat_relay/access/admission.py), or refuse; what to call when
-        the stream ends (StreamManager.start's `on_end`)."""
-        charge = self._budgets.reserve(request, identity) if self._budgets is not None else None
+    def admit(self, request: ChatRequest, sent: dict[str, Any], identity: Identity,
+              client: str) -> tuple[ChatRequest, StreamEnding | None]:
+        """Admission's slot (chat_relay/access/admission.py), the request to send (`prepare`'s, with FORWARD_USER's
+        hash) and the budget's reservation, or a refusal; the caller then starts the stream with
+        StreamManager.start(..., reserved=True, on_end=...), the second value being what it calls at the end.
+        `sent` is the client's JSON, `request` it validated."""
+        self._admission.admit(client)
         try:
-            self._admission.admit(client)
+            if self.hooks.prepare is not None:
+                request = prepared(request, sent, identity, self.hooks.prepare, self._settings)
+            request = self._hashes.tagged(request, identity)
+            charge = self._budgets.reserve(request, identity) if self._budgets is not None else None
         except BaseException:
-            if charge is not None and self._budgets is not None:
-                self._budgets.settle(charge, {"total_tokens": 0})  # never ran: costs nothing
+            self._admission.give_back(client)
             raise
         if charge is None and self.hooks.on_finish is None:
-            return None
-        return lambda producer, terminal, cause: self._ended(producer, terminal, cause, identity, charge)
+            return request, None
+        return request, lambda producer, terminal, cause: self._ended(producer, terminal, cause, identity, charge)
 
     def _ended(self, producer: Producer, terminal: Terminal, cause: str, identity: Identity,
                charge: Charge | None) -> None:

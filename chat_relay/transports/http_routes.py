@@ -56,9 +56,9 @@ def message_stream() -> Response:
 
     owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
     try:
-        identity = identity_of(request.environ)
-        chat_request = services.hooks.request_for(parse_chat_request(data, services.settings), data, identity)
-        ending = services.hooks.admit(chat_request, identity, client)  # the budget, then admission
+        chat_request = parse_chat_request(data, services.settings)
+        # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/).
+        chat_request, ending = services.hooks.admit(chat_request, data, identity_of(request.environ), client)
         started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT,
                                          on_end=ending)
     except RelayError as err:

@@ -94,12 +94,12 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
         client: str = request.environ[CLIENT_KEY]
         try:
             _check_call(names.request, data, extra)
-            identity = identity_of(request.environ)
-            chat_request = services.hooks.request_for(parse_chat_request(data, services.settings),
-                                                      data, identity)  # type: ignore[arg-type]  # a dict
+            chat_request = parse_chat_request(data, services.settings)
             # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
             services.registry.check_free(sid, chat_request.stream_id)
-            ending = services.hooks.admit(chat_request, identity, client)  # the budget, then admission
+            # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/).
+            chat_request, ending = services.hooks.admit(chat_request, data,  # type: ignore[arg-type]  # a dict
+                                                        identity_of(request.environ), client)
             started = services.streams.start(chat_request, sid, client, settle=writer_of(sid),
                                              reserved=True, transport=TRANSPORT, on_end=ending)
         except RelayError as err:

@@ -173,8 +173,8 @@ def test_the_upstream_gets_exactly_what_prepare_returned(hooks_server: tuple[Liv
 def test_an_invalid_prepared_request_is_refused_with_a_code(hooks_server: tuple[LiveServer, HookLog],
                                                             transport: str, fake_upstream: FakeUpstream) -> None:
     server, _ = hooks_server
-    before = len(fake_upstream.requests)
-    invalid = run(transport, server.url, user(), {"prompt": "invalid-prepare", "stream_id": uuid.uuid4().hex})
+    before, who = len(fake_upstream.requests), user()
+    invalid = run(transport, server.url, who, {"prompt": "invalid-prepare", "stream_id": uuid.uuid4().hex})
     assert invalid.terminal["code"] == "internal"  # the team's mistake, not the client's
     assert invalid.status in (None, 500)
     refused = run(transport, server.url, user(), {"prompt": "team-refuses", "stream_id": uuid.uuid4().hex})
@@ -182,6 +182,9 @@ def test_an_invalid_prepared_request_is_refused_with_a_code(hooks_server: tuple[
     assert refused.terminal["message"] == "The team does not allow this."
     assert len(fake_upstream.requests) == before  # neither reached the upstream
     assert "the prepare hook returned an invalid request" in server.log()
+    # The refused requests gave back their slots: the user's one stream (MAX_STREAMS_PER_CLIENT=1) may start.
+    after = run(transport, server.url, who, {"prompt": controls(chunks=2), "stream_id": uuid.uuid4().hex})
+    assert after.terminal["type"] == "done"
 
 
 # on_finish
