@@ -78,6 +78,7 @@ class Budgets:
                                                retry=Retry(NoBackoff(), 0))
             self._script = self._redis.register_script(_RESERVE)
         self._skip_until = 0.0
+        self._down = False  # Redis did not answer last time: said once in the log, and again when it is back
 
     def reserve(self, request: ChatRequest, identity: Identity) -> Charge | None:
         """Reserve this request's estimate, or refuse it with budget_exceeded; None when the user has no budget."""
@@ -117,6 +118,7 @@ class Budgets:
         if self._script is not None and time.monotonic() >= self._skip_until:
             try:
                 admitted, _ = self._script(keys=[key], args=[cost, limit, math.ceil(keep)])
+                self._redis_answered()
                 return bool(admitted)
             except redis.RedisError as err:
                 self._redis_failed(err)
@@ -130,6 +132,7 @@ class Budgets:
         if self._redis is not None and time.monotonic() >= self._skip_until:
             try:
                 self._redis.incrby(key, amount)
+                self._redis_answered()
                 return
             except redis.RedisError as err:
                 self._redis_failed(err)
@@ -147,8 +150,15 @@ class Budgets:
 
     def _redis_failed(self, err: Exception) -> None:
         self._skip_until = time.monotonic() + RETRY_S
-        log.warning("token budget: the shared store did not answer (%s); counting per instance for now",
-                    type(err).__name__)
+        if not self._down:
+            self._down = True
+            log.warning("token budget: the shared store did not answer (%s); counting per instance until it does",
+                        type(err).__name__)
+
+    def _redis_answered(self) -> None:
+        if self._down:
+            self._down = False
+            log.info("token budget: counting in the shared store again")
 
 
 def _total(usage: dict[str, int] | None) -> int | None:

@@ -250,3 +250,14 @@ def test_a_shutdown_waits_for_running_on_finish_calls_before_it_disconnects() ->
                         hooks_running=hooks_running)
     shutdown.begin(lambda: seen.append("drained"), grace=0)
     assert seen == ["hooks:2", "hooks:1", "hooks:0", "disconnect", "drained"]
+
+
+def test_without_redis_answering_the_budget_counts_on_this_instance(caplog: pytest.LogCaptureFixture) -> None:
+    config = settings(redis_url="redis://127.0.0.1:9/0", redis_timeout=0.2)  # nothing listens on port 9
+    budgets = Budgets(lambda identity: 30, config)
+    request = parse_chat_request({"prompt": "x" * 40, "max_tokens": 5}, config)  # 15 tokens
+    assert budgets.reserve(request, Identity("u")) is not None
+    assert budgets.reserve(request, Identity("u")) is not None
+    with pytest.raises(RelayError):
+        budgets.reserve(request, Identity("u"))
+    assert "counting per instance" in caplog.text
