@@ -3,6 +3,7 @@ under a burst spread over both, and on_finish runs once, on the producing instan
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -101,8 +102,8 @@ def test_a_budget_holds_exactly_under_a_burst_across_two_instances(pair: Pair) -
                and o.headers["Retry-After"] == str(o.terminal["retry_after"]) for o in refused)
     assert sum(o.terminal["usage"]["total_tokens"] for o in done) == pair.budget  # each its estimate, exactly
     # Settled to the reported usage, in Redis, for every instance: all of the budget, and nothing more.
-    assert until(lambda: [int(pair.store.get(key) or 0) for key in pair.store.scan_iter("relay:budget:*")]
-                 == [pair.budget])
+    user_keys = f"relay:budget:{hashlib.sha256(BUDGET_USER.encode()).hexdigest()[:32]}:*"
+    assert until(lambda: [int(pair.store.get(key) or 0) for key in pair.store.scan_iter(user_keys)] == [pair.budget])
     later = run_http(pair.instances[0].url, {"prompt": prompt, "max_tokens": CHUNKS, "stream_id": "after"},
                      headers={"X-User": BUDGET_USER})
     assert later.terminal["code"] == "budget_exceeded"
