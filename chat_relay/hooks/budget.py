@@ -30,6 +30,7 @@ from redis.retry import Retry
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from ..observability.bug_reports import log_bug
 from ..streams.request_validation import ChatRequest
 from .identity import Identity
 
@@ -82,7 +83,13 @@ class Budgets:
 
     def reserve(self, request: ChatRequest, identity: Identity) -> Charge | None:
         """Reserve this request's estimate, or refuse it with budget_exceeded; None when the user has no budget."""
-        limit = self._budget(identity)
+        try:
+            limit = self._budget(identity)
+        except RelayError:
+            raise
+        except Exception as err:
+            log_bug(log, "the budget hook failed", err)
+            raise RelayError(ErrorCode.INTERNAL, "The server could not check your budget.") from None
         if limit is None:
             return None
         now = time.time()

@@ -176,6 +176,16 @@ def test_a_burst_reserves_and_only_what_fits_is_admitted() -> None:
     assert budgets.reserve(request, Identity("someone else")) is not None
 
 
+def test_a_failing_budget_hook_is_an_internal_error(caplog: pytest.LogCaptureFixture) -> None:
+    def budget(identity: Identity) -> int:
+        raise KeyError("secret-plan")
+
+    with pytest.raises(RelayError) as refused:
+        Budgets(budget, settings()).reserve(parse_chat_request({"prompt": "x"}, settings()), Identity("u"))
+    assert refused.value.code is ErrorCode.INTERNAL
+    assert "the budget hook failed: KeyError" in caplog.text and "secret-plan" not in caplog.text
+
+
 def test_a_reply_without_usage_costs_its_reservation_and_no_budget_is_no_limit() -> None:
     config = settings(budget_reserve_tokens=50)
     budgets = Budgets(lambda identity: None if identity.user_id == "free" else 100, config)
