@@ -18,18 +18,27 @@ if TYPE_CHECKING:
     from .config import ConfigError, Settings, load_settings
     from .errors import ErrorCode, RelayError
     from .extension import ChatRelay
+    from .hooks.budget import Budget
+    from .hooks.finish import FinishRecord, OnFinish, Timings
+    from .hooks.identity import Caller, Identify, Identity
+    from .hooks.prepare import Prepare
     from .standalone import create_app
+    from .streams.request_validation import ChatRequest
     from .tools.tool_error import ToolError
     from .transports.socketio_handlers import EventNames
 
 __version__ = "0.1.0"
 
-__all__ = ["ChatRelay", "ConfigError", "ErrorCode", "EventNames", "RelayError", "Settings", "ToolError", "__version__",
-           "create_app", "load_settings"]
+__all__ = ["Budget", "Caller", "ChatRelay", "ChatRequest", "ConfigError", "ErrorCode", "EventNames", "FinishRecord",
+           "Identify", "Identity", "OnFinish", "Prepare", "RelayError", "Settings", "Timings", "ToolError",
+           "__version__", "create_app", "load_settings"]
 
-_HOMES = {"ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors", "EventNames":
-          ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config", "create_app": ".standalone",
-          "load_settings": ".config", "ToolError": ".tools.tool_error"}
+_HOMES = {"Budget": ".hooks.budget", "Caller": ".hooks.identity", "ChatRequest": ".streams.request_validation",
+          "FinishRecord": ".hooks.finish", "Identify": ".hooks.identity", "Identity": ".hooks.identity",
+          "OnFinish": ".hooks.finish", "Prepare": ".hooks.prepare", "Timings": ".hooks.finish",
+          "ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors",
+          "EventNames": ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config",
+          "create_app": ".standalone", "load_settings": ".config", "ToolError": ".tools.tool_error"}
 
 
 def __getattr__(name: str) -> Any:

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     # counts on its own for a second (chat_relay/access/shared_counts.py). Raise it for a Redis far away.
     redis_timeout: float = Field(0.25, gt=0, le=10)
     secret_key: SecretStr | None = None  # signs resume tokens; without it, generated (and shared through Redis)
+    # The team's hooks (chat_relay/hooks/). FORWARD_USER: the upstream gets FORWARD_USER_FIELD, a keyed hash (HMAC,
+    # keyed from SECRET_KEY) of the user id, never the id; `user` for servers that do not know `safety_identifier`.
+    forward_user: bool = False
+    forward_user_field: Literal["safety_identifier", "user"] = "safety_identifier"
+    # A token budget's period, in seconds: `budget(identity)` tokens per fixed window of this length.
+    budget_period: int = Field(86_400, ge=1, le=31 * 86_400)
+    # What a request that bounds its reply neither way (max_tokens, max_completion_tokens, DEFAULT_MAX_TOKENS)
+    # reserves of its budget for the reply, until its real usage is known.
+    budget_reserve_tokens: int = Field(1024, ge=1)
     # How many proxies (nginx: 1) stand in front and set X-Forwarded-For/-Proto/-Host. With 0 those headers are
     # ignored: a client could forge them, and limits would count every user behind nginx as one address.
     trusted_proxies: int = Field(0, ge=0, le=5)
@@ -189,6 +198,13 @@ class Settings(BaseSettings):
             self.allowed_models = [self.openai_model]
         elif self.openai_model not in self.allowed_models:
             self.allowed_models = [self.openai_model, *self.allowed_models]
+        return self
+
+    @model_validator(mode="after")
+    def _forward_user_needs_a_secret(self) -> Settings:
+        if self.forward_user and self.secret_key is None:
+            raise ValueError("FORWARD_USER=true needs SECRET_KEY (the same on every instance): the user id is sent "
+                             "as a hash keyed with it")
         return self
 
     @property

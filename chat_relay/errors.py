@@ -31,6 +31,8 @@ class ErrorCode(StrEnum):
     INTERRUPTED = "interrupted"  # the instance producing the reply died; the text it had sent is all there is
     # Back-pressure (docs/security.md, "Slow readers"): the reader took nothing for STALLED_READER_TIMEOUT.
     STALLED_READER = "stalled_reader"
+    # A user's token budget (the `budget` hook, chat_relay/hooks/budget.py) is used up until `retry_after`.
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 HTTP_STATUS: dict[ErrorCode, int] = {
@@ -51,6 +53,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RESUME_UNAVAILABLE: 503,
     ErrorCode.INTERRUPTED: 502,
     ErrorCode.STALLED_READER: 408,  # only ever a stream's last event: its status was 200 long before
+    ErrorCode.BUDGET_EXCEEDED: 429,
 }
 
 

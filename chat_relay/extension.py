@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
     from .access.auth import Access
+    from .hooks.budget import Budget
+    from .hooks.finish import OnFinish
+    from .hooks.identity import Identify
+    from .hooks.prepare import Prepare
     from .observability.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -43,15 +47,27 @@ class ChatRelay:
     - `ai_sdk_path`: the AI SDK's chat endpoint (docs/ai-sdk.md), under `url_prefix`; None leaves it out.
     - `page`: the web page at `/`, for the relay alone; it speaks the default names only.
     - `settings`: default `load_settings()`, the environment and `.env`.
+
+    The team's hooks (README, "Building on the relay: hooks"; chat_relay/hooks/), each optional:
+    - `identify(caller) -> Identity | None`: who is asking, once per Socket.IO connection and per HTTP request;
+      None refuses (`unauthorized`). It replaces AUTH_TOKENS; limits then count per user id.
+    - `prepare(request, identity) -> request`: the request to send instead, validated as a client's is.
+    - `on_finish(record)`: once per stream, after its terminal event, in a task of its own.
+    - `budget(identity) -> tokens | None`: tokens per BUDGET_PERIOD; past it, `budget_exceeded`.
     """
 
     def __init__(self, app: Flask | None = None, socketio: SocketIO | None = None, *,
                  settings: Settings | None = None, url_prefix: str = "", event: str = DEFAULT_EVENT,
-                 namespace: str = "/", page: bool = False, ai_sdk_path: str | None = "/api/chat") -> None:
+                 namespace: str = "/", page: bool = False, ai_sdk_path: str | None = "/api/chat",
+                 identify: Identify | None = None, prepare: Prepare | None = None, on_finish: OnFinish | None = None,
+                 budget: Budget | None = None) -> None:
+        from .hooks.team_hooks import Hooks
+
         _check_options(url_prefix, event, namespace, page)
         if ai_sdk_path is not None and not _PATH.fullmatch(ai_sdk_path):
             raise ValueError(f"ai_sdk_path must start with '/' and not end with one ('/api/chat'), or be None; "
                              f"got {ai_sdk_path!r}")
+        self.hooks = Hooks(identify=identify, prepare=prepare, on_finish=on_finish, budget=budget)
         self.url_prefix = url_prefix
         self.ai_sdk_path = ai_sdk_path
         self.events = EventNames(event)
@@ -151,12 +167,12 @@ class ChatRelay:
 
         _use_tolerant_packets(socketio, self.events.request)
         services = Services(settings, Upstream(settings, metrics), StreamRegistry(), socketio, access, metrics,
-                            self.tools)
+                            self.tools, self.hooks)
         websocket_frames.install(socketio.server.eio, settings.websocket_compression, services.driver.green)
         # engine.io's own message bound, per frame and across fragments too, and a small one until the connect is
         # admitted (MAX_UNAUTHENTICATED_BYTES); unreadable frames end the connection
         bound = MessageBound(settings.max_unauthenticated_bytes, int(socketio.server.eio.max_http_buffer_size),
-                             services.connections, access)
+                             services.connections, access, request_context=app.request_context)
         websocket_limits.install(socketio.server.eio, bound.before_auth, services.driver,
                                  lambda eio_socket, set_bound: bound.follow(getattr(eio_socket, "sid", None),
                                                                             set_bound))
@@ -246,7 +262,7 @@ class ChatRelay:
         from .access.auth import Access
 
         if self._access is None:
-            self._access = Access(self.settings)
+            self._access = Access(self.settings, self.hooks.identify)
         return self._access
 
     def _metrics_of(self) -> Metrics:

@@ -13,6 +13,7 @@ from .access.connections import Connections
 from .access.metrics_access import MetricsAccess
 from .async_drivers import AsyncDriver, driver_for
 from .config import Settings
+from .hooks.team_hooks import HookRunner, Hooks
 from .lifecycle.readiness import Readiness, redis_probe
 from .lifecycle.shutdown import Shutdown
 from .observability.metrics import Metrics
@@ -36,6 +37,7 @@ class Services:
     access: Access
     metrics: Metrics
     tools: ToolRegistry = field(default_factory=ToolRegistry)  # the app's server-side tools (@relay.tool)
+    team_hooks: Hooks = field(default_factory=Hooks)  # what the team gave ChatRelay
     admission: Admission = field(init=False)
     connections: Connections = field(init=False)
     metrics_access: MetricsAccess = field(init=False)
@@ -43,6 +45,7 @@ class Services:
     readiness: Readiness = field(init=False)
     streams: StreamManager = field(init=False)
     driver: AsyncDriver = field(init=False)  # the async mode's primitives, chosen once
+    hooks: HookRunner = field(init=False)  # the team's hooks, around each stream's start and end
 
     def __post_init__(self) -> None:
         settings, socketio = self.settings, self.socketio
@@ -53,7 +56,7 @@ class Services:
         shared = SharedBuffers(settings.redis_url, settings.resume_ttl, driver.sleep, new_event=driver.new_event,
                                spawn=driver.spawn) if settings.redis_url else None
         secret = resume_secret(settings, shared.redis if shared is not None else None)
-        tokens = ResumeTokens(secret, bind_client=self.access.tokens_required)
+        tokens = ResumeTokens(secret, bind_client=self.access.authenticates)
         streams = StreamManager(
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
             driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics,
@@ -61,7 +64,9 @@ class Services:
             tools=AppTools(self.tools, driver, settings))
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
-        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver))
+        object.__setattr__(self, "hooks", HookRunner(self.team_hooks, settings, self.admission, driver))
+        object.__setattr__(self, "shutdown", Shutdown(settings, self.registry, self.admission, socketio, driver,
+                                                      hooks_running=lambda: self.hooks.pending))
         ping = redis_probe(settings.redis_url) if settings.redis_url else None
         readiness = Readiness(self.shutdown, ping, driver.sleep)
         object.__setattr__(self, "readiness", readiness)

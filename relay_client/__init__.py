@@ -18,6 +18,7 @@ Errors come as exceptions: `RelayError` with the protocol's `.code` and `.messag
 
 from relay_client.client import RelayClient, Transport
 from relay_client.errors import (
+    BudgetExceeded,
     HostNotAllowed,
     InternalError,
     Interrupted,
@@ -52,7 +53,8 @@ from relay_client.parts import (
 from relay_client.reply import Chunk, Done, Reply
 
 __all__ = [
-    "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest", "OriginNotAllowed", "Part",
+    "BudgetExceeded", "Chunk", "Done", "HostNotAllowed", "InternalError", "Interrupted", "InvalidRequest",
+    "OriginNotAllowed", "Part",
     "RateLimited", "ReasoningPart", "RefusalPart", "RelayClient", "RelayConnectionError", "RelayError", "Reply",
     "ResumeUnavailable", "ServerShutdown", "StalledReader", "StreamExpired", "TextPart", "TooManyConnections",
     "TooManyStreams", "ToolCall", "ToolCallPart", "ToolErrorPart", "ToolResultPart", "Transport", "Unauthorized",

@@ -102,6 +102,12 @@ class StalledReader(RelayError):
     code = "stalled_reader"
 
 
+class BudgetExceeded(RelayError):
+    """The user's token budget on the server is used up until `retry_after`."""
+
+    code = "budget_exceeded"
+
+
 class RelayConnectionError(RelayError):
     """No answer in the protocol's terms: the server could not be reached, went silent, or broke the protocol."""
 
@@ -111,7 +117,7 @@ class RelayConnectionError(RelayError):
 BY_CODE: dict[str, type[RelayError]] = {cls.code: cls for cls in (
     InvalidRequest, UpstreamAuth, RateLimited, UpstreamTimeout, UpstreamUnavailable, UpstreamError, InternalError,
     Unauthorized, OriginNotAllowed, HostNotAllowed, TooManyStreams, TooManyConnections, ServerShutdown,
-    StreamExpired, ResumeUnavailable, Interrupted, StalledReader)}
+    StreamExpired, ResumeUnavailable, Interrupted, StalledReader, BudgetExceeded)}
 
 
 def error_from(payload: Mapping[str, Any], *, status: int | None = None, retry_after: int | None = None) -> RelayError:

@@ -1,4 +1,5 @@
-"""Who may use the relay: bearer tokens (AUTH_TOKENS), allowed hosts and origins, and the identity limits count.
+"""Who may use the relay: bearer tokens (AUTH_TOKENS) or the team's `identify` hook (chat_relay/hooks/identity.py),
+allowed hosts and origins, and the identity limits count.
 
 `/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set, and
 a Host header in ALLOWED_HOSTS (chat_relay/access/hosts.py) always.
@@ -12,9 +13,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from werkzeug.datastructures import EnvironHeaders
+
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
+from ..hooks.identity import IDENTITY_KEY, Caller, Identify, Identity, cached_answer, client_key
 from ..host_names import host_name
+from ..observability.bug_reports import log_bug
 from .auth_failures import AuthFailures
 from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts
 
@@ -25,7 +30,9 @@ CLIENT_KEY = "chat_relay.client"  # where a Socket.IO connection's identity is k
 class Access:
     """Checks tokens, hosts and origins; built once from the settings."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, identify: Identify | None = None) -> None:
+        """`identify`: the team's hook, which replaces AUTH_TOKENS when given."""
+        self._identify = identify
         # Digests, so every comparison is over 32 bytes whatever the lengths; the tokens are not kept.
         self._digests = [_digest(token.get_secret_value()) for token in settings.auth_tokens]
         self._origins = list(settings.cors_allowed_origins)
@@ -34,7 +41,52 @@ class Access:
 
     @property
     def tokens_required(self) -> bool:
-        return bool(self._digests)
+        return bool(self._digests) and self._identify is None
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether a client must show who it is (a token, or whatever the `identify` hook reads)."""
+        return self.tokens_required or self._identify is not None
+
+    def identify_socketio(self, auth: object, environ: dict[str, Any], remote_addr: str | None) -> str:
+        """A Socket.IO connect's client identity (kept with its Identity in the environ), or a refusal."""
+        if self._identify is None:
+            client = self.identify(socket_token(auth), remote_addr)
+            environ[IDENTITY_KEY] = Identity(client)
+            return client
+        return self._identified(Caller("socketio", environ, auth), environ, remote_addr)
+
+    def identified_before_body(self, environ: dict[str, Any]) -> bool:
+        """Whether an HTTP request's caller is known, asked before its body is read (access/message_bound.py): the
+        hook runs here then, once; the route takes its answer. Counts no failure, as `known` does not."""
+        if self._identify is None:
+            return not self.tokens_required or self.known(bearer_token(EnvironHeaders(environ)))
+        hook = self._identify
+        try:
+            return cached_answer(environ, lambda: hook(Caller("http", environ))) is not None
+        except Exception:  # the route raises it again, and answers it
+            return False
+
+    def _identified(self, caller: Caller, environ: dict[str, Any], remote_addr: str | None) -> str:
+        address = remote_addr or "unknown"
+        self.failures.check(address)
+        hook = self._identify
+        assert hook is not None
+        try:
+            identity = cached_answer(environ, lambda: hook(caller))
+        except RelayError:
+            raise
+        except Exception as err:
+            log_bug(log, "the identify hook failed", err)
+            raise RelayError(ErrorCode.INTERNAL, "The server could not check who you are.") from None
+        if identity is None:
+            self.failures.failed(address)
+            raise RelayError(ErrorCode.UNAUTHORIZED, "You are not signed in, or not allowed to use this.")
+        if not isinstance(identity, Identity) or not isinstance(identity.user_id, str) or not identity.user_id:
+            log_bug(log, f"the identify hook returned a {type(identity).__name__}, not an Identity with a user_id")
+            raise RelayError(ErrorCode.INTERNAL, "The server could not check who you are.")
+        environ[IDENTITY_KEY] = identity
+        return client_key(identity)
 
     def identify(self, token: object, remote_addr: str | None) -> str:
         """The client identity for limits: the token's fingerprint, or the remote address without auth.
@@ -63,11 +115,15 @@ class Access:
             valid |= hmac.compare_digest(digest, known)
         return valid
 
-    def check_http(self, environ: Mapping[str, Any], headers: Any, remote_addr: str | None) -> str:
+    def check_http(self, environ: dict[str, Any], headers: Any, remote_addr: str | None) -> str:
         """For an HTTP stream request: check the host, the origin and the bearer token; return the client identity."""
         self.check_host(environ)
         self.check_origin(environ)
-        return self.identify(bearer_token(headers), remote_addr)
+        if self._identify is not None:
+            return self._identified(Caller("http", environ), environ, remote_addr)
+        client = self.identify(bearer_token(headers), remote_addr)
+        environ[IDENTITY_KEY] = Identity(client)
+        return client
 
     def host_allowed(self, environ: Mapping[str, Any]) -> bool:
         """Whether the Host header (the forwarded one, through ProxyFix) names this server: in ALLOWED_HOSTS."""
@@ -109,6 +165,12 @@ def bearer_token(headers: Any) -> str | None:
 def socket_token(auth: object) -> object:
     """The token of a Socket.IO connect's `auth={"token": ...}`."""
     return auth.get("token") if isinstance(auth, dict) else None
+
+
+def identity_of(environ: Mapping[str, Any]) -> Identity:
+    """The Identity that `identify_socketio` or `check_http` found for this connection or request."""
+    identity: Identity = environ[IDENTITY_KEY]
+    return identity
 
 
 def _digest(token: str) -> bytes:

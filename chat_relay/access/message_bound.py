@@ -8,27 +8,31 @@ much per connection while a message assembles, times MAX_CONNECTIONS_PER_CLIENT 
   bound until a connect on it is admitted, the relay's or one to a team's own namespace (`Held.admitted` in
   chat_relay/access/connections.py), then by the large one; the websocket's bound is raised in place
   (chat_relay/async_drivers/, `bounded_websocket`);
-- an HTTP stream request's body is read only up to the small bound unless it carries one of AUTH_TOKENS
-  (chat_relay/middleware/body_deadline.py); the route then refuses it with its usual 401, counted by the
-  failed-auth throttle as before.
+- an HTTP stream request's body is read only up to the small bound unless it carries one of AUTH_TOKENS, or,
+  with an `identify` hook, the hook (run here, in a request context, once: the route takes its answer) knows
+  its caller (chat_relay/middleware/body_deadline.py); the route then refuses it with its usual 401, counted by
+  the failed-auth throttle as before.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import parse_qs
 
-from werkzeug.datastructures import EnvironHeaders
-
-from .auth import Access, bearer_token
+from .auth import Access
 from .connections import Connections
 
 
 class MessageBound:
     """The bound for one message, per connection or request; built once in ChatRelay.init_app."""
 
-    def __init__(self, before_auth: int, after_auth: int, connections: Connections, access: Access) -> None:
+    def __init__(self, before_auth: int, after_auth: int, connections: Connections, access: Access,
+                 request_context: Callable[[dict[str, Any]], AbstractContextManager[object]] | None = None) -> None:
+        """`request_context(environ)`: the app's, which an `identify` hook may need (flask.session)."""
+        self._request_context = request_context or (lambda environ: contextlib.nullcontext())
         self.after_auth = after_auth
         self.before_auth = min(before_auth, after_auth)
         self._connections = connections
@@ -59,9 +63,11 @@ class MessageBound:
         sid = parse_qs(str(environ.get("QUERY_STRING") or "")).get("sid", [None])[0]
         return self.after_auth if self.admitted(sid) else self.before_auth
 
-    def for_stream_request(self, environ: Mapping[str, Any]) -> int:
-        """An HTTP stream request: the large bound when no token is needed or it carries a right one."""
-        if not self._access.tokens_required:
+    def for_stream_request(self, environ: dict[str, Any]) -> int:
+        """An HTTP stream request: the large bound when no token is needed, it carries a right one, or the
+        `identify` hook knows its caller."""
+        if not self._access.authenticates:
             return self.after_auth
-        token = bearer_token(EnvironHeaders(environ))  # type: ignore[arg-type]
-        return self.after_auth if self._access.known(token) else self.before_auth
+        with self._request_context(environ):
+            known = self._access.identified_before_body(environ)
+        return self.after_auth if known else self.before_auth

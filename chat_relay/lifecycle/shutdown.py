@@ -5,10 +5,11 @@
   at once, without waiting for anything. Ctrl-C during a SIGTERM drain cuts its grace short.
 
 Every stream still gets exactly one terminal event: the ones cut short end with a `server_shutdown` error,
-and each logs its `stream_end` line. Then the Socket.IO clients are disconnected, so the server's connection
-pool empties and it exits well inside gunicorn's graceful_timeout. Until then the server keeps serving:
-`/readyz` answers 503 from the moment `began` is set (chat_relay/lifecycle/readiness.py), and new Socket.IO
-connections are refused (chat_relay/middleware/connection_cap.py).
+and each logs its `stream_end` line. The team's on_finish calls still running get a few seconds more. Then the
+Socket.IO clients are disconnected, so the server's connection pool empties and it exits well inside gunicorn's
+graceful_timeout. Until then the server keeps serving: `/readyz` answers 503 from the moment `began` is set
+(chat_relay/lifecycle/readiness.py), and new Socket.IO connections are refused
+(chat_relay/middleware/connection_cap.py).
 
 Hooked in by gunicorn.conf.py's `post_worker_init` (chaining the gevent worker's own signal handlers, which
 stop it accepting connections: once drained on SIGTERM; on Ctrl-C it exits) and by `python -m app` for
@@ -46,7 +47,9 @@ class Shutdown:
     """Drains one app's streams; `begin()` is idempotent and returns at once (the work runs in a green task)."""
 
     def __init__(self, settings: Settings, registry: StreamRegistry, admission: Admission, socketio: SocketIO,
-                 driver: AsyncDriver) -> None:
+                 driver: AsyncDriver, hooks_running: Callable[[], int] = lambda: 0) -> None:
+        """`hooks_running()`: the team's on_finish calls not yet returned (chat_relay/hooks/team_hooks.py)."""
+        self._hooks_running = hooks_running
         self._settings, self._registry, self._admission, self._socketio = settings, registry, admission, socketio
         self._driver = driver
         self.began = False
@@ -85,7 +88,7 @@ class Shutdown:
         for entry in cut:
             entry.cancel(self._driver, "server_shutdown", error)
         deadline = time.monotonic() + _SETTLE
-        while registry.busy() and time.monotonic() < deadline:
+        while (registry.busy() or self._hooks_running()) and time.monotonic() < deadline:
             sleep(_POLL)
         log.info("shutdown: %d streams ended early; disconnecting clients", len(cut))
         self._disconnect_clients()

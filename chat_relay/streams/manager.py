@@ -23,7 +23,7 @@ from ..async_drivers import AsyncDriver
 from ..errors import ErrorCode, RelayError
 from ..observability.metrics import Metrics
 from .backlog import Backlog
-from .producer import Producer
+from .producer import Producer, StreamEnding
 from .redis_store import EXPIRED
 from .registry import ActiveStream, Closable, StreamRegistry
 from .request_validation import ChatRequest
@@ -60,9 +60,11 @@ class StreamManager:
         self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, buffer)
 
     def start(self, request: ChatRequest, owner: str, client: str,
-              settle: Callable[[], bool] | None = None, reserved: bool = False, transport: str = "") -> Started:
+              settle: Callable[[], bool] | None = None, reserved: bool = False, transport: str = "",
+              on_end: StreamEnding | None = None) -> Started:
         """Register and start a new stream, delivered to `owner` over `transport`; never yields. `reserved`:
-        admission reserved its slot (chat_relay/access/admission.py), which it now takes."""
+        admission reserved its slot (chat_relay/access/admission.py), which it now takes. `on_end`: told of the
+        stream's end, on this instance (the team's hooks)."""
         try:
             steps = None
             if self._tools is not None:  # a client tool named as one of the server's is refused here
@@ -75,7 +77,7 @@ class StreamManager:
             read_elsewhere = None if shared is None else (lambda: shared.has_remote_reader(key))
             relay = Producer(request, self._upstream, stream_log, pause=lambda: self._driver.sleep(0),
                              transport=transport, metrics=self._metrics, read_elsewhere=read_elsewhere,
-                             tools=steps)
+                             tools=steps, on_end=on_end)
         except BaseException:
             if reserved:
                 self._registry.give_back(client)

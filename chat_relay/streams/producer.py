@@ -38,6 +38,11 @@ STALLED = "The reply was ended: its reader took nothing for STALLED_READER_TIMEO
 _NO_LIMIT = 1 << 62  # a size no stream reaches
 
 
+# Told of the stream's end, in its producer's task, once its terminal entry is in the buffer: (producer, terminal,
+# cause). The team's hooks use it (chat_relay/hooks/team_hooks.py); it must not block.
+StreamEnding = Callable[["Producer", Terminal, str], None]
+
+
 class StreamCancelled(BaseException):
     """Raised inside a producer's task, where it waits, to stop it (a BaseException so no retry swallows it)."""
 
@@ -48,9 +53,10 @@ class Producer:
     def __init__(self, request: ChatRequest, upstream: Upstream, stream_log: StreamBuffer,
                  pause: Callable[[], None] = lambda: None, transport: str = "",
                  metrics: Metrics | None = None, read_elsewhere: Callable[[], bool] | None = None,
-                 tools: ToolSteps | None = None) -> None:
+                 tools: ToolSteps | None = None, on_end: StreamEnding | None = None) -> None:
         """`read_elsewhere`: whether readers on other instances follow the stream (then it is not paused for want
-        of readers here; chat_relay/streams/backlog.py). `tools`: the stream's tool loop, if the app has tools."""
+        of readers here; chat_relay/streams/backlog.py). `tools`: the stream's tool loop, if the app has tools.
+        `on_end`: told of its end (StreamEnding)."""
         self.request = request
         self.buffer = stream_log
         self.transport = transport  # the one its request came by: socketio or http (labels its metrics)
@@ -59,6 +65,8 @@ class Producer:
         self._pause = pause  # lets other tasks (readers, websocket writers, other streams) run
         self._metrics = metrics
         self._read_elsewhere = read_elsewhere
+        self._on_end = on_end
+        self.first_piece_at: float | None = None  # monotonic time of the upstream's first piece
         self._stream: UpstreamStream | None = None
         self._tools = tools
         self._earlier_usage: dict[str, int] | None = None  # the usage of the stream's requests before the last
@@ -103,7 +111,7 @@ class Producer:
                 if first_piece is None:
                     first = next(pieces, None)  # the stream's first piece on its own, so that only it is timed
                     if first is not None:
-                        first_piece = time.monotonic()
+                        first_piece = self.first_piece_at = time.monotonic()
                         append(first)
                         if stream_log.size > room:
                             room = self._wait_for_readers(backlog)
@@ -134,7 +142,12 @@ class Producer:
                 self.close()  # cut short: the upstream stops before anyone is told
         stream_log.end(terminal)
         self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
-        self._report_end(terminal, began, first_piece, stream)
+        cause = self._report_end(terminal, began, first_piece, stream)
+        if self._on_end is not None:
+            try:
+                self._on_end(self, terminal, cause)
+            except Exception:  # the stream has ended either way: its clients have their terminal event
+                log_bug(log, f"stream {self.stream_id}: telling of its end failed")
 
     def _next_request(self, request: ChatRequest, stream: UpstreamStream, reply_from: int) -> ChatRequest | None:
         """After a reply that called tools: the tool loop runs the server's, and says what to ask next (None: the
@@ -179,12 +192,12 @@ class Producer:
         return Done(finish, self._chunks(), usage, stream.tool_calls)
 
     def _report_end(self, terminal: Terminal, began: float, first_piece: float | None,
-                    stream: UpstreamStream | None) -> None:
+                    stream: UpstreamStream | None) -> str:
         """The stream's one `stream_end` log line, without prompt or reply text, and its metrics: all that is
         counted of a stream is counted here, once (chat_relay/observability/metrics.py).
 
         finish_reason is what the client got (`none` for an error); cause says why the stream ended:
-        completed, stopped, client_gone, server_shutdown, or the error code.
+        completed, stopped, client_gone, server_shutdown, or the error code; returns the cause.
         """
         duration = time.monotonic() - began
         if isinstance(terminal, Done):
@@ -208,3 +221,4 @@ class Producer:
                 usage=terminal.usage if isinstance(terminal, Done) else None,
                 upstream_first_chunk=None if first_piece is None else first_piece - began,
                 upstream_error=upstream_error))
+        return cause

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
-from ..access.auth import bearer_token
+from ..access.auth import bearer_token, identity_of
 from ..errors import ErrorCode, RelayError, http_refusal
 from ..observability.bug_reports import log_bug
 from ..streams.events import Failed, RelayEvent, Terminal
@@ -57,8 +57,10 @@ def message_stream() -> Response:
     owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
     try:
         chat_request = parse_chat_request(data, services.settings)
-        services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT)
+        # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/).
+        chat_request, ending = services.hooks.admit(chat_request, data, identity_of(request.environ), client)
+        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT,
+                                         on_end=ending)
     except RelayError as err:
         return _refused(services, err)
     stream_log = started.relay.buffer
@@ -133,7 +135,7 @@ def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
 def _resume_token(services: Services) -> str | None:
     """The resume token: X-Resume-Token, a Bearer token when AUTH_TOKENS is off, or ?resume_token= (EventSource)."""
     token = request.headers.get("X-Resume-Token") or request.args.get("resume_token")
-    if token is None and not services.access.tokens_required:
+    if token is None and not services.access.authenticates:
         token = bearer_token(request.headers)
     return token
 

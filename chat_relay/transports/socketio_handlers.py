@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flask import request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit
 
-from ..access.auth import CLIENT_KEY, socket_token
+from ..access.auth import CLIENT_KEY, identity_of
 from ..errors import ErrorCode, RelayError
 from ..middleware.connection_cap import REFUSED_KEY
 from ..observability.bug_reports import log_bug
@@ -80,7 +80,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
         try:
             services.access.check_host(request.environ)
             services.access.check_origin(request.environ)
-            client = services.access.identify(socket_token(auth), request.remote_addr)
+            client = services.access.identify_socketio(auth, request.environ, request.remote_addr)
             services.connections.connect(request.environ, client)  # keeps `client` in the environ (CLIENT_KEY)
         except RelayError as err:
             request.environ[REFUSED_KEY] = True
@@ -97,9 +97,11 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
             chat_request = parse_chat_request(data, services.settings)
             # Before admission, which counts the request against the rate limit: a refusal uses up nothing.
             services.registry.check_free(sid, chat_request.stream_id)
-            services.admission.admit(client)
+            # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/).
+            chat_request, ending = services.hooks.admit(chat_request, data,  # type: ignore[arg-type]  # a dict
+                                                        identity_of(request.environ), client)
             started = services.streams.start(chat_request, sid, client, settle=writer_of(sid),
-                                             reserved=True, transport=TRANSPORT)
+                                             reserved=True, transport=TRANSPORT, on_end=ending)
         except RelayError as err:
             services.metrics.refused(TRANSPORT, err.code)
             # Also as an event, for clients that pass no ack callback (the seed's React page). It names

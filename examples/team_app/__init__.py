@@ -1,0 +1,6 @@
+"""A small team app built on the relay with its hooks: its own login, per-user history, budgets by plan.
+
+Run it as examples/team_app/app.py's docstring says; the parts are app.py (routes, the relay mounted),
+team_hooks.py (the relay's hooks: who is asking, what is sent, what is saved, how much each may use) and
+store.py (its SQLite data).
+"""

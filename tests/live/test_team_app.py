@@ -1,0 +1,123 @@
+"""examples/team_app, a team's app on the relay's hooks, started as its docstring says, in each async mode, driven
+over both transports with its own login: only logged-in users stream, each conversation is saved and shown back
+at /history, the upstream gets the team's system prompt and a keyed hash of the user (FORWARD_USER), never the
+name, and the free plan's budget runs out."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from chat_relay.config import Settings
+from chat_relay.hooks.forward_user import UserHashes
+from tests.clients import SioProbe
+from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
+from tests.fake_upstream import FakeUpstream, controls
+from tests.live.test_access import refused_connect
+from tests.outcomes import TRANSPORTS, Outcome, run_http, run_socketio
+from tests.waits import until
+
+SECRET = "team-app-test-secret"
+FREE_BUDGET = 300  # bob's: one long reply's worth (tests below)
+
+
+def documented_command(mode: str) -> list[str]:
+    """The command examples/team_app/app.py's docstring gives for `mode`, as a user types it."""
+    doc = ast.get_docstring(ast.parse((ROOT / "examples" / "team_app" / "app.py").read_text())) or ""
+    for line in doc.splitlines():
+        words = shlex.split(line, comments=True) if line.startswith("    ") and "team_app" in line else []
+        if not words or words[0] == "curl":
+            continue
+        settings = [word for word in words if "=" in word and word.split("=", 1)[0].isupper()]
+        program, *args = words[len(settings):]
+        if ("ASYNC_MODE=eventlet" in settings) == (mode == "eventlet"):
+            assert program.startswith(".venv/bin/"), line
+            return [str(BIN / program.removeprefix(".venv/bin/")), *args]
+    raise AssertionError(f"examples/team_app/app.py gives no command for {mode}")
+
+
+@pytest.fixture(scope="module", params=MODES)
+def team_app(request: pytest.FixtureRequest, fake_upstream: FakeUpstream,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    mode, port = request.param, free_port()
+    workdir: Path = tmp_path_factory.mktemp(f"team-app-{mode}")
+    env = {**upstream_env(fake_upstream), "HOST": "127.0.0.1", "PORT": str(port), "ASYNC_MODE": mode,
+           "SECRET_KEY": SECRET, "TEAM_DB": str(workdir / "team.sqlite3"), "FORWARD_USER": "true",
+           "TEAM_FREE_BUDGET": str(FREE_BUDGET)}
+    server = launch(f"team-{mode}", documented_command(mode), port, env, workdir / "server.log")
+    yield server
+    stop_server(server)
+    assert API_KEY not in server.log() and SECRET not in server.log()
+
+
+def logged_in(server: LiveServer, name: str, password: str) -> requests.Session:
+    session = requests.Session()
+    answer = session.post(f"{server.url}/login", json={"name": name, "password": password}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    return session
+
+
+def ask(server: LiveServer, session: requests.Session, transport: str, payload: dict) -> Outcome:
+    if transport == "http":
+        return run_http(f"{server.url}/ai", payload, headers={"Cookie": f"session={session.cookies['session']}"})
+    probe = SioProbe(server.url, headers={"Cookie": f"session={session.cookies['session']}"})
+    try:
+        return run_socketio(probe, payload)
+    finally:
+        probe.close()
+
+
+def test_only_logged_in_users_may_ask(team_app: LiveServer) -> None:
+    refused = run_http(f"{team_app.url}/ai", {"prompt": "hi"})
+    assert refused.status == 401 and refused.terminal["code"] == "unauthorized"
+    _, reasons = refused_connect(team_app.url)
+    assert [reason["data"]["code"] for reason in reasons] == ["unauthorized"]
+    wrong = requests.post(f"{team_app.url}/login", json={"name": "alice", "password": "nope"}, timeout=10)
+    assert wrong.status_code == 401
+    assert requests.get(f"{team_app.url}/history", timeout=10).status_code == 401
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_users_conversations_are_saved_and_shown_back(team_app: LiveServer, transport: str,
+                                                        fake_upstream: FakeUpstream) -> None:
+    alice = logged_in(team_app, "alice", "wonderland")
+    tag = uuid.uuid4().hex
+    prompt = controls(chunks=4, tag=tag)
+    outcome = ask(team_app, alice, transport, {"prompt": prompt, "stream_id": tag})
+    assert outcome.terminal["type"] == "done" and outcome.text == "w0 w1 w2 w3 "
+
+    (sent,) = fake_upstream.requests_with(tag)
+    assert sent["messages"] == [
+        {"role": "system", "content": "You are the team's assistant. The user is on the pro plan."},
+        {"role": "user", "content": prompt}]
+    hashes = UserHashes(Settings(openai_api_key="x", forward_user=True, secret_key=SECRET,
+                                 _env_file=None))  # type: ignore[call-arg]
+    assert sent["safety_identifier"] == hashes.of("alice") and "alice" not in str(sent)
+
+    def saved() -> list[dict]:
+        return [entry for entry in alice.get(f"{team_app.url}/history", timeout=10).json()["history"]
+                if entry["stream_id"] == tag]
+
+    assert until(lambda: bool(saved()))
+    assert saved() == [{"stream_id": tag, "asked": prompt, "answer": "w0 w1 w2 w3 ", "finish_reason": "stop",
+                        "error": None, "tokens": outcome.terminal["usage"]["total_tokens"]}]
+    bob = logged_in(team_app, "bob", "builder")
+    assert all(entry["stream_id"] != tag for entry in bob.get(f"{team_app.url}/history", timeout=10).json()["history"])
+
+
+def test_the_free_plans_budget_runs_out(team_app: LiveServer) -> None:
+    bob = logged_in(team_app, "bob", "builder")
+    long_reply = {"prompt": controls(chunks=200), "max_tokens": 250}
+    first = ask(team_app, bob, "http", {**long_reply, "stream_id": uuid.uuid4().hex})
+    assert first.terminal["type"] == "done"
+    for transport in TRANSPORTS:  # what is left of 300 tokens is less than another such reply may take
+        refused = ask(team_app, bob, transport, {**long_reply, "stream_id": uuid.uuid4().hex})
+        assert refused.terminal["code"] == "budget_exceeded" and refused.terminal["retry_after"] >= 1
+    alice = logged_in(team_app, "alice", "wonderland")  # another user, another budget
+    assert ask(team_app, alice, "socketio", {**long_reply, "stream_id": uuid.uuid4().hex}).terminal["type"] == "done"
