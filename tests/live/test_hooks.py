@@ -327,3 +327,25 @@ def test_streams_cut_by_a_shutdown_are_recorded_before_the_server_exits(fake_ups
         fake_upstream.open_gate(gate)
         probe.close()
         stop_server(server)
+
+
+def test_the_ai_sdk_endpoint_runs_the_same_hooks(hooks_server: tuple[LiveServer, HookLog],
+                                                 fake_upstream: FakeUpstream) -> None:
+    """POST /api/chat (docs/ai-sdk.md) asks identify, sends what prepare returned, and gets its on_finish record;
+    an unknown caller is refused there too."""
+    server, hook_log = hooks_server
+    who, tag = user(), uuid.uuid4().hex
+    body = {"id": f"chat-{tag[:12]}", "messages": [{"id": "u1", "role": "user", "parts": [
+        {"type": "text", "text": controls(chunks=2, tag=tag)}]}], "trigger": "submit-message"}
+    with requests.post(f"{server.url}/api/chat", json=body, headers={"X-User": who}, stream=True,
+                       timeout=20) as response:
+        assert response.status_code == 200, response.text
+        stream_id = response.headers["X-Stream-Id"]
+        sse = response.text
+    assert '"type":"finish"' in sse and sse.rstrip().endswith("data: [DONE]")
+    (sent,) = fake_upstream.requests_with(tag)
+    assert sent["messages"][0] == {"role": "system", "content": f"You help {who}."}
+    record = hook_log.wait_for(stream_id)
+    assert record["user"] == who and record["text"] == "w0 w1 " and record["cause"] == "completed"
+    refused = requests.post(f"{server.url}/api/chat", json=body, headers={"X-User": "nobody"}, timeout=20)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "unauthorized"

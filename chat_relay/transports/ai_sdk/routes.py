@@ -16,6 +16,7 @@ import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from ...access.auth import identity_of
 from ...errors import ErrorCode, RelayError
 from ...streams.chat_index import ChatIndex
 from ...streams.redis_store import UNAVAILABLE, log_key
@@ -85,8 +86,12 @@ def chat() -> Response:
     try:
         ui_request = parse_ui_request(data)
         chat_request = parse_chat_request(ui_request.payload, services.settings)
-        services.admission.admit(client)
-        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT)
+        # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/); what
+        # prepare is given is the request the UI messages became.
+        chat_request, ending = services.hooks.admit(chat_request, ui_request.payload, identity_of(request.environ),
+                                                    client)
+        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT,
+                                         on_end=ending)
     except RelayError as err:
         return _refused(services, err)
     stream_log = started.relay.buffer
