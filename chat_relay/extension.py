@@ -132,6 +132,7 @@ class ChatRelay:
         from .middleware.connection_cap import HandshakeGate, watch_sessions
         from .middleware.host_guard import SocketIOHostGuard
         from .middleware.http_connection_cap import HttpConnectionCap
+        from .middleware.unbuffered_streams import UnbufferedStreams
         from .streams.registry import StreamRegistry
         from .streams.upstream import Upstream
         from .transports import websocket_frames, websocket_limits
@@ -210,6 +211,9 @@ class ChatRelay:
                                     services.driver, settings.max_request_bytes, applies=relays,
                                     refused=refused_over_http, bound=body_bound,
                                     refused_by_auth=streams)
+        # The streams' pieces sent as they come under eventlet's server too, whose buffering the route cannot
+        # turn off from behind Flask-SocketIO's middleware (chat_relay/middleware/unbuffered_streams.py).
+        app.wsgi_app = UnbufferedStreams(app.wsgi_app, streams)  # type: ignore[method-assign]
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
                                          applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)

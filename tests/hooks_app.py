@@ -88,11 +88,5 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     hooks_app = create_app()
-    address = (os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000")))
-    if os.environ.get("ASYNC_MODE") == "eventlet":
-        import eventlet.wsgi
-
-        # socketio.run's eventlet server holds streamed bodies back until 4 KB have gathered: minimum_chunk_size=0
-        eventlet.wsgi.server(eventlet.listen(address), hooks_app, minimum_chunk_size=0, debug=False)
-    else:
-        hooks_app.extensions["socketio"].run(hooks_app, host=address[0], port=address[1])
+    hooks_app.extensions["socketio"].run(hooks_app, host=os.environ.get("HOST", "127.0.0.1"),
+                                      port=int(os.environ.get("PORT", "8000")))

@@ -76,8 +76,5 @@ def create_app() -> Flask:
 
 if __name__ == "__main__":
     test_app = create_app()
-    # eventlet's server holds a streamed body back until 4 KB have gathered, unless told not to (Flask-SocketIO
-    # copies the environ, so a per-request setting does not reach it)
-    options = {"minimum_chunk_size": 0} if os.environ.get("ASYNC_MODE") == "eventlet" else {}
     test_app.extensions["socketio"].run(test_app, host=os.environ.get("HOST", "127.0.0.1"),
-                                     port=int(os.environ.get("PORT", "8000")), **options)
+                                     port=int(os.environ.get("PORT", "8000")))

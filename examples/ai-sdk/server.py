@@ -65,7 +65,4 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO)
     example = create_app()
     socketio = example.extensions["socketio"]
-    # eventlet's server holds a streamed body back until 4 KB have gathered unless told not to.
-    server_options = {"minimum_chunk_size": 0} if socketio.async_mode == "eventlet" else {}
-    socketio.run(example, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000")),
-                 **server_options)
+    socketio.run(example, host=os.environ.get("HOST", "127.0.0.1"), port=int(os.environ.get("PORT", "8000")))

@@ -89,11 +89,5 @@ if __name__ == "__main__":
 
     logging.basicConfig(level=logging.INFO)
     team_app = create_app()
-    address = (os.environ.get("HOST", "127.0.0.1"), int(os.environ.get("PORT", "8000")))
-    if os.environ.get("ASYNC_MODE") == "eventlet":
-        import eventlet.wsgi
-
-        # eventlet's server as socketio.run starts it, but sending each streamed chunk at once (minimum_chunk_size)
-        eventlet.wsgi.server(eventlet.listen(address), team_app, minimum_chunk_size=0, debug=False)
-    else:
-        team_app.extensions["socketio"].run(team_app, host=address[0], port=address[1])
+    team_app.extensions["socketio"].run(team_app, host=os.environ.get("HOST", "127.0.0.1"),
+                                     port=int(os.environ.get("PORT", "8000")))

@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from relay_client.in_order import InOrderClient  # events handled in wire order (python-socketio #382)
+from tests.clients import ndjson_events
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import check_cursor, run_http
@@ -224,3 +225,18 @@ def test_relay_client_speaks_the_mounted_names(team_server: LiveServer, transpor
             for _ in reply:
                 reply.stop()
         assert reply.done is not None and reply.done.finish_reason == "cancelled"
+
+
+def test_an_http_streams_first_piece_arrives_before_the_reply_goes_on(team_server: LiveServer,
+                                                                        fake_upstream: FakeUpstream, gate: str) -> None:
+    """Started with socketio.run, as a team starts its app: a piece is sent when it comes, not held back until
+    4 KB have gathered (eventlet's server does that by default, and Flask-SocketIO hands the app a copy of the
+    environ, where a route's own setting is lost)."""
+    prompt = controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3)
+    with requests.post(f"{team_server.url}{PREFIX}/message/stream", json={"prompt": prompt, "stream_id": "held"},
+                       headers={"Accept": "application/x-ndjson"}, stream=True, timeout=20) as response:
+        lines = ndjson_events(response)
+        assert next(lines)["text"] == "w0 "  # while the upstream holds the rest
+        fake_upstream.open_gate(gate)
+        rest = list(lines)
+        assert "".join(line["text"] for line in rest[:-1]) == "w1 w2 " and rest[-1]["type"] == "done"
