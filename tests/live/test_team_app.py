@@ -157,6 +157,34 @@ def test_the_models_call_of_the_teams_tool_is_streamed_and_kept_in_the_history(
         "finish_reason": "stop", "error": None, "tokens": outcome.terminal["usage"]["total_tokens"]}]
 
 
+def test_the_history_keeps_every_rounds_calls_when_the_last_round_calls_a_clients_tool(
+        team_app: LiveServer, fake_upstream: FakeUpstream) -> None:
+    """A second round that calls the team's tool and one of the client's ends the stream with `tool_calls` (the
+    client answers its call); done carries that round's calls, and the history still has the first round's."""
+    alice = logged_in(team_app, "alice", "wonderland")
+    tag = uuid.uuid4().hex
+    chart = {"type": "function", "function": {"name": "show_chart", "parameters": {"type": "object"}}}
+    mixed = script_reply(("tool", 0, "call_pro", "plan_details", '{"plan": "pro"}'),
+                         ("tool", 1, "call_chart", "show_chart", "{}"))
+    outcome = ask(team_app, alice, "http", {"prompt": controls(steps=[PLAN_LOOKUP, mixed], note=tag),
+                                            "stream_id": tag, "tools": [chart]})
+    assert outcome.terminal["finish_reason"] == "tool_calls"
+    assert [call["id"] for call in outcome.terminal["tool_calls"]] == ["call_pro", "call_chart"]
+    assert len(fake_upstream.requests_with(tag)) == 2
+
+    def saved_tools() -> list[dict] | None:
+        history = alice.get(f"{team_app.url}/history", timeout=10).json()["history"]
+        return next((entry["tools"] for entry in history if entry["stream_id"] == tag), None)
+
+    assert until(lambda: saved_tools() is not None)
+    pro = {"plan": "pro", "daily_tokens": 50_000, "models": "any model the relay allows"}
+    assert [{key: step.get(key) for key in ("id", "result", "error")} for step in saved_tools() or []] == [
+        {"id": "call_plan", "result": FREE_PLAN, "error": None},
+        {"id": "call_gold", "result": None, "error": "There is no plan named 'gold'."},
+        {"id": "call_pro", "result": pro, "error": None},
+        {"id": "call_chart", "result": None, "error": None}]  # the client's tool: the client runs it
+
+
 def test_the_free_plans_budget_runs_out(team_app: LiveServer) -> None:
     bob = logged_in(team_app, "bob", "builder")
     long_reply = {"prompt": controls(chunks=200), "max_tokens": 250}
