@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import requests
 
-from tests.clients import DONE, ERROR, SioProbe, ndjson_events
+from tests.clients import CHUNK, DONE, ERROR, SioProbe, ndjson_events
 
 TRANSPORTS = ["socketio", "http"]
 
@@ -22,6 +22,7 @@ class Outcome:
     status: int | None = None  # HTTP status; None over Socket.IO
     headers: Mapping[str, str] = field(default_factory=dict)
     visible: str = ""
+    parts: list[dict] = field(default_factory=list)  # every chunk's (a text-only chunk's text as a text part), joined
 
     @property
     def terminal(self) -> dict:
@@ -30,9 +31,10 @@ class Outcome:
 
 
 def check_cursor(chunks: list[tuple[int, str]], pieces: list[str] | None = None,
-                 terminal: Mapping[str, object] | None = None) -> None:
-    """The protocol's cursor (docs/protocol.md): seq strictly increasing, every text non-empty, and each chunk
-    exactly the pieces after the previous chunk's seq up to its own; `done.chunks` is the last seq + 1.
+                 terminal: Mapping[str, object] | None = None, with_parts: Collection[int] = ()) -> None:
+    """The protocol's cursor (docs/protocol.md): seq strictly increasing, every text non-empty (but a chunk's whose
+    seq is in `with_parts`: one that carries `parts` may have no text), and each chunk exactly the pieces after the
+    previous chunk's seq up to its own; `done.chunks` is the last seq + 1.
 
     `pieces` are the upstream's texts in order (empty ones are never numbered); with them, each chunk is
     checked piece by piece, which holds however the server batched them.
@@ -41,7 +43,7 @@ def check_cursor(chunks: list[tuple[int, str]], pieces: list[str] | None = None,
     previous = -1
     for seq, text in chunks:
         assert isinstance(seq, int) and seq > previous, f"seq must strictly increase: {[s for s, _ in chunks]}"
-        assert isinstance(text, str) and text, "a chunk's text is never empty"
+        assert isinstance(text, str) and (text or seq in with_parts), "a chunk's text is never empty without parts"
         if numbered is not None:
             assert text == "".join(numbered[previous + 1:seq + 1]), f"chunk {seq} is not pieces {previous + 1}..{seq}"
         previous = seq
@@ -61,8 +63,11 @@ def run_socketio(probe: SioProbe, payload: dict, timeout: float = 20) -> Outcome
     probe.settle()
     chunks = probe.chunks(stream_id)
     terminals = [{"type": "done" if name == DONE else "error", **p} for name, p in probe.terminals(stream_id)]
-    check_cursor(chunks, terminal=terminals[0] if len(terminals) == 1 else None)
-    return Outcome("".join(t for _, t in chunks), terminals, visible=repr(ack) + repr(probe.events))
+    chunk_events = [payload for name, payload in probe.events if name == CHUNK and payload[1]["stream_id"] == stream_id]
+    check_cursor(chunks, terminal=terminals[0] if len(terminals) == 1 else None,
+                 with_parts={meta["seq"] for _, meta in chunk_events if "parts" in meta})
+    parts = joined_parts([(text, meta.get("parts")) for text, meta in chunk_events])
+    return Outcome("".join(t for _, t in chunks), terminals, visible=repr(ack) + repr(probe.events), parts=parts)
 
 
 def run_http(base_url: str, payload: dict, headers: dict[str, str] | None = None, timeout: float = 20) -> Outcome:
@@ -76,6 +81,25 @@ def run_http(base_url: str, payload: dict, headers: dict[str, str] | None = None
         events = list(ndjson_events(response))
     chunks = [e for e in events if e["type"] == "chunk"]
     terminals = [e for e in events if e["type"] != "chunk"]
-    check_cursor([(c["seq"], c["text"]) for c in chunks], terminal=terminals[0] if len(terminals) == 1 else None)
+    check_cursor([(c["seq"], c["text"]) for c in chunks], terminal=terminals[0] if len(terminals) == 1 else None,
+                 with_parts={c["seq"] for c in chunks if "parts" in c})
     assert events[-1] in terminals, "the terminal line must be the last one"
-    return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(dict(head)) + repr(events))
+    return Outcome("".join(c["text"] for c in chunks), terminals, status, head, repr(dict(head)) + repr(events),
+                   joined_parts([(c["text"], c.get("parts")) for c in chunks]))
+
+
+def joined_parts(chunks: list[tuple[str, list[dict] | None]]) -> list[dict]:
+    """The chunks' parts as a reader joins them, however they were batched: adjacent text, and the fragments of one
+    call (one index), joined; a tool's result or error whole."""
+    out: list[dict] = []
+    for text, parts in chunks:
+        for part in parts if parts is not None else [{"type": "text", "text": text}]:
+            last = out[-1] if out else None
+            if last and last["type"] == part["type"] == "text":
+                last["text"] += part["text"]
+            elif last and last["type"] == part["type"] == "tool_call" and last["index"] == part["index"]:
+                last.update({key: value for key, value in part.items() if key in ("id", "name") and value})
+                last["arguments"] += part["arguments"]
+            else:
+                out.append(dict(part))
+    return out

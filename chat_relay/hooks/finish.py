@@ -16,7 +16,7 @@ from typing import Any
 
 from ..observability.bug_reports import log_bug
 from ..streams.events import Done, Terminal
-from ..streams.parts import REASONING, REFUSAL, TOOL_CALL, Piece, merged
+from ..streams.parts import REASONING, REFUSAL, TOOL_CALL, Part, Piece, merged
 from ..streams.request_validation import ChatRequest
 from .identity import Identity
 
@@ -33,8 +33,9 @@ class Timings:
 @dataclass(frozen=True)
 class FinishRecord:
     """One stream, ended. `parts` is the whole reply, every kind the stream carried (text, reasoning, tool calls,
-    and any other), merged as a chunk's are (docs/protocol.md, "Parts"); `text`, `reasoning`, `refusal` and
-    `tool_calls` are read from it for convenience."""
+    the relay's tool results and errors, and any other), merged as a chunk's are (docs/protocol.md, "Parts");
+    `text` (every round's), `reasoning`, `refusal` and `tool_calls` (every round's) are read from it for
+    convenience."""
 
     stream_id: str
     identity: Identity
@@ -47,7 +48,7 @@ class FinishRecord:
     cause: str  # why it ended, as its stream_end log line says: completed, stopped, client_gone, ...
     usage: dict[str, int] | None  # the upstream's; None when it reported none (a stop, a failure)
     timings: Timings
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # each whole, as `done` carries them
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # every round's, each whole, in done's shape
 
     @property
     def reasoning(self) -> str:
@@ -64,15 +65,32 @@ OnFinish = Callable[[FinishRecord], None]
 def finish_record(*, request: ChatRequest, identity: Identity, transport: str, pieces: list[Piece],
                   terminal: Terminal, cause: str, timings: Timings) -> FinishRecord:
     text, parts = merged(pieces)
+    calls = calls_of(parts)
     if isinstance(terminal, Done):
-        calls = terminal.tool_calls or [
-            {"id": part.get("id"), "type": "function",
-             "function": {"name": part.get("name"), "arguments": part["arguments"]}}
-            for part in parts if part["type"] == TOOL_CALL]
         return FinishRecord(request.stream_id, identity, request, transport, parts, text, terminal.finish_reason,
                             None, cause, terminal.usage, timings, calls)
     return FinishRecord(request.stream_id, identity, request, transport, parts, text, None, terminal.code.value,
-                        cause, None, timings)
+                        cause, None, timings, calls)
+
+
+def calls_of(parts: list[Part]) -> list[dict[str, Any]]:
+    """Every call the model made in the stream, whole, in the order it began them. Not `done`'s `tool_calls`,
+    which are the last reply's only: with server-side tools a stream is several replies, and its calls are
+    numbered across them (upstream_sse.py, index_base), so one index is one call even when a tool's result or
+    another call's fragment came between its fragments."""
+    calls: dict[int, dict[str, Any]] = {}
+    for part in parts:
+        if part["type"] != TOOL_CALL:
+            continue
+        known = calls.get(part["index"])
+        if known is None:
+            calls[part["index"]] = {"id": part.get("id", ""), "type": "function",
+                                    "function": {"name": part.get("name", ""), "arguments": part["arguments"]}}
+            continue
+        known["id"] = known["id"] or part.get("id", "")
+        known["function"]["name"] = known["function"]["name"] or part.get("name", "")
+        known["function"]["arguments"] += part["arguments"]
+    return list(calls.values())
 
 
 def run_hook(hook: OnFinish, record: FinishRecord) -> None:

@@ -1,11 +1,13 @@
 """A team's app on the relay: users log in with the team's own session cookie; the relay knows them by it (identify),
-puts the team's system prompt before each conversation (prepare), saves each reply to the user's history in
-SQLite (on_finish), shown back at GET /history, and holds each user to a daily token budget by plan.
+puts the team's system prompt before each conversation (prepare), lets the model look up a plan in the team's
+SQLite data (the plan_details tool, run on the server), saves each reply with the tools it used to the user's
+history in SQLite (on_finish), shown back at GET /history, and holds each user to a daily token budget by plan.
 
 Routes: `GET /healthz`, `POST /login` (JSON `{"name", "password"}`; sets the session cookie), `POST /logout`,
-`GET /history` (the logged-in user's conversations), and the relay's: `POST /ai/message/stream` and Socket.IO's
-`chatgpt_description`, both for logged-in users only (`unauthorized` otherwise). Two demo users are made at the
-start: alice (password "wonderland", plan pro) and bob ("builder", plan free).
+`GET /history` (the logged-in user's conversations, each with the tools the model called and what they
+returned), and the relay's: `POST /ai/message/stream` and Socket.IO's `chatgpt_description`, both for logged-in
+users only (`unauthorized` otherwise). Two demo users are made at the start: alice (password "wonderland", plan
+pro) and bob ("builder", plan free); TEAM_FREE_BUDGET sets the free plan's daily tokens (2000).
 
 Run it with an upstream configured as for the relay (OPENAI_API_KEY, or OPENAI_BASE_URL), a SECRET_KEY (it signs
 the session cookie, and keys FORWARD_USER's hash), and TEAM_DB for the SQLite file, from this repository's root:
@@ -39,6 +41,7 @@ from chat_relay import ChatRelay
 
 from .store import Store
 from .team_hooks import budget, identify, make_on_finish, prepare
+from .team_tools import register_tools
 
 
 def create_app() -> Flask:
@@ -48,6 +51,8 @@ def create_app() -> Flask:
     store = app.extensions["team_store"] = Store(os.environ.get("TEAM_DB", "team_app.sqlite3"))
     store.add_user("alice", "wonderland", "pro")
     store.add_user("bob", "builder", "free")
+    store.add_plan("free", int(os.environ.get("TEAM_FREE_BUDGET", "2000")), "the default model")
+    store.add_plan("pro", 50_000, "any model the relay allows")
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -81,6 +86,7 @@ def create_app() -> Flask:
                       budget=budget)
     socketio = SocketIO(app, **relay.socketio_options())  # the relay's guarantees (and Redis's queue, if set)
     relay.init_app(app, socketio)
+    register_tools(relay, store)
     return app
 
 

@@ -1,4 +1,5 @@
-"""The team's own data, in SQLite: its users (name, password hash, plan) and each user's past conversations.
+"""The team's own data, in SQLite: its users (name, password hash, plan), its plans (what each gives), and each
+user's past conversations with the tools the model called in them.
 
 One connection per call: SQLite connections are not to be shared between threads, and these calls are few.
 """
@@ -15,9 +16,11 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password TEXT NOT NULL, plan TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plans (name TEXT PRIMARY KEY, daily_tokens INTEGER NOT NULL, models TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, stream_id TEXT NOT NULL, asked TEXT NOT NULL,
-    answer TEXT NOT NULL, finish_reason TEXT, error TEXT, tokens INTEGER, at REAL NOT NULL);
+    answer TEXT NOT NULL, tools TEXT NOT NULL DEFAULT '[]', finish_reason TEXT, error TEXT, tokens INTEGER,
+    at REAL NOT NULL);
 """
 
 
@@ -46,18 +49,29 @@ class Store:
             row = db.execute("SELECT plan FROM users WHERE name = ?", (name,)).fetchone()
         return None if row is None else str(row["plan"])
 
-    def save(self, user: str, stream_id: str, asked: str, answer: str, finish_reason: str | None,
-             error: str | None, tokens: int | None) -> None:
+    def add_plan(self, name: str, daily_tokens: int, models: str) -> None:
         with closing(self._connect()) as db, db:
-            db.execute("INSERT INTO history (user, stream_id, asked, answer, finish_reason, error, tokens, at) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       (user, stream_id, asked, answer, finish_reason, error, tokens, time.time()))
+            db.execute("INSERT OR REPLACE INTO plans VALUES (?, ?, ?)", (name, daily_tokens, models))
+
+    def plan(self, name: str) -> dict[str, Any] | None:
+        """A plan's row: what it gives (the budget hook and the plan_details tool read it)."""
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT name, daily_tokens, models FROM plans WHERE name = ? COLLATE NOCASE",
+                             (name,)).fetchone()
+        return None if row is None else dict(row)
+
+    def save(self, user: str, stream_id: str, asked: str, answer: str, tools: list[dict[str, Any]],
+             finish_reason: str | None, error: str | None, tokens: int | None) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("INSERT INTO history (user, stream_id, asked, answer, tools, finish_reason, error, tokens, at) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (user, stream_id, asked, answer, json.dumps(tools), finish_reason, error, tokens, time.time()))
 
     def history(self, user: str) -> list[dict[str, Any]]:
         with closing(self._connect()) as db:
-            rows = db.execute("SELECT stream_id, asked, answer, finish_reason, error, tokens FROM history "
+            rows = db.execute("SELECT stream_id, asked, answer, tools, finish_reason, error, tokens FROM history "
                               "WHERE user = ? ORDER BY id", (user,)).fetchall()
-        return [dict(row) for row in rows]
+        return [{**dict(row), "tools": json.loads(row["tools"])} for row in rows]
 
 
 def last_question(messages: list[dict[str, Any]]) -> str:

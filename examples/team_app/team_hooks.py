@@ -1,9 +1,8 @@
 """The relay's hooks, as this team wires them: the logged-in user from the session cookie, a system prompt by plan,
-the conversation saved when a reply ends, and a daily token budget by plan."""
+the conversation saved when a reply ends (with the tools the model called), and a daily token budget by plan."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from flask import current_app, session
@@ -11,8 +10,6 @@ from flask import current_app, session
 from chat_relay import Caller, FinishRecord, Identity
 
 from .store import Store, last_question
-
-BUDGETS = {"free": 2_000, "pro": 50_000}  # tokens per BUDGET_PERIOD (a day by default)
 
 
 def store() -> Store:
@@ -43,17 +40,31 @@ def make_on_finish(saved_in: Store) -> Any:
     """on_finish runs outside any request (in a task of its own): it is given the store, not current_app."""
 
     def on_finish(record: FinishRecord) -> None:
-        """Save the question and the whole answer, however the stream ended, with the tokens it used."""
+        """Save the question, the whole answer and the tools it used, however the stream ended, with its tokens."""
         tokens = record.usage.get("total_tokens") if record.usage else None
         saved_in.save(record.identity.user_id, record.stream_id, last_question(record.request.messages),
-                      record.text, record.finish_reason, record.error, tokens)
+                      record.text, tools_used(record), record.finish_reason, record.error, tokens)
 
     return on_finish
 
 
+def tools_used(record: FinishRecord) -> list[dict[str, Any]]:
+    """Each call the model made, across every round of the stream, with what the server's tool returned (`result`)
+    or why it gave nothing (`error`); a call of a client's tool has neither."""
+    outcomes = {part["id"]: part for part in record.parts if part["type"] in ("tool_result", "tool_error")}
+    used: list[dict[str, Any]] = []
+    for call in record.tool_calls:
+        step = {"id": call["id"], "name": call["function"]["name"], "arguments": call["function"]["arguments"]}
+        outcome = outcomes.get(call["id"])
+        if outcome is not None and outcome["type"] == "tool_result":
+            step["result"] = outcome["result"]
+        elif outcome is not None:
+            step["error"] = outcome["message"]
+        used.append(step)
+    return used
+
+
 def budget(identity: Identity) -> int | None:
-    """Tokens per day by plan; TEAM_FREE_BUDGET overrides the free plan's (the tests use a small one)."""
-    plan = identity.attributes["plan"]
-    if plan == "free" and os.environ.get("TEAM_FREE_BUDGET"):
-        return int(os.environ["TEAM_FREE_BUDGET"])
-    return BUDGETS.get(plan)
+    """Tokens per day (BUDGET_PERIOD) by plan, as the plans table says."""
+    plan = store().plan(identity.attributes["plan"])
+    return None if plan is None else int(plan["daily_tokens"])

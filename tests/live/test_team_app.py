@@ -1,11 +1,13 @@
 """examples/team_app, a team's app on the relay's hooks, started as its docstring says, in each async mode, driven
 over both transports with its own login: only logged-in users stream, each conversation is saved and shown back
 at /history, the upstream gets the team's system prompt and a keyed hash of the user (FORWARD_USER), never the
-name, and the free plan's budget runs out."""
+name, the model's call of the team's tool is run on the server from its SQLite data and kept in the history, and
+the free plan's budget runs out."""
 
 from __future__ import annotations
 
 import ast
+import json
 import shlex
 import uuid
 from collections.abc import Iterator
@@ -18,7 +20,7 @@ from chat_relay.config import Settings
 from chat_relay.hooks.forward_user import UserHashes
 from tests.clients import SioProbe
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
-from tests.fake_upstream import FakeUpstream, controls
+from tests.fake_upstream import FakeUpstream, controls, script_reply
 from tests.live.test_access import refused_connect
 from tests.outcomes import TRANSPORTS, Outcome, run_http, run_socketio
 from tests.waits import until
@@ -105,10 +107,82 @@ def test_a_users_conversations_are_saved_and_shown_back(team_app: LiveServer, tr
                 if entry["stream_id"] == tag]
 
     assert until(lambda: bool(saved()))
-    assert saved() == [{"stream_id": tag, "asked": prompt, "answer": "w0 w1 w2 w3 ", "finish_reason": "stop",
-                        "error": None, "tokens": outcome.terminal["usage"]["total_tokens"]}]
+    assert saved() == [{"stream_id": tag, "asked": prompt, "answer": "w0 w1 w2 w3 ", "tools": [],
+                        "finish_reason": "stop", "error": None, "tokens": outcome.terminal["usage"]["total_tokens"]}]
     bob = logged_in(team_app, "bob", "builder")
     assert all(entry["stream_id"] != tag for entry in bob.get(f"{team_app.url}/history", timeout=10).json()["history"])
+
+
+PLAN_LOOKUP = script_reply(("text", "Let me look. "), ("tool", 0, "call_plan", "plan_details", '{"plan":'),
+                           ("tool", 0, None, None, ' "free"}'), ("tool", 1, "call_gold", "plan_details",
+                                                                '{"plan": "gold"}'))
+ECHO = [{"echo_tool": True}]  # the fake's next reply: what the last tool message said
+FREE_PLAN = {"plan": "free", "daily_tokens": FREE_BUDGET, "models": "the default model"}  # app.py's plans table
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_models_call_of_the_teams_tool_is_streamed_and_kept_in_the_history(
+        team_app: LiveServer, transport: str, fake_upstream: FakeUpstream) -> None:
+    """The model calls plan_details twice (a plan the table has, one it has not); the relay runs both on the server,
+    the client sees the calls, the row read from SQLite, the tool's refusal, then the model's text; on_finish keeps
+    the same calls and outcomes in the user's history."""
+    alice = logged_in(team_app, "alice", "wonderland")
+    tag = uuid.uuid4().hex
+    prompt = controls(steps=[PLAN_LOOKUP, ECHO], note=tag)
+    outcome = ask(team_app, alice, transport, {"prompt": prompt, "stream_id": tag})
+    gold_error = "There is no plan named 'gold'."
+    answer = f'Let me look. (tool call_gold: {{"error":"{gold_error}"}})'
+    assert outcome.terminal["type"] == "done" and outcome.terminal["finish_reason"] == "stop"
+    assert outcome.parts == [
+        {"type": "text", "text": "Let me look. "},
+        {"type": "tool_call", "index": 0, "id": "call_plan", "name": "plan_details", "arguments": '{"plan": "free"}'},
+        {"type": "tool_call", "index": 1, "id": "call_gold", "name": "plan_details", "arguments": '{"plan": "gold"}'},
+        {"type": "tool_result", "id": "call_plan", "name": "plan_details", "result": FREE_PLAN},
+        {"type": "tool_error", "id": "call_gold", "name": "plan_details", "message": gold_error},
+        {"type": "text", "text": answer.removeprefix("Let me look. ")},
+    ]
+    first, second = fake_upstream.requests_with(tag)
+    assert [tool["function"]["name"] for tool in first["tools"]] == ["plan_details"]
+    assert [m["content"] for m in second["messages"] if m["role"] == "tool"] == [
+        json.dumps(FREE_PLAN, separators=(",", ":")), json.dumps({"error": gold_error}, separators=(",", ":"))]
+
+    def saved() -> list[dict]:
+        return [entry for entry in alice.get(f"{team_app.url}/history", timeout=10).json()["history"]
+                if entry["stream_id"] == tag]
+
+    assert until(lambda: bool(saved()))
+    assert saved() == [{"stream_id": tag, "asked": prompt, "answer": answer, "tools": [
+        {"id": "call_plan", "name": "plan_details", "arguments": '{"plan": "free"}', "result": FREE_PLAN},
+        {"id": "call_gold", "name": "plan_details", "arguments": '{"plan": "gold"}', "error": gold_error}],
+        "finish_reason": "stop", "error": None, "tokens": outcome.terminal["usage"]["total_tokens"]}]
+
+
+def test_the_history_keeps_every_rounds_calls_when_the_last_round_calls_a_clients_tool(
+        team_app: LiveServer, fake_upstream: FakeUpstream) -> None:
+    """A second round that calls the team's tool and one of the client's ends the stream with `tool_calls` (the
+    client answers its call); done carries that round's calls, and the history still has the first round's."""
+    alice = logged_in(team_app, "alice", "wonderland")
+    tag = uuid.uuid4().hex
+    chart = {"type": "function", "function": {"name": "show_chart", "parameters": {"type": "object"}}}
+    mixed = script_reply(("tool", 0, "call_pro", "plan_details", '{"plan": "pro"}'),
+                         ("tool", 1, "call_chart", "show_chart", "{}"))
+    outcome = ask(team_app, alice, "http", {"prompt": controls(steps=[PLAN_LOOKUP, mixed], note=tag),
+                                            "stream_id": tag, "tools": [chart]})
+    assert outcome.terminal["finish_reason"] == "tool_calls"
+    assert [call["id"] for call in outcome.terminal["tool_calls"]] == ["call_pro", "call_chart"]
+    assert len(fake_upstream.requests_with(tag)) == 2
+
+    def saved_tools() -> list[dict] | None:
+        history = alice.get(f"{team_app.url}/history", timeout=10).json()["history"]
+        return next((entry["tools"] for entry in history if entry["stream_id"] == tag), None)
+
+    assert until(lambda: saved_tools() is not None)
+    pro = {"plan": "pro", "daily_tokens": 50_000, "models": "any model the relay allows"}
+    assert [{key: step.get(key) for key in ("id", "result", "error")} for step in saved_tools() or []] == [
+        {"id": "call_plan", "result": FREE_PLAN, "error": None},
+        {"id": "call_gold", "result": None, "error": "There is no plan named 'gold'."},
+        {"id": "call_pro", "result": pro, "error": None},
+        {"id": "call_chart", "result": None, "error": None}]  # the client's tool: the client runs it
 
 
 def test_the_free_plans_budget_runs_out(team_app: LiveServer) -> None:
