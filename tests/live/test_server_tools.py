@@ -20,6 +20,7 @@ from relay_client import RelayClient, ToolCallPart, ToolResultPart, tool_message
 from tests.clients import DONE, SioProbe, ndjson_events
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls, script_reply
+from tests.outcomes import joined_parts
 from tests.tool_app import SECRET
 
 TOOL_TIMEOUT, MAX_TOOL_STEPS = 1, 2
@@ -65,27 +66,11 @@ def request_of(steps: list[list[dict]], tag: str, **fields: Any) -> dict:
             **fields}
 
 
-def whole(parts: list[dict]) -> list[dict]:
-    """Parts as a reader joins them, whatever the batching: adjacent text, and fragments of one call, joined."""
-    out: list[dict] = []
-    for part in parts:
-        last = out[-1] if out else None
-        if last and last["type"] == part["type"] == "text":
-            last["text"] += part["text"]
-        elif last and last["type"] == part["type"] == "tool_call" and last["index"] == part["index"]:
-            last.update({k: v for k, v in part.items() if k in ("id", "name") and v})
-            last["arguments"] += part["arguments"]
-        else:
-            out.append(dict(part))
-    return out
-
-
 def parts_of(chunks: list[tuple[str, int, list[dict] | None]]) -> list[dict]:
     """Every chunk's parts (a chunk without parts is its text), in order, after checking the one seq."""
     seqs = [seq for _, seq, _ in chunks]
     assert seqs == sorted(set(seqs)), f"seq must strictly increase: {seqs}"
-    return whole([part for text, _, parts in chunks for part in (parts if parts is not None else
-                                                                  [{"type": "text", "text": text}])])
+    return joined_parts([(text, parts) for text, _, parts in chunks])
 
 
 def run(server: LiveServer, transport: str, payload: dict) -> tuple[list[dict], dict, dict]:
