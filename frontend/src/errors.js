@@ -12,6 +12,7 @@ const HEADLINES = {
   origin_not_allowed: "This page's address is not allowed to use the server.",
   host_not_allowed: "The server does not answer to this address.",
   too_many_streams: "Too many replies at once.",
+  budget_exceeded: "You have used your token budget for now.",
   too_many_connections: "Too many connections open from here (other tabs?).",
   server_shutdown: "The server is shutting down.",
   stream_expired: "The server no longer keeps this reply, so the rest of it is lost.", // a resume after RESUME_TTL
@@ -27,18 +28,20 @@ export function describeError(code) {
   return HEADLINES[code] ?? "Something went wrong.";
 }
 
-/** When to try again, from a `rate_limited` error's `retry_after` (whole seconds), or null without one. */
+/** When to try again, from a `rate_limited` or `budget_exceeded` error's `retry_after` (whole seconds), or null without one. */
 export function describeRetry(retryAfter) {
   if (retryAfter == null || !Number.isFinite(retryAfter) || retryAfter < 0) return null;
   if (retryAfter <= 1) return "Try again in a second.";
   if (retryAfter < 120) return `Try again in ${Math.ceil(retryAfter)} seconds.`;
-  return `Try again in ${Math.ceil(retryAfter / 60)} minutes.`;
+  if (retryAfter < 7200) return `Try again in ${Math.ceil(retryAfter / 60)} minutes.`;
+  return `Try again in ${Math.ceil(retryAfter / 3600)} hours.`; // a budget's period may be a day
 }
 
 const CUT = {
   length: "The reply was cut off: it reached the length limit.",
   content_filter: "The reply was cut off by the model's content filter.",
   tool_calls: "The model asked to call a tool, which this page does not support.",
+  tool_steps_exceeded: "The reply was cut off: the model called the server's tools too many times in a row.",
 };
 
 /** Why a finished reply is incomplete, or null when it ended normally. */

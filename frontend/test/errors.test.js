@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { describeError, describeRetry } from "../src/errors.js";
+import { describeError, describeFinish, describeRetry } from "../src/errors.js";
 
 // The codes as docs/protocol.md's "Error codes" table lists them: the contract the page must put in words.
 function protocolCodes() {
@@ -27,10 +27,19 @@ describe("describeRetry", () => {
     expect(describeRetry(1)).toBe("Try again in a second.");
     expect(describeRetry(17)).toBe("Try again in 17 seconds.");
     expect(describeRetry(600)).toBe("Try again in 10 minutes.");
+    expect(describeRetry(20 * 3600)).toBe("Try again in 20 hours."); // budget_exceeded, a day's budget
   });
 
   it("says nothing without a retry_after", () => {
     expect(describeRetry(undefined)).toBeNull();
     expect(describeRetry(null)).toBeNull();
+  });
+});
+
+describe("describeFinish", () => {
+  it("says why a reply was cut, the server tools' step cap too", () => {
+    expect(describeFinish("stop")).toBeNull();
+    expect(describeFinish("length")).toMatch(/length limit/);
+    expect(describeFinish("tool_steps_exceeded")).toMatch(/too many times/);
   });
 });
