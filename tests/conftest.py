@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 # A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
 API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 MODES = ["gevent", "eventlet"]
-pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and the order of a parallel run
+pytest_plugins = ["tests.tiers", "tests.scheduling"]  # each test's tier from its folder; a parallel run's units
 
 
 @pytest.fixture(scope="session")
