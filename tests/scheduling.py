@@ -10,10 +10,10 @@ costs a message to the worker. Session-scoped fixtures (`live_server`, `fake_ups
 that uses them, as before.
 
 The units then go out longest first (the `long` mark first of all), by the durations of the tests measured in an
-earlier run (tests/durations.json; `--record-durations` rewrites it), so the run does not end on a long unit
-started last. A test missing from the file counts as short when its module is in the file (it was measured
-short), else at its tier's typical length. Durations are only a hint for the order: a stale file makes the run
-longer, never wrong.
+earlier run (tests/durations.json; `--record-durations tests/durations.json` rewrites it), so the run does not end
+on a long unit started last. A test missing from the file counts as short when its module is in the file (it was
+measured short), else at its tier's typical length. Durations are only a hint for the order: a stale file makes
+the run longer, never wrong.
 
 The workers compute the units (only they collect) and write them to a file the controller's scheduler reads:
 `pytest_configure_node` tells each worker where. Every worker sorts its items alike, as xdist requires.
@@ -133,8 +133,8 @@ def longest_first(items: list[pytest.Item], units: dict[str, str], durations: Du
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--record-durations", action="store_true",
-                     help="write each test's duration to tests/durations.json, the order hint of parallel runs")
+    parser.addoption("--record-durations", metavar="PATH", default=None,
+                     help="write each test's duration to PATH (tests/durations.json is the parallel runs' order hint)")
 
 
 def parallel_by_units(config: pytest.Config) -> bool:
@@ -145,7 +145,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput") and parallel_by_units(config):  # the controller
         config.stash[units_dir] = Path(tempfile.mkdtemp(prefix="test-units-"))
     if config.getoption("record_durations") and not hasattr(config, "workerinput"):
-        config.stash[recorded] = {}
+        config.stash[recorded] = {}  # the controller (or a plain run) gets every test's reports
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -209,8 +209,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _recording:
-        DURATIONS.write_text(json.dumps({nodeid: round(seconds, 2) for nodeid, seconds in sorted(_recording.items())},
-                                        indent=0) + "\n")
+        measured = {nodeid: round(seconds, 2) for nodeid, seconds in sorted(_recording.items())}
+        Path(session.config.getoption("record_durations")).write_text(json.dumps(measured, indent=0) + "\n")
 
 
 units_dir = pytest.StashKey[Path]()
