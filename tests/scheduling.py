@@ -179,6 +179,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 self.units = json.loads(path.read_text()) if path.exists() else {}
             return self.units.get(nodeid) or super()._split_scope(nodeid)
 
+    config.option.loadscopereorder = False  # the workers' order is longest first: xdist's reorder by size would undo it
     return UnitScheduling(config, log)
 
 
