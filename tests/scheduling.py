@@ -36,7 +36,7 @@ DURATIONS = TESTS / "durations.json"
 SPLIT_AT = 5.0  # s: a test that shares no fixture and is at least this long is a unit of its own
 # The typical length of a test of a module that is not in DURATIONS yet (a new module), by tier.
 UNMEASURED = {"unit": 0.05, "live": 1.0, "e2e": 3.0}
-MEASURED_SHORT = 0.05  # a test missing from DURATIONS in a module that is there: measured as too short to keep
+MEASURED_SHORT = 0.05  # a test missing from DURATIONS in a module that is there: measured under a tenth
 SHARED_SCOPES = ("class", "module", "package")
 UNITS_KEY = "test_units_file"  # workerinput: where the workers write the units
 
@@ -210,7 +210,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if _recording:
-        measured = {nodeid: round(seconds, 2) for nodeid, seconds in sorted(_recording.items())}
+        # Tenths, and only tests of a tenth or more: a test missing from a measured module counts as short.
+        measured = {nodeid: round(seconds, 1) for nodeid, seconds in sorted(_recording.items()) if seconds >= 0.1}
         Path(session.config.getoption("record_durations")).write_text(json.dumps(measured, indent=0) + "\n")
 
 
