@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 # A distinctive key, so a test can prove it never shows up in a response, an event or a log line.
 API_KEY = "sk-test-DO-NOT-LEAK-7f3a9c"
 MODES = ["gevent", "eventlet"]
-pytest_plugins = ["tests.tiers"]  # each test's tier from its folder, and the order of a parallel run
+pytest_plugins = ["tests.tiers", "tests.scheduling"]  # each test's tier from its folder; a parallel run's units
 
 
 @pytest.fixture(scope="session")
@@ -158,14 +158,37 @@ def upstream_env(fake: FakeUpstream) -> dict[str, str]:
     }
 
 
-@pytest.fixture(scope="session", params=MODES)
-def live_server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[LiveServer]:
-    """The real server, once per async mode, pointed at the fake upstream."""
-    log_path = tmp_path_factory.mktemp(f"server-{request.param}") / "server.log"
-    server = start_server(request.param, upstream_env(fake_upstream), log_path)
-    yield server
-    stop_server(server)
-    assert API_KEY not in server.log(), "the API key leaked into the server log"
+class ServerPerMode:
+    """The real server of each async mode, started when a test first asks for it, kept to the session's end."""
+
+    def __init__(self, fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.fake, self.tmp_path_factory = fake, tmp_path_factory
+        self.servers: dict[str, LiveServer] = {}
+
+    def get(self, mode: str) -> LiveServer:
+        if mode not in self.servers:
+            log_path = self.tmp_path_factory.mktemp(f"server-{mode}") / "server.log"
+            self.servers[mode] = start_server(mode, upstream_env(self.fake), log_path)
+        return self.servers[mode]
+
+
+@pytest.fixture(scope="session")
+def live_servers(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[ServerPerMode]:
+    """Both modes' servers side by side for the session. (A session fixture parametrized by mode holds one server at
+    a time, so it stopped and started again at each switch of mode: dozens of times in a parallel run, whose
+    processes take the tests in no order of mode.)"""
+    servers = ServerPerMode(fake_upstream, tmp_path_factory)
+    yield servers
+    for server in servers.servers.values():
+        stop_server(server)
+    for server in servers.servers.values():
+        assert API_KEY not in server.log(), "the API key leaked into the server log"
+
+
+@pytest.fixture(params=MODES)
+def live_server(request: pytest.FixtureRequest, live_servers: ServerPerMode) -> LiveServer:
+    """The real server in each async mode, pointed at the fake upstream, started once per session."""
+    return live_servers.get(request.param)
 
 
 @pytest.fixture

@@ -1,5 +1,4 @@
-"""The suite's tiers and its parallel run: each test's tier comes from its folder, and under pytest-xdist the
-longest tests start first.
+"""The suite's tiers: each test's tier comes from its folder.
 
 - `tests/unit/`: starts nothing (no server process, no browser, no external service); seconds in all.
 - `tests/live/`: real relay servers, started as users start them, against the fake upstream on loopback.
@@ -8,14 +7,8 @@ longest tests start first.
 Each folder is a marker (pytest.ini), so `-m "not e2e"` selects by tier, and a new test gets its tier from the
 folder it is put in; a test outside them is a usage error, so none can go unmarked.
 
-`make test` runs the suite with `-n 4 --dist loadscope --no-loadscope-reorder` (pytest-xdist). Every test takes
-its own free ports and temporary folders, so they can run side by side. `loadscope` sends each module whole to
-one worker, so a module's own servers (its module-scoped fixtures) start once, not once per worker; the session's
-`live_server` starts once per worker that needs it, a second or two. (`loadgroup` with `xdist_group` marks would
-group more finely, but pytest 9.2's structured node ids make xdist 3.8 ignore the marks: pytest-xdist#1386.)
-Modules are sent in file order, and a test marked `long` (minutes on its own, such as the fuzz) is moved to the
-front, so the rest runs beside it instead of after it. Only xdist workers reorder: a plain run keeps the files'
-order.
+`make test` runs the suite in parallel (pytest-xdist, `--dist loadscope`); tests/scheduling.py says how it is cut
+into units and ordered. Every test takes its own free ports and temporary folders, so they can run side by side.
 """
 
 from __future__ import annotations
@@ -36,8 +29,6 @@ def tier_of(item: pytest.Item) -> str:
     return folder
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(tier_of(item))
-    if hasattr(config, "workerinput"):  # an xdist worker: each sorts alike, as xdist requires; stable: files' order
-        items.sort(key=lambda item: item.get_closest_marker("long") is None)
