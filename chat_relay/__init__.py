@@ -15,12 +15,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .access.identity import Caller, Identify, Identity
     from .config import ConfigError, Settings, load_settings
     from .errors import ErrorCode, RelayError
     from .extension import ChatRelay
     from .hooks.budget import Budget
     from .hooks.finish import FinishRecord, OnFinish, Timings
-    from .hooks.identity import Caller, Identify, Identity
     from .hooks.prepare import Prepare
     from .standalone import create_app
     from .streams.request_validation import ChatRequest
@@ -33,8 +33,8 @@ __all__ = ["Budget", "Caller", "ChatRelay", "ChatRequest", "ConfigError", "Error
            "Identify", "Identity", "OnFinish", "Prepare", "RelayError", "Settings", "Timings", "ToolError",
            "__version__", "create_app", "load_settings"]
 
-_HOMES = {"Budget": ".hooks.budget", "Caller": ".hooks.identity", "ChatRequest": ".streams.request_validation",
-          "FinishRecord": ".hooks.finish", "Identify": ".hooks.identity", "Identity": ".hooks.identity",
+_HOMES = {"Budget": ".hooks.budget", "Caller": ".access.identity", "ChatRequest": ".streams.request_validation",
+          "FinishRecord": ".hooks.finish", "Identify": ".access.identity", "Identity": ".access.identity",
           "OnFinish": ".hooks.finish", "Prepare": ".hooks.prepare", "Timings": ".hooks.finish",
           "ChatRelay": ".extension", "ConfigError": ".config", "ErrorCode": ".errors",
           "EventNames": ".transports.socketio_handlers", "RelayError": ".errors", "Settings": ".config",

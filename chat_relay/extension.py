@@ -22,9 +22,9 @@ if TYPE_CHECKING:
     from flask_socketio import SocketIO
 
     from .access.auth import Access
+    from .access.identity import Identify
     from .hooks.budget import Budget
     from .hooks.finish import OnFinish
-    from .hooks.identity import Identify
     from .hooks.prepare import Prepare
     from .observability.metrics import Metrics
 

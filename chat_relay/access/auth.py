@@ -1,4 +1,4 @@
-"""Who may use the relay: bearer tokens (AUTH_TOKENS) or the team's `identify` hook (chat_relay/hooks/identity.py),
+"""Who may use the relay: bearer tokens (AUTH_TOKENS) or the team's `identify` hook (chat_relay/access/identity.py),
 allowed hosts and origins, and the identity limits count.
 
 `/healthz` (and the web page and `/models`) stay open; streaming needs a token when AUTH_TOKENS is set, and
@@ -17,11 +17,11 @@ from werkzeug.datastructures import EnvironHeaders
 
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
-from ..hooks.identity import IDENTITY_KEY, Caller, Identify, Identity, cached_answer, client_key
 from ..host_names import host_name
 from ..observability.bug_reports import log_bug
 from .auth_failures import AuthFailures
 from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts
+from .identity import IDENTITY_KEY, Caller, Identify, Identity, cached_answer, client_key
 
 log = logging.getLogger(__name__)
 

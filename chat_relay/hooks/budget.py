@@ -28,11 +28,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from ..access.identity import Identity
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..observability.bug_reports import log_bug
 from ..streams.request_validation import ChatRequest
-from .identity import Identity
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..access.identity import Identity
 from ..observability.bug_reports import log_bug
 from ..streams.events import Done, Terminal
 from ..streams.parts import REASONING, REFUSAL, TOOL_CALL, Part, Piece, merged
 from ..streams.request_validation import ChatRequest
-from .identity import Identity
 
 log = logging.getLogger(__name__)
 

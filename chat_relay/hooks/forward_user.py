@@ -12,9 +12,9 @@ import hashlib
 import hmac
 from dataclasses import replace
 
+from ..access.identity import Identity
 from ..config import Settings
 from ..streams.request_validation import ChatRequest
-from .identity import Identity
 
 _SALT = b"chat-relay.forward-user"  # its own key: never the resume tokens' signing key
 

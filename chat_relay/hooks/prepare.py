@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ..access.identity import Identity
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..observability.bug_reports import log_bug
 from ..streams.request_validation import ChatRequest, parse_chat_request
-from .identity import Identity
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..access.admission import Admission
+from ..access.identity import Identify, Identity
 from ..async_drivers import AsyncDriver
 from ..config import Settings
 from ..streams.events import Terminal
@@ -22,7 +23,6 @@ from ..streams.request_validation import ChatRequest
 from .budget import Budget, Budgets, Charge
 from .finish import FinishRecord, OnFinish, Timings, finish_record, run_hook
 from .forward_user import UserHashes
-from .identity import Identify, Identity
 from .prepare import Prepare, prepared
 
 
