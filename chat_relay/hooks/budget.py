@@ -32,7 +32,7 @@ from ..access.identity import Identity
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..observability.bug_reports import log_bug
-from ..streams.request_validation import ChatRequest
+from ..streams.request_validation import ChatRequest, text_length
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class Budgets:
         """What a request may cost at most, as well as can be told before it runs."""
         reply = request.max_tokens or request.options.get("max_completion_tokens") or self._default_max \
             or self._reserve_tokens
-        return math.ceil(_characters(request.messages) / 4) + int(reply)
+        return math.ceil(text_length(request.messages) / 4) + int(reply)
 
     def _reserve(self, key: str, cost: int, limit: int, keep: float) -> bool:
         if self._script is not None and time.monotonic() >= self._skip_until:
@@ -176,17 +176,3 @@ def _total(usage: dict[str, int] | None) -> int | None:
         return total
     parts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
     return sum(part for part in parts if isinstance(part, int)) if any(isinstance(p, int) for p in parts) else None
-
-
-def _characters(messages: list[dict[str, Any]]) -> int:
-    """The text of a conversation, as MAX_PROMPT_CHARS counts it: contents, text parts, tool calls' arguments."""
-    total = 0
-    for message in messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):
-            total += sum(len(part.get("text", "")) for part in content if isinstance(part, dict))
-        for call in message.get("tool_calls") or []:
-            total += len(call.get("function", {}).get("arguments", ""))
-    return total

@@ -97,7 +97,6 @@ class Producer:
         room = backlog.room() if backlog is not None else _NO_LIMIT  # read past it only once the readers catch up
         terminal: Terminal
         stream: UpstreamStream | None = None
-        first_piece: float | None = None
         try:
             request: ChatRequest | None = self.request
             while request is not None and not self.cancelled:  # one pass per request upstream
@@ -108,10 +107,10 @@ class Producer:
                 stream_log.mark_opened()
                 reply_from = stream_log.last_seq
                 pieces = iter(stream)
-                if first_piece is None:
+                if self.first_piece_at is None:
                     first = next(pieces, None)  # the stream's first piece on its own, so that only it is timed
                     if first is not None:
-                        first_piece = self.first_piece_at = time.monotonic()
+                        self.first_piece_at = time.monotonic()
                         append(first)
                         if stream_log.size > room:
                             room = self._wait_for_readers(backlog)
@@ -142,7 +141,7 @@ class Producer:
                 self.close()  # cut short: the upstream stops before anyone is told
         stream_log.end(terminal)
         self.close()  # read to its end: its last bytes return the connection to the pool (upstream.py)
-        cause = self._report_end(terminal, began, first_piece, stream)
+        cause = self._report_end(terminal, began, self.first_piece_at, stream)
         if self._on_end is not None:
             try:
                 self._on_end(self, terminal, cause)

@@ -33,7 +33,7 @@ _PASSED = frozenset(PASSED_AS_SENT)
 
 # Unions are told apart by one key (or by being a string or a list), so a refusal speaks of the branch the
 # client meant, never of every branch it did not. The tags (with an "=") show in pydantic's error locations,
-# and _describe leaves them out.
+# and describe leaves them out.
 _TAGS: set[str] = set()
 # A model validator's ValueError that starts with it names a field of its object: _FIELD name _FIELD problem.
 _FIELD = "\x1f"
@@ -310,7 +310,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
     try:
         raw = _ChatRequestIn.model_validate(data)
     except ValidationError as err:
-        raise _invalid(_describe(err)) from None
+        raise _invalid(describe(err)) from None
 
     if raw.prompt is not None:
         messages: list[dict[str, Any]] = [{"role": "user", "content": raw.prompt}]
@@ -318,7 +318,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
         messages = list(data["messages"])  # validated above: each a dict in one of the message shapes
     if len(messages) > settings.max_messages:
         raise _invalid(f"Too many messages: at most {settings.max_messages} are allowed.")
-    if _text_length(messages) > settings.max_prompt_chars:
+    if text_length(messages) > settings.max_prompt_chars:
         raise _invalid(f"The conversation is too long: at most {settings.max_prompt_chars:,} characters are allowed.")
     options = {name: value for name, value in data.items() if name in _PASSED}
     try:  # one pass over every string the upstream will get: the JSON encoder refuses lone surrogates
@@ -352,7 +352,7 @@ def parse_chat_request(data: object, settings: Settings) -> ChatRequest:
     )
 
 
-def _text_length(messages: list[dict[str, Any]]) -> int:
+def text_length(messages: list[dict[str, Any]]) -> int:
     """The characters MAX_PROMPT_CHARS counts: every content's text, tool calls' arguments, tool results; no image."""
     total = 0
     for message in messages:
@@ -439,7 +439,7 @@ _EXPECTED = {
 }
 
 
-def _describe(err: ValidationError) -> str:
+def describe(err: ValidationError) -> str:
     """One sentence, in our voice, from pydantic's first error."""
     first = err.errors(include_url=False, include_input=True)[0]
     ctx = first.get("ctx", {})
@@ -496,5 +496,5 @@ def parse_resume_request(data: object) -> ResumeRequest:
     try:
         raw = _ResumeIn.model_validate(data)
     except ValidationError as err:
-        raise _invalid(_describe(err)) from None
+        raise _invalid(describe(err)) from None
     return ResumeRequest(raw.stream_id, raw.after_seq, raw.resume_token)

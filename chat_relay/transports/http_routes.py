@@ -6,6 +6,7 @@ import itertools
 import logging
 import uuid
 from collections.abc import Iterable
+from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -14,8 +15,9 @@ from ..access.auth import bearer_token, identity_of
 from ..errors import ErrorCode, RelayError, http_refusal
 from ..observability.bug_reports import log_bug
 from ..streams.events import Failed, RelayEvent, Terminal
+from ..streams.manager import Started
 from ..streams.registry import Closable
-from ..streams.request_validation import parse_chat_request
+from ..streams.request_validation import ChatRequest, parse_chat_request
 from ..wiring import Services, current_services
 from .first_chunk import first_chunk_timed
 from .http_body_formats import BodyFormat, negotiate
@@ -46,32 +48,50 @@ def message_stream() -> Response:
     services = current_services()
     client = services.access.check_http(request.environ, request.headers, request.remote_addr)
     body_format = negotiate(request.accept_mimetypes)
-    if not request.is_json:
-        message = "Send a JSON body with Content-Type: application/json."
-        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, message), 415)
-    try:
-        data = request.get_json()
-    except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
-        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
-
-    owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
+    data = json_body(services)
+    if isinstance(data, Response):
+        return data
     try:
         chat_request = parse_chat_request(data, services.settings)
-        # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/).
-        chat_request, ending = services.hooks.admit(chat_request, data, identity_of(request.environ), client)
+    except RelayError as err:
+        return refused(services, err)
+    owner = f"http:{uuid.uuid4().hex}"  # every request its own owner: its stream_id never collides
+    started = start_stream(services, client, owner, chat_request, data)
+    if isinstance(started, Response):
+        return started
+    headers = {"X-Stream-Id": chat_request.stream_id, "X-Resume-Token": started.token}
+    return delivery(services, owner, chat_request.stream_id, started.reader, body_format, headers,
+                    since=started.relay.created)
+
+
+def json_body(services: Services) -> Any:
+    """The request's JSON body, or the Response that refuses it (415 when it is not JSON, 400 when it is broken)."""
+    if not request.is_json:
+        message = "Send a JSON body with Content-Type: application/json."
+        return refused(services, RelayError(ErrorCode.INVALID_REQUEST, message), 415)
+    try:
+        return request.get_json()
+    except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
+        return refused(services, RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
+
+
+def start_stream(services: Services, client: str, owner: str, chat_request: ChatRequest,
+                 sent: Any) -> Started | Response:
+    """Admit a validated request (caps, rate limit, then the team's hooks: prepare, the budget; `sent` is what
+    prepare is given) and start its stream for `owner`; the Started stream, or the Response that refuses it.
+    Until the upstream answers, a failure can still be a status code: this waits for its answer or the end."""
+    try:
+        chat_request, ending = services.hooks.admit(chat_request, sent, identity_of(request.environ), client)
         started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT,
                                          on_end=ending)
     except RelayError as err:
-        return _refused(services, err)
+        return refused(services, err)
     stream_log = started.relay.buffer
-    # Until the upstream answers, a failure can still be a status code: wait for its answer or the end.
     stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
     if not stream_log.opened:  # a stream that failed (its metrics say so), not a refusal
         services.streams.release(owner, chat_request.stream_id)
-        return _error(_refusal(stream_log.terminal))
-    headers = {"X-Stream-Id": chat_request.stream_id, "X-Resume-Token": started.token}
-    return _delivery(services, owner, chat_request.stream_id, started.reader, body_format, headers,
-                     since=started.relay.created)
+        return error_response(_refusal(stream_log.terminal))
+    return started
 
 
 @bp.get("/message/stream/<stream_id>")
@@ -86,8 +106,8 @@ def resume_stream(stream_id: str) -> Response:
         key = services.streams.key_for(_resume_token(services), stream_id, client)
         reader = services.streams.resume(key, after, owner, stream_id)
     except RelayError as err:
-        return _error(err)
-    return _delivery(services, owner, stream_id, reader, body_format, {"X-Stream-Id": stream_id})
+        return error_response(err)
+    return delivery(services, owner, stream_id, reader, body_format, {"X-Stream-Id": stream_id})
 
 
 @bp.post("/message/stream/<stream_id>/stop")
@@ -100,11 +120,11 @@ def stop_stream(stream_id: str) -> Response:
         if not services.streams.stop(key):
             raise RelayError(ErrorCode.INVALID_REQUEST, "No stream of yours with that stream_id is running.")
     except RelayError as err:
-        return _error(err)
+        return error_response(err)
     return jsonify(stream_id=stream_id)
 
 
-def _delivery(services: Services, owner: str, stream_id: str, reader: Closable,
+def delivery(services: Services, owner: str, stream_id: str, reader: Closable,
               body_format: BodyFormat, headers: dict[str, str], since: float | None = None) -> Response:
     """The streamed response of one delivery: written as the reader yields; a hang-up ends the delivery.
     With `since` (the stream's start), the time to its first chunk is measured
@@ -167,7 +187,7 @@ def healthz() -> Response:
 @bp.errorhandler(RelayError)
 def relay_error(err: RelayError) -> Response:
     """Refusals raised by a view (chat_relay/access/auth.py: host, origin, token) in the same JSON shape."""
-    return _refused(current_services(), err)
+    return refused(current_services(), err)
 
 
 @bp.errorhandler(HTTPException)
@@ -178,15 +198,15 @@ def http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
         message = f"The request is too large: at most {request.max_content_length} bytes."
     if request.endpoint == "http.message_stream":  # a stream request refused (its body too large)
-        return _refused(current_services(), RelayError(code, message), exc.code)
-    return _error(RelayError(code, message), exc.code)
+        return refused(current_services(), RelayError(code, message), exc.code)
+    return error_response(RelayError(code, message), exc.code)
 
 
 @bp.errorhandler(Exception)
 def unexpected_error(exc: Exception) -> Response:
     """The backstop for a bug in a view: one log line, and the client gets only the code."""
     log_bug(log, f"{request.method} {request.path} failed", exc)
-    return _error(RelayError(ErrorCode.INTERNAL, "The server failed to handle the request."))
+    return error_response(RelayError(ErrorCode.INTERNAL, "The server failed to handle the request."))
 
 
 def answer_every_error_in_json(app: Flask) -> None:
@@ -197,12 +217,12 @@ def answer_every_error_in_json(app: Flask) -> None:
     app.register_error_handler(Exception, unexpected_error)
 
 
-def _refused(services: Services, err: RelayError, status: int | None = None) -> Response:
+def refused(services: Services, err: RelayError, status: int | None = None) -> Response:
     """A request refused by this server itself, before any stream: counted (relay_refusals_total), then answered."""
     services.metrics.refused(TRANSPORT, err.code)
-    return _error(err, status)
+    return error_response(err, status)
 
 
-def _error(err: RelayError, status: int | None = None) -> Response:
+def error_response(err: RelayError, status: int | None = None) -> Response:
     code, headers, body = http_refusal(err, status)
     return Response(body, code, headers)

@@ -213,7 +213,7 @@ def test_body_fields_are_the_relays_and_checked_by_it() -> None:
     (ui(), "'messages'"),
     ({**ui(text("user", "Hi")), "id": "has spaces"}, "'id'"),
     ({**ui(text("user", "Hi")), "id": 5}, "'id'"),
-    (ui({"role": "robot", "parts": []}), "'messages.0.role'"),
+    (ui({"role": "robot", "parts": []}), r"'messages\[0\].role'"),
     (ui(text("user", "Hi"), prompt="Hi"), "'prompt'"),
     (ui(text("user", "Hi"), stream_id="s"), "'stream_id'"),
     (ui({"id": "m", "role": "user", "parts": [{"type": "text", "text": 5}]}), r"'messages\[0\].parts\[0\].text'"),

@@ -14,9 +14,8 @@ import uuid
 
 import redis
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException
 
-from ...access.auth import identity_of
 from ...errors import ErrorCode, RelayError
 from ...streams.chat_index import ChatIndex
 from ...streams.redis_store import UNAVAILABLE, log_key
@@ -25,13 +24,13 @@ from ...wiring import Services, current_services
 from ..http_body_formats import BodyFormat
 from ..http_routes import (  # the HTTP stream's own delivery and refusals: both endpoints answer alike
     STREAM_HEADERS,
-    TRANSPORT,
-    _delivery,
-    _error,
-    _refusal,
-    _refused,
+    delivery,
+    error_response,
     http_error,
+    json_body,
+    refused,
     relay_error,
+    start_stream,
     unexpected_error,
 )
 from .ui_request import CHAT_ID_PATTERN, parse_ui_request
@@ -75,33 +74,22 @@ def chat() -> Response:
     """Stream the reply to the chat's messages; errors before the first chunk get a status and a JSON body."""
     services = current_services()
     client = services.access.check_http(request.environ, request.headers, request.remote_addr)
-    if not request.is_json:
-        message = "Send a JSON body with Content-Type: application/json."
-        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, message), 415)
-    try:
-        data = request.get_json()
-    except (BadRequest, RecursionError):
-        return _refused(services, RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
-    owner = f"http:{uuid.uuid4().hex}"
+    data = json_body(services)
+    if isinstance(data, Response):
+        return data
     try:
         ui_request = parse_ui_request(data)
         chat_request = parse_chat_request(ui_request.payload, services.settings)
-        # Admission (caps, rate limit), then the team's hooks: prepare, the budget (chat_relay/hooks/); what
-        # prepare is given is the request the UI messages became.
-        chat_request, ending = services.hooks.admit(chat_request, ui_request.payload, identity_of(request.environ),
-                                                    client)
-        started = services.streams.start(chat_request, owner, client, reserved=True, transport=TRANSPORT,
-                                         on_end=ending)
     except RelayError as err:
-        return _refused(services, err)
-    stream_log = started.relay.buffer
-    stream_log.wait(lambda: stream_log.opened or stream_log.terminal is not None, stream_log.new_event())
-    if not stream_log.opened:
-        services.streams.release(owner, chat_request.stream_id)
-        return _error(_refusal(stream_log.terminal))
+        return refused(services, err)
+    owner = f"http:{uuid.uuid4().hex}"
+    # prepare, if the team gave one, is given the request the UI messages became
+    started = start_stream(services, client, owner, chat_request, ui_request.payload)
+    if isinstance(started, Response):
+        return started
     _index().record(client, ui_request.chat_id, chat_request.stream_id, started.token, ui_request.message_id)
-    return _delivery(services, owner, chat_request.stream_id, started.reader, ui_message_format(ui_request.message_id),
-                     {**HEADERS, "X-Stream-Id": chat_request.stream_id}, since=started.relay.created)
+    return delivery(services, owner, chat_request.stream_id, started.reader, ui_message_format(ui_request.message_id),
+                    {**HEADERS, "X-Stream-Id": chat_request.stream_id}, since=started.relay.created)
 
 
 def resume(chat_id: str) -> Response:
@@ -118,8 +106,8 @@ def resume(chat_id: str) -> Response:
     except RelayError as err:
         if err.code is ErrorCode.STREAM_EXPIRED:
             return Response(status=204, headers=STREAM_HEADERS)
-        return _error(err)
-    return _delivery(services, owner, stream_id, reader, ui_message_format(message_id),
+        return error_response(err)
+    return delivery(services, owner, stream_id, reader, ui_message_format(message_id),
                      {**HEADERS, "X-Stream-Id": stream_id})
 
 
@@ -129,7 +117,7 @@ def stop(chat_id: str) -> Response:
     client = services.access.check_http(request.environ, request.headers, request.remote_addr)
     found = _running(services, client, chat_id)
     if found is None or not services.streams.stop(found[1]):
-        return _error(RelayError(ErrorCode.INVALID_REQUEST, NO_CHAT))
+        return error_response(RelayError(ErrorCode.INVALID_REQUEST, NO_CHAT))
     return jsonify(chat_id=chat_id, stream_id=found[0])
 
 

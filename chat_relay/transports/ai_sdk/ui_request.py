@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...errors import ErrorCode, RelayError
-from ...streams.request_validation import STREAM_ID_PATTERN
+from ...streams.request_validation import STREAM_ID_PATTERN, describe
 
 CHAT_ID_PATTERN = STREAM_ID_PATTERN  # a chat id names a Redis key and a URL path: the stream_id's characters
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -63,9 +63,7 @@ def parse_ui_request(data: object) -> UIChatRequest:
     try:
         request = _UIRequest.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise _invalid(f"'{where}' {first['msg'][:1].lower()}{first['msg'][1:]}.") from None
+        raise _invalid(describe(err)) from None
     for name in NOT_FROM_BODY:
         if name in data:
             raise _invalid(f"'{name}' is not a field of an AI SDK chat request: send 'messages'.")
