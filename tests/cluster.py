@@ -134,10 +134,13 @@ class Cluster:
     def kill(self, server: LiveServer) -> None:
         """kill -9 of the instance, gunicorn's worker with its master: no drain, no terminal event, no goodbye."""
         pids = [server.process.pid]
-        for pid in pids:  # the tree below the master, breadth first
+        for pid in pids:  # the tree below the master, breadth first, each frozen first: the master cannot
+            with contextlib.suppress(ProcessLookupError):  # see a worker die and fork a new one meanwhile
+                os.kill(pid, signal.SIGSTOP)
             for task in Path(f"/proc/{pid}/task").glob("*"):
-                pids += [int(child) for child in (task / "children").read_text().split()]
-        for pid in reversed(pids):
+                with contextlib.suppress(FileNotFoundError):
+                    pids += [int(child) for child in (task / "children").read_text().split()]
+        for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         server.process.wait(10)

@@ -29,11 +29,14 @@ from .registry import ActiveStream, Closable, StreamRegistry
 from .request_validation import ChatRequest
 from .resume_tokens import NO_SUCH_STREAM, ResumeTokens
 from .shared_buffer import SharedBuffers
-from .stream_buffer import Follower, StreamBuffer
+from .stream_buffer import Follower, StreamBuffer, Waitable
 from .tool_steps import ServerTools
 from .upstream import Upstream
 
 log = logging.getLogger(__name__)
+
+
+LOGGED_WAIT_S = 5.0  # at most this long for the log's start in Redis: past the store's own timeouts
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,15 @@ class Started:
     key: str
     token: str
     reader: Follower
+    logged: Waitable | None = None  # set once the shared log exists (with REDIS_URL)
+
+    def wait_logged(self) -> None:
+        """With REDIS_URL, wait until the stream's log is in Redis (or Redis failed to take it): hand out the
+        resume token only after this, and a resume on any instance finds the stream even if this one is
+        killed at once (it then reads `interrupted`, never `stream_expired`). One round trip to Redis, made
+        while the upstream is still being asked."""
+        if self.logged is not None:
+            self.logged.wait(LOGGED_WAIT_S)
 
 
 class StreamManager:
@@ -88,9 +100,11 @@ class StreamManager:
         reader = stream_log.follow(settle=settle)
         self._registry.deliver(owner, request.stream_id, key, reader)
         entry.task = self._driver.spawn(self._produce, entry)
+        logged = None
         if self.shared is not None:
-            self._driver.spawn(self.shared.mirror, stream_log, key, lambda: not relay.finished)
-        return Started(relay, key, self._tokens.issue(key, request.stream_id, client), reader)
+            logged = self._driver.new_event()
+            self._driver.spawn(self.shared.mirror, stream_log, key, lambda: not relay.finished, logged.set)
+        return Started(relay, key, self._tokens.issue(key, request.stream_id, client), reader, logged)
 
     def _produce(self, entry: ActiveStream) -> None:
         try:

@@ -52,7 +52,13 @@ end
 if mode == 'interrupt' then
   if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
   if #top == 0 and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-  id = (#top > 0 and string.match(top[1][1], '^(%d+)-') or '0') .. '-1'
+  -- just after the last entry: piece n's "n-0" is followed by "n-1", the start's "0-1" by "0-2"
+  if #top > 0 then
+    local seq, sub = string.match(top[1][1], '^(%d+)-(%d+)$')
+    id = seq .. '-' .. (tonumber(sub) + 1)
+  else
+    id = '0-1'
+  end
   mode = 'end'
 end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[6], id, mode, ARGV[3])

@@ -17,7 +17,7 @@ import orjson
 import redis
 
 from ..errors import ErrorCode, RelayError
-from .events import Chunk, RelayEvent
+from .events import Chunk, Failed, RelayEvent
 from .parts import Piece, chunk_of
 from .redis_store import (
     BLOCK_MS,
@@ -104,7 +104,10 @@ class RemoteFollower:
         self.closed = True
 
     def __iter__(self) -> Iterator[RelayEvent]:
-        for event in follow(self._store, self._key, self.cursor, lambda: self.closed):
-            if isinstance(event, Chunk):
-                self.cursor = event.seq
-            yield event
+        try:
+            for event in follow(self._store, self._key, self.cursor, lambda: self.closed):
+                if isinstance(event, Chunk):
+                    self.cursor = event.seq
+                yield event
+        except RelayError as err:  # Redis went away mid-read: the delivery still ends with one terminal event
+            yield Failed.from_error(err, self.cursor + 1)

@@ -59,9 +59,10 @@ class SharedBuffers:
 
     # The producing instance.
 
-    def mirror(self, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool]) -> None:
+    def mirror(self, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool],
+               on_logged: Callable[[], None] = lambda: None) -> None:
         """The mirror task (shared_mirror.py)."""
-        shared_mirror.mirror(self.store, stream_log, stream_key, still_wanted, self._sleep)
+        shared_mirror.mirror(self.store, stream_log, stream_key, still_wanted, self._sleep, on_logged)
 
     def has_remote_reader(self, stream_key: str) -> bool:
         return has_remote_reader(self.store, stream_key)

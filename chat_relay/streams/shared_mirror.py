@@ -16,12 +16,22 @@ log = logging.getLogger(__name__)
 
 
 def mirror(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool],
-           sleep: Callable[[float], None]) -> None:
+           sleep: Callable[[float], None], on_logged: Callable[[], None] = lambda: None) -> None:
     """Copy the buffer into Redis until its terminal is there.
 
     `still_wanted()` false means the producer was told the stream is over elsewhere (an interrupted
-    terminal won the race): nothing more is written.
+    terminal won the race): nothing more is written. `on_logged()` is called once the log's start is in Redis,
+    or its first write failed (Redis away): the stream's resume token is handed out only then
+    (manager.Started.wait_logged).
     """
+    try:
+        _copy(store, stream_log, stream_key, still_wanted, sleep, on_logged)
+    finally:
+        on_logged()  # whatever happened, nobody waits longer
+
+
+def _copy(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool],
+          sleep: Callable[[float], None], on_logged: Callable[[], None]) -> None:
     cursor, wrote_end, warned, started = -1, False, False, False
     event = stream_log.new_event()
     while not wrote_end:
@@ -30,6 +40,7 @@ def mirror(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_w
         try:
             if not started:
                 started = bool(store.append(stream_key, "start", "0-1", b"", 0))
+                on_logged()
             pieces = stream_log.pieces_after(cursor)
             terminal = stream_log.terminal
             if pieces or terminal is None:  # pieces to add, or the lease to renew
@@ -51,6 +62,7 @@ def mirror(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_w
                 log.info("shared store reachable again: stream %s mirrored", stream_log.stream_id)
                 warned = False
         except redis.RedisError as err:
+            on_logged()
             if not warned:
                 log.warning("shared store unreachable (%s): stream %s keeps streaming here; resuming it "
                             "elsewhere waits until the store is back", type(err).__name__, stream_log.stream_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
@@ -14,8 +14,9 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from ..access.auth import bearer_token, identity_of
 from ..errors import ErrorCode, RelayError, http_refusal
 from ..observability.bug_reports import log_bug
-from ..streams.events import Failed, RelayEvent, Terminal
+from ..streams.events import Chunk, Failed, RelayEvent, Terminal
 from ..streams.manager import Started
+from ..streams.producer import INTERNAL_FAILURE
 from ..streams.registry import Closable
 from ..streams.request_validation import ChatRequest, parse_chat_request
 from ..wiring import Services, current_services
@@ -91,6 +92,7 @@ def start_stream(services: Services, client: str, owner: str, chat_request: Chat
     if not stream_log.opened:  # a stream that failed (its metrics say so), not a refusal
         services.streams.release(owner, chat_request.stream_id)
         return error_response(_refusal(stream_log.terminal))
+    started.wait_logged()  # with REDIS_URL: the resume token in the headers then works on every instance
     return started
 
 
@@ -142,7 +144,7 @@ def delivery(services: Services, owner: str, stream_id: str, reader: Closable,
     request.environ["eventlet.minimum_write_chunk_size"] = 0
     # An empty first write sends the headers (X-Resume-Token among them) before the first text, under gunicorn;
     # eventlet's server skips empty writes, and sends them with the first text.
-    events: Iterable[RelayEvent] = reader  # type: ignore[assignment]  # a Follower or a RemoteFollower
+    events: Iterable[RelayEvent] = _ending_with_a_terminal(reader, stream_id)  # type: ignore[arg-type]
     if since is not None:
         events = first_chunk_timed(events, since,
                                    lambda seconds: services.metrics.first_chunk_delivered(TRANSPORT, seconds))
@@ -150,6 +152,23 @@ def delivery(services: Services, owner: str, stream_id: str, reader: Closable,
     response = Response(body, content_type=body_format.content_type, headers={**STREAM_HEADERS, **headers})
     response.call_on_close(finish)
     return response
+
+
+def _ending_with_a_terminal(events: Iterable[RelayEvent], stream_id: str) -> Iterator[RelayEvent]:
+    """The reader's events; a bug while reading still ends the response with an `internal` error event, where
+    the server would otherwise cut the connection with no terminal event."""
+    chunks, ended = 0, False
+    try:
+        for event in events:
+            if isinstance(event, Chunk):
+                chunks = event.seq + 1
+            else:
+                ended = True
+            yield event
+    except Exception:
+        log_bug(log, f"stream {stream_id}: reading it failed")
+        if not ended:
+            yield Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks)
 
 
 def _resume_token(services: Services) -> str | None:

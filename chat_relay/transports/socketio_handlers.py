@@ -111,6 +111,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
                 stream_id = None
             emit(names.error, {"stream_id": stream_id, **err.to_dict()}, ignore_queue=True)
             return {"error": err.to_dict()}
+        started.wait_logged()  # with REDIS_URL: the resume token in the ack then works on every instance
         events = first_chunk_timed(started.reader, started.relay.created,
                                    lambda seconds: services.metrics.first_chunk_delivered(TRANSPORT, seconds))
         socketio.start_background_task(_deliver, socketio, services, names, namespace, sid, chat_request.stream_id,
@@ -189,8 +190,6 @@ def _deliver(socketio: SocketIO, services: Services, names: EventNames, namespac
                 # writer takes the terminal event, it has sent the chunk before (docs/security.md, "Slow readers").
                 while not wait_for_writer(server, sid, namespace, services.driver):
                     pass
-    except RelayError as err:  # a resumed stream whose shared log could not be read to its end
-        emit_to_client(names.error, {"stream_id": stream_id, **err.to_dict()})
     except Exception:
         log_bug(log, f"stream {stream_id}: emitting failed")
         failure = Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks=0)

@@ -122,6 +122,39 @@ def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedBuff
     assert read_all(shared.follow(key, 1)) == ([], terminal)
 
 
+def test_the_mirror_tells_when_the_log_is_in_redis(shared: SharedBuffers) -> None:
+    """What the resume token waits for (manager.Started.wait_logged): told once the log exists, so a resume on
+    any instance finds it; told as well when Redis is away, so that no client waits on it."""
+    key, stream_log = uuid.uuid4().hex, StreamBuffer("s", threading.Event)
+    seen: list[bool] = []
+    told = threading.Event()
+
+    def on_logged() -> None:
+        seen.append(bool(shared.redis.exists(log_key(key))))
+        told.set()
+
+    threading.Thread(target=shared.mirror, args=(stream_log, key, lambda: True, on_logged), daemon=True).start()
+    assert told.wait(10) and seen[0] is True
+    stream_log.end(Done("stop", 0, None))
+
+    away = SharedBuffers(f"redis://127.0.0.1:{free_port()}/0", ttl=30, sleep=time.sleep, lease_ms=LEASE_MS)
+    gone = threading.Event()
+    stream_log = StreamBuffer("s", threading.Event)
+    threading.Thread(target=away.mirror, args=(stream_log, key, lambda: False, gone.set), daemon=True).start()
+    assert gone.wait(10)
+
+
+def test_a_producer_dead_before_its_first_piece_ends_with_interrupted(shared: SharedBuffers) -> None:
+    """Killed after its mirror wrote the log's start and before any piece: the reader writes `interrupted` (its
+    entry must come after the start's id, 0-1), on every cursor, and only once."""
+    key = uuid.uuid4().hex
+    assert shared.store.append(key, "start", "0-1", b"", 0) == 1  # all its mirror wrote before the kill
+    chunks, terminal = read_all(shared.follow(key, -1))
+    assert chunks == []
+    assert isinstance(terminal, Failed) and terminal.code is ErrorCode.INTERRUPTED and terminal.chunks == 0
+    assert read_all(shared.follow(key, -1)) == ([], terminal)
+
+
 def test_exactly_one_terminal_whoever_writes_first(shared: SharedBuffers) -> None:
     for _ in range(5):
         key = uuid.uuid4().hex
@@ -158,11 +191,15 @@ def test_redis_away_then_back(tmp_path) -> None:
         shared = SharedBuffers(server.url, ttl=30, sleep=time.sleep, lease_ms=5_000)
         key, stream_log = produced(shared, ["before "])
         wait_until(lambda: len(shared.redis.xrange(log_key(key))) == 2)  # the start, and "before"
+        reading = shared.reader(key, 0)  # a delivery on another instance, from just after "before"
         server.stop()
         stream_log.append("during ")
         with pytest.raises(RelayError) as caught:
-            list(shared.follow(key, -1))
+            shared.reader(key, -1)
         assert caught.value.code is ErrorCode.RESUME_UNAVAILABLE and caught.value.retry_after
+        ended = list(reading)  # what its delivery sends: not a cut connection, but its one terminal event
+        assert len(ended) == 1 and isinstance(ended[0], Failed) and ended[0].code is ErrorCode.RESUME_UNAVAILABLE
+        assert ended[0].chunks == 1 and ended[0].retry_after
         assert stream_log.after(-1) == Chunk("before during ", 1)  # local readers never needed Redis
         server.start()  # empty: this server keeps nothing on disk
         stream_log.append("after ")
