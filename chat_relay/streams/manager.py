@@ -36,7 +36,7 @@ from .upstream import Upstream
 log = logging.getLogger(__name__)
 
 
-LOGGED_WAIT_S = 5.0  # at most this long for the log's start in Redis: past the store's own timeouts
+SLOW_STORE_S = 1.0  # after a log's start outlasted REDIS_TIMEOUT, tokens go out without waiting this long
 
 
 @dataclass(frozen=True)
@@ -47,28 +47,22 @@ class Started:
     reader: Follower
     logged: Waitable | None = None  # set once the shared log exists (with REDIS_URL)
 
-    def wait_logged(self) -> None:
-        """With REDIS_URL, wait until the stream's log is in Redis (or Redis failed to take it): hand out the
-        resume token only after this, and a resume on any instance finds the stream even if this one is
-        killed at once (it then reads `interrupted`, never `stream_expired`). One round trip to Redis, made
-        while the upstream is still being asked."""
-        if self.logged is not None:
-            self.logged.wait(LOGGED_WAIT_S)
-
 
 class StreamManager:
     def __init__(self, *, upstream: Upstream, registry: StreamRegistry, tokens: ResumeTokens,
                  shared: SharedBuffers | None, driver: AsyncDriver, grace: float, ttl: float,
                  metrics: Metrics | None = None, buffered: int | None = None, stall_after: float = 30.0,
-                 tools: ServerTools | None = None) -> None:
+                 tools: ServerTools | None = None, store_timeout: float = 0.25) -> None:
         """`buffered` (MAX_BUFFERED_BYTES) and `stall_after` (STALLED_READER_TIMEOUT): back-pressure for slow
         readers (chat_relay/streams/backlog.py); without `buffered`, producers never wait for readers. `tools`: the
-        app's server-side tools (chat_relay/tools/), offered to the model in every request and run by the stream."""
+        app's server-side tools (chat_relay/tools/), offered to the model in every request and run by the stream.
+        `store_timeout` (REDIS_TIMEOUT): how long `wait_logged` waits for Redis at most."""
         self._upstream, self._registry, self._tokens, self.shared = upstream, registry, tokens, shared
         self._metrics = metrics
         self._driver, self._grace, self._ttl = driver, grace, ttl
         self._buffered, self._stall_after = buffered, stall_after
         self._tools = tools
+        self._store_timeout, self._store_slow_until = store_timeout, 0.0
         self._ended: OrderedDict[str, tuple[float, StreamBuffer]] = OrderedDict()  # key -> (kept until, buffer)
 
     def start(self, request: ChatRequest, owner: str, client: str,
@@ -105,6 +99,17 @@ class StreamManager:
             logged = self._driver.new_event()
             self._driver.spawn(self.shared.mirror, stream_log, key, lambda: not relay.finished, logged.set)
         return Started(relay, key, self._tokens.issue(key, request.stream_id, client), reader, logged)
+
+    def wait_logged(self, started: Started) -> None:
+        """With REDIS_URL, wait until the stream's log is in Redis (or Redis refused it) before its resume token
+        is handed out: a resume on any instance then finds the stream even if this one is killed at once (it
+        reads `interrupted`, never `stream_expired`). One round trip, while the upstream is still being asked.
+        A hung Redis is waited for REDIS_TIMEOUT at most, then not at all for SLOW_STORE_S, as admission does
+        (chat_relay/access/shared_counts.py): streams are served without it."""
+        if started.logged is None or time.monotonic() < self._store_slow_until:
+            return
+        if not started.logged.wait(self._store_timeout):
+            self._store_slow_until = time.monotonic() + SLOW_STORE_S
 
     def _produce(self, entry: ActiveStream) -> None:
         try:

@@ -22,7 +22,7 @@ def mirror(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_w
     `still_wanted()` false means the producer was told the stream is over elsewhere (an interrupted
     terminal won the race): nothing more is written. `on_logged()` is called once the log's start is in Redis,
     or its first write failed (Redis away): the stream's resume token is handed out only then
-    (manager.Started.wait_logged).
+    (manager.StreamManager.wait_logged).
     """
     try:
         _copy(store, stream_log, stream_key, still_wanted, sleep, on_logged)

@@ -92,7 +92,7 @@ def start_stream(services: Services, client: str, owner: str, chat_request: Chat
     if not stream_log.opened:  # a stream that failed (its metrics say so), not a refusal
         services.streams.release(owner, chat_request.stream_id)
         return error_response(_refusal(stream_log.terminal))
-    started.wait_logged()  # with REDIS_URL: the resume token in the headers then works on every instance
+    services.streams.wait_logged(started)  # the token in the headers then works on every instance
     return started
 
 

@@ -111,7 +111,7 @@ def register_socket_handlers(socketio: SocketIO, services: Services, names: Even
                 stream_id = None
             emit(names.error, {"stream_id": stream_id, **err.to_dict()}, ignore_queue=True)
             return {"error": err.to_dict()}
-        started.wait_logged()  # with REDIS_URL: the resume token in the ack then works on every instance
+        services.streams.wait_logged(started)  # the token in the ack then works on every instance
         events = first_chunk_timed(started.reader, started.relay.created,
                                    lambda seconds: services.metrics.first_chunk_delivered(TRANSPORT, seconds))
         socketio.start_background_task(_deliver, socketio, services, names, namespace, sid, chat_request.stream_id,

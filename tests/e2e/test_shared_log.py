@@ -123,7 +123,7 @@ def test_a_dead_producer_ends_with_interrupted_after_its_text(shared: SharedBuff
 
 
 def test_the_mirror_tells_when_the_log_is_in_redis(shared: SharedBuffers) -> None:
-    """What the resume token waits for (manager.Started.wait_logged): told once the log exists, so a resume on
+    """What the resume token waits for (StreamManager.wait_logged): told once the log exists, so a resume on
     any instance finds it; told as well when Redis is away, so that no client waits on it."""
     key, stream_log = uuid.uuid4().hex, StreamBuffer("s", threading.Event)
     seen: list[bool] = []
