@@ -207,9 +207,12 @@ class ChatRelay:
                 return bound.for_stream_request(environ)
             return settings.max_request_bytes
 
+        def refused_body(err: RelayError, where: str) -> None:  # an engine.io polling POST is Socket.IO's
+            metrics.refused("socketio" if _under(where, path) else "http", err.code)
+
         app.wsgi_app = BodyDeadline(app.wsgi_app, settings.request_body_timeout,  # type: ignore[method-assign]
                                     services.driver, settings.max_request_bytes, applies=relays,
-                                    refused=refused_over_http, bound=body_bound,
+                                    refused=refused_body, bound=body_bound,
                                     refused_by_auth=streams)
         # The streams' pieces sent as they come under eventlet's server too, whose buffering the route cannot
         # turn off from behind Flask-SocketIO's middleware (chat_relay/middleware/unbuffered_streams.py).

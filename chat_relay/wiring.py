@@ -61,7 +61,7 @@ class Services:
             upstream=self.upstream, registry=self.registry, tokens=tokens, shared=shared,
             driver=driver, grace=settings.resume_grace, ttl=settings.resume_ttl, metrics=self.metrics,
             buffered=settings.max_buffered_bytes, stall_after=settings.stalled_reader_timeout,
-            tools=AppTools(self.tools, driver, settings), store_timeout=settings.redis_timeout)
+            tools=AppTools(self.tools, driver, settings, self.metrics), store_timeout=settings.redis_timeout)
         object.__setattr__(self, "streams", streams)
         object.__setattr__(self, "admission", Admission(settings, self.registry))
         object.__setattr__(self, "hooks", HookRunner(self.team_hooks, settings, self.admission, driver))

@@ -8,11 +8,12 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from chat_relay.errors import ErrorCode
-from chat_relay.observability.metrics import CAUSES, OTHER
+from chat_relay.observability.metrics import CAUSES, OTHER, TOOL_OUTCOMES
 
 Sample = tuple[str, frozenset[tuple[str, str]]]  # (name, labels)
 
-LABELS = {"transport", "model", "cause", "code", "le"}  # every label a relay_* series may have ("le": histograms)
+# every label a relay_* series may have ("le": histograms)
+LABELS = {"transport", "model", "cause", "code", "tool", "outcome", "le"}
 TRANSPORTS = {"socketio", "http"}
 CODES = {code.value for code in ErrorCode}
 
@@ -38,11 +39,11 @@ def labels(**values: str) -> frozenset[tuple[str, str]]:
     return frozenset(values.items())
 
 
-def check_bounded(samples: dict[Sample, float], models: Iterable[str]) -> None:
+def check_bounded(samples: dict[Sample, float], models: Iterable[str], tools: Iterable[str] = ()) -> None:
     """Every label is one of the bounded ones, with a value from its closed set: no stream id, client, prompt,
-    reply, key or token can be in a label (and values are numbers)."""
+    reply, key or token can be in a label (and values are numbers). `tools`: the server's registered tools."""
     allowed = {"transport": TRANSPORTS | {OTHER}, "model": set(models) | {OTHER}, "cause": set(CAUSES) | {OTHER},
-               "code": CODES}
+               "code": CODES, "tool": set(tools) | {OTHER}, "outcome": set(TOOL_OUTCOMES) | {OTHER}}
     for (name, pairs), value in samples.items():
         assert isinstance(value, float), (name, value)
         for label, text in pairs:

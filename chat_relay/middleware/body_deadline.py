@@ -35,11 +35,12 @@ class BodyDeadline:
 
     def __init__(self, wsgi_app: WSGIApplication, timeout: float, driver: AsyncDriver, limit: int, *,
                  applies: Callable[[str], bool] = lambda path: True,
-                 refused: Callable[[RelayError], None] = lambda err: None,
+                 refused: Callable[[RelayError, str], None] = lambda err, path: None,
                  bound: Callable[[dict[str, Any]], int] | None = None,
                  refused_by_auth: Callable[[str], bool] = lambda path: False) -> None:
         """`applies(path)`: whether this request is the relay's to bound (a team's routes are the team's).
-        `bound(environ)`: this request's bound, at most `limit` (a smaller one before auth)."""
+        `bound(environ)`: this request's bound, at most `limit` (a smaller one before auth). `refused(err, path)`:
+        told of each refusal, with the request's path (the metrics' transport: Socket.IO's polling POSTs or HTTP)."""
         self.wsgi_app = wsgi_app
         self.bound = bound
         self.refused_by_auth = refused_by_auth
@@ -66,7 +67,7 @@ class BodyDeadline:
         except TimeLimitExceeded:
             err = RelayError(ErrorCode.INVALID_REQUEST,
                              f"The request body did not arrive within {self.timeout:g} seconds.")
-            self.refused(err)
+            self.refused(err, environ.get("PATH_INFO") or "")
             return refuse(err, start_response, 408, close_in=environ)
         except OSError:  # the client left mid-body: nobody to answer
             hang_up(environ)
@@ -75,7 +76,7 @@ class BodyDeadline:
             return self._over_auth_bound(environ, start_response, limit)
         if body is None:
             err = RelayError(ErrorCode.INVALID_REQUEST, f"The request is too large: at most {self.limit} bytes.")
-            self.refused(err)
+            self.refused(err, environ.get("PATH_INFO") or "")
             return refuse(err, start_response, 413, close_in=environ)
         return self.wsgi_app(_with_body(environ, body), start_response)
 
@@ -88,7 +89,7 @@ class BodyDeadline:
             return ClosingIterator(answer, [lambda: hang_up(environ)])
         err = RelayError(ErrorCode.INVALID_REQUEST,
                          f"The request is too large: at most {limit} bytes before the connection is authorized.")
-        self.refused(err)
+        self.refused(err, environ.get("PATH_INFO") or "")
         return refuse(err, start_response, 413, close_in=environ)
 
 

@@ -6,8 +6,9 @@ so relaying a chunk runs no metrics code. What is open now (streams, connections
 time. docs/protocol.md lists every metric; deploy/grafana-dashboard.json charts them.
 
 Every label is bounded: `transport` (socketio, http), `model` (one of ALLOWED_MODELS, else `other`), `cause`
-(completed, stopped, client_gone, server_shutdown, or an error code), `code` (an error code). Never a stream id,
-a client, a prompt, a reply, a key or a token.
+(completed, stopped, client_gone, server_shutdown, or an error code), `code` (an error code), `tool` (a name the
+team registered with `@relay.tool`, else `other`: the model may name anything), `outcome` (TOOL_OUTCOMES). Never a
+stream id, a client, a prompt, a reply, a tool's arguments or result, a key or a token.
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ OTHER = "other"  # a label value outside the known set: bounded whatever a calle
 CANCEL_CAUSES = ("stopped", "client_gone", "server_shutdown")
 CAUSES = frozenset(("completed", *CANCEL_CAUSES, *(code.value for code in ErrorCode)))
 
+# What became of one call of a server-side tool (chat_relay/tools/runner.py says when each happens).
+TOOL_OUTCOMES = frozenset(("ok", "error", "failed", "timeout", "too_large", "cancelled", "bad_arguments",
+                           "unknown_tool", "not_run"))
+TOOL_NEVER_RAN = frozenset(("bad_arguments", "unknown_tool", "not_run"))  # no run time to observe
+
 # Seconds. A model's first token usually takes 0.2 to 3 s; the relay's own share is milliseconds.
 FIRST_CHUNK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+TOOL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)  # TOOL_TIMEOUT: 10 s
 DURATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 # Counters get no `_created` series: they double the series and no dashboard here reads them.
@@ -106,6 +113,11 @@ class Metrics:
         self._upstream_retries = Counter("relay_upstream_retries",
                                          "Upstream requests retried before their first chunk, by the code of the "
                                          "failure retried.", ["code"], registry=registry)
+        self._tool_calls = Counter("relay_tool_calls", "Calls of the server's own tools (@relay.tool), by what "
+                                   "became of each.", ["tool", "outcome"], registry=registry)
+        self._tool_duration = Histogram("relay_tool_duration_seconds",
+                                        "From a server-side tool's start to its result, error, timeout or stop.",
+                                        ["tool"], buckets=TOOL_BUCKETS, registry=registry)
 
     def watch(self, running: Callable[[], int], connections: Callable[[], int], ready: Callable[[], bool]) -> None:
         """What is open now, read when scraped: nothing to update while the server works."""
@@ -147,6 +159,16 @@ class Metrics:
 
     def upstream_retried(self, code: ErrorCode) -> None:
         self._upstream_retries.labels(code.value).inc()
+
+    # Per call of a server-side tool.
+
+    def tool_called(self, tool: str, outcome: str, seconds: float) -> None:
+        """Once per call, whatever became of it. `tool` is a registered name or OTHER: the caller bounds it, as
+        only it knows the registry."""
+        outcome = outcome if outcome in TOOL_OUTCOMES else OTHER
+        self._tool_calls.labels(tool, outcome).inc()
+        if outcome not in TOOL_NEVER_RAN:
+            self._tool_duration.labels(tool).observe(seconds)
 
     # The page.
 

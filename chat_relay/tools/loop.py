@@ -10,10 +10,11 @@ from typing import Any
 
 from ..async_drivers import AsyncDriver
 from ..config import Settings
+from ..observability.metrics import Metrics
 from ..streams.parts import Piece
 from ..streams.request_validation import ChatRequest
 from .registry import ToolRegistry
-from .runner import ToolRunner, failure
+from .runner import ToolRunner
 
 STEPS_EXCEEDED = "tool_steps_exceeded"
 
@@ -41,7 +42,7 @@ class ToolRounds:
             if number < self._max_calls:
                 outcome = self._runner.run(call, request.stream_id)
             else:
-                outcome = failure(call, self._too_many)
+                outcome = self._runner.not_run(call, self._too_many)
             append(outcome.part)
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": outcome.content})
         if len(mine) < len(calls):
@@ -53,9 +54,9 @@ class AppTools:
     """The app's registered tools and how they run (streams/tool_steps.py, ServerTools). Tools may be registered
     after the relay is mounted: each stream looks at the registry as it starts."""
 
-    def __init__(self, tools: ToolRegistry, driver: AsyncDriver, settings: Settings) -> None:
+    def __init__(self, tools: ToolRegistry, driver: AsyncDriver, settings: Settings, metrics: Metrics) -> None:
         self._tools = tools
-        self._runner = ToolRunner(tools, driver, settings.tool_timeout, settings.max_tool_result_bytes)
+        self._runner = ToolRunner(tools, driver, settings.tool_timeout, settings.max_tool_result_bytes, metrics)
         self._max_steps, self._max_calls = settings.max_tool_steps, settings.max_tool_calls
 
     def offered(self, request: ChatRequest) -> ChatRequest:

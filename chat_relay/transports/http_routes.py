@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("http", __name__)
 TRANSPORT = "http"  # in the metrics' labels
+# The views that read a body to start a stream (this blueprint's, and the AI SDK endpoint's in ai_sdk/routes.py):
+# an error Flask raises in them (413, the body too large) refuses a stream request, and is counted as one.
+STREAM_STARTS = frozenset(("http.message_stream", "ai_sdk.chat"))
 
 
 
@@ -216,7 +219,7 @@ def http_error(exc: HTTPException) -> Response:
     message = exc.description or exc.name
     if exc.code == 413:
         message = f"The request is too large: at most {request.max_content_length} bytes."
-    if request.endpoint == "http.message_stream":  # a stream request refused (its body too large)
+    if request.endpoint in STREAM_STARTS:  # a stream request refused (its body too large)
         return refused(current_services(), RelayError(code, message), exc.code)
     return error_response(RelayError(code, message), exc.code)
 

@@ -8,13 +8,16 @@ can be `unauthorized`; MAX_STREAMS_PER_CLIENT=1, so that a second stream beside 
 
 from __future__ import annotations
 
+import http.client
 import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 import socketio
 
+from chat_relay.config import Settings
 from tests.clients import DONE, SioProbe, ndjson_events
 from tests.conftest import API_KEY, MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
@@ -145,7 +148,42 @@ def http_mix(server: LiveServer, fake: FakeUpstream, gate: str) -> list[str]:
         body = {"promt": MARK} if code == "invalid_request" else {"prompt": ask()}
         refused = run_http(server.url, body, headers=headers)
         assert (refused.status, refused.terminal["code"]) == (status, code)
+    body_refusals(server)
     return [head["X-Resume-Token"]]
+
+
+BODY_PATHS = ("/message/stream", "/api/chat")  # both endpoints that start a stream over HTTP
+
+
+def body_refusals(server: LiveServer) -> None:
+    """At each stream endpoint, a body refused before it is parsed: too large (413), not JSON (415), broken
+    JSON (400). Each is one invalid_request refusal over http."""
+    for path in BODY_PATHS:
+        assert unread_oversized_body(server.url, path) == 413
+        for data, content_type, status in (('{"prompt": "x"}', "text/plain", 415),
+                                           ("{not json", "application/json", 400)):
+            response = requests.post(f"{server.url}{path}", data=data, timeout=10,
+                                     headers={**BEARER, "Content-Type": content_type})
+            assert response.status_code == status, (path, response.status_code, response.text[:300])
+            assert response.json()["error"]["code"] == "invalid_request"
+
+
+def unread_oversized_body(url: str, path: str) -> int:
+    """The status of a POST whose Content-Length is one byte over MAX_REQUEST_BYTES, answered before any of the
+    body is sent (the server refuses it unread, then hangs up)."""
+    where = urlsplit(url)
+    connection = http.client.HTTPConnection(where.hostname or "127.0.0.1", where.port, timeout=10)
+    try:
+        connection.putrequest("POST", path)
+        for name, value in {**BEARER, "Content-Type": "application/json",
+                            "Content-Length": str(Settings.model_fields["max_request_bytes"].default + 1)}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        assert response.read() and response.getheader("Content-Type") == "application/json"
+        return response.status
+    finally:
+        connection.close()
 
 
 def expected_counts() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -169,6 +207,7 @@ def expected_counts() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         add("relay_bytes_relayed_total", reply + (delivered - 1) * first_piece, transport=transport, model=MODEL)
         for code in ("too_many_streams", "invalid_request", "unauthorized", "origin_not_allowed", "host_not_allowed"):
             add("relay_refusals_total", 1, transport=transport, code=code)
+    add("relay_refusals_total", 1 + 3 * len(BODY_PATHS), transport="http", code="invalid_request")  # body_refusals
     add("relay_upstream_first_chunk_seconds_count", 5, model=MODEL)
     add("relay_prompt_tokens_total", 2 * prompt_tokens, model=MODEL)
     add("relay_completion_tokens_total", 2 * len(TEXT), model=MODEL)

@@ -17,6 +17,7 @@ from tests.clients import DONE, SioProbe, ndjson_events, post_stream
 from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream
 from tests.live.test_hostile_frames import wait_until
+from tests.metrics_scrape import labels, relay_samples, scrape_text
 from tests.raw_websocket import CONTINUATION, TEXT, RawWebSocket, frame
 from tests.request_samples import image_part, image_url
 
@@ -35,6 +36,13 @@ def server(request: pytest.FixtureRequest, fake_upstream: FakeUpstream, tmp_path
     live = start_server(request.param, env, tmp_path_factory.mktemp("preauth") / "server.log")
     yield live
     stop_server(live)
+
+
+def body_refusals(server: LiveServer) -> dict[str, float]:
+    """relay_refusals_total{code="invalid_request"} by transport, from GET /metrics."""
+    samples = relay_samples(scrape_text(server.url))
+    return {transport: samples.get(("relay_refusals_total", labels(transport=transport, code="invalid_request")), 0.0)
+            for transport in ("socketio", "http")}
 
 
 def close_code(ws: RawWebSocket) -> int | None:
@@ -129,9 +137,12 @@ def test_a_polling_post_over_the_small_bound_before_the_connect_is_refused(serve
     endpoint = f"{server.url}/socket.io/?EIO=4&transport=polling"
     opened = requests.get(endpoint, timeout=10).text
     sid = json.loads(opened[1:])["sid"]
+    before = body_refusals(server)
     posted = requests.post(f"{endpoint}&sid={sid}", data="4" + "x" * (OVER_SMALL - 1), timeout=10)
     assert posted.status_code == 413, (posted.status_code, posted.text)
     assert posted.json()["error"]["code"] == "invalid_request"
+    after = body_refusals(server)
+    assert (after["socketio"] - before["socketio"], after["http"] - before["http"]) == (1, 0)  # Socket.IO's, once
     # The same session may still connect with a token, in a small POST.
     connect = requests.post(f"{endpoint}&sid={sid}", data="40" + json.dumps({"token": TOKEN}), timeout=10)
     assert connect.status_code == 200

@@ -9,6 +9,7 @@ import json
 import shlex
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from relay_client import RelayClient, ToolCallPart, ToolResultPart, tool_message
 from tests.clients import DONE, SioProbe, ndjson_events
 from tests.conftest import API_KEY, BIN, MODES, ROOT, LiveServer, free_port, launch, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls, script_reply
+from tests.metrics_scrape import check_bounded, relay_samples, scrape_text
 from tests.outcomes import joined_parts
 from tests.tool_app import SECRET
 
@@ -28,6 +30,8 @@ TRANSPORTS = ["socketio", "http"]
 ADD = script_reply(("text", "Adding. "), ("tool", 0, "call_add", "add", '{"a": 2,'),
                    ("tool", 0, None, None, ' "b": 3}'))
 ECHO = [{"echo_tool": True}]  # the fake's text: what the last tool message said
+MODELS = ["fake-model", "fake-model-2", "not-on-upstream"]  # upstream_env's ALLOWED_MODELS
+TOOLS = ["city_population", "add", "refuse", "crash", "slow"]  # the tool app's, as registered
 
 
 class ToolServers:
@@ -235,6 +239,7 @@ def test_a_resume_replays_the_tool_results(tool_servers: ToolServers) -> None:
 def test_a_tool_past_its_timeout_is_a_tool_error(tool_servers: ToolServers, mode: str, transport: str) -> None:
     tag = uuid.uuid4().hex
     slow = script_reply(("tool", 0, "c_slow", "slow", json.dumps({"tag": tag, "seconds": 60})))
+    before = tool_counts(tool_servers(mode))
     parts, done, _ = run(tool_servers(mode), transport, request_of([slow, ECHO], tag))
     message = f"Tool 'slow' took longer than TOOL_TIMEOUT ({TOOL_TIMEOUT} s)."
     assert parts[1:] == [{"type": "tool_error", "id": "c_slow", "name": "slow", "message": message},
@@ -242,6 +247,7 @@ def test_a_tool_past_its_timeout_is_a_tool_error(tool_servers: ToolServers, mode
     assert done["finish_reason"] == "stop"
     running = requests.get(f"{tool_servers(mode).url}/test/tools/running", timeout=5).json()
     assert tag not in running, "a timed-out tool's task was left running"
+    assert tool_counts(tool_servers(mode)) - before == Counter({("slow", "timeout"): 1, ("slow", "timed"): 1})
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -251,6 +257,7 @@ def test_a_stop_while_a_tool_runs_makes_no_further_request(tool_servers: ToolSer
     server, tag = tool_servers(mode), uuid.uuid4().hex
     slow = script_reply(("tool", 0, "c_slow", "slow", json.dumps({"tag": tag, "seconds": 0.9 * TOOL_TIMEOUT})))
     payload = request_of([slow, ECHO], tag)
+    before = tool_counts(server)
 
     def tool_running() -> bool:
         return tag in requests.get(f"{server.url}/test/tools/running", timeout=5).json()
@@ -277,6 +284,41 @@ def test_a_stop_while_a_tool_runs_makes_no_further_request(tool_servers: ToolSer
     assert [t["finish_reason"] for t in terminal] == ["cancelled"]
     wait_until(lambda: not tool_running())  # the tool's task was ended too (or ran out), and then ...
     assert len(fake_upstream.requests_with(tag)) == 1  # ... no second request ever went upstream
+    assert tool_counts(server) - before == Counter({("slow", "cancelled"): 1, ("slow", "timed"): 1})
+
+
+def test_each_call_is_counted_once_by_its_tool_and_outcome(tool_servers: ToolServers) -> None:
+    """GET /metrics after one reply that calls the server's tools nine times: the tool's own refusal, a bug,
+    arguments that are not valid, five results, and a ninth call past MAX_TOOL_CALLS (8), each counted once in
+    relay_tool_calls_total under the tool's name; only the calls that ran are timed. The timeout and stop tests
+    above count theirs. gevent only: the runner counts, the same code in both modes (those two run in both)."""
+    server, tag = tool_servers("gevent"), uuid.uuid4().hex
+    calls = [("refuse", '{"reason": "No."}'), ("crash", "{}"), ("add", '{"a": "two", "b": 3}'),
+             *(("add", json.dumps({"a": n, "b": 1})) for n in range(6))]
+    reply = script_reply(*(("tool", n, f"c{n}", name, arguments) for n, (name, arguments) in enumerate(calls)))
+    before = tool_counts(server)
+    parts, done, _ = run(server, "http", request_of([reply, ECHO], tag))
+    assert done["finish_reason"] == "stop"
+    assert [p["type"] for p in parts if p["type"] != "tool_call"][:-1] == (
+        ["tool_error"] * 3 + ["tool_result"] * 5 + ["tool_error"])
+    assert tool_counts(server) - before == Counter({
+        ("refuse", "error"): 1, ("crash", "failed"): 1, ("add", "bad_arguments"): 1, ("add", "ok"): 5,
+        ("add", "not_run"): 1, ("refuse", "timed"): 1, ("crash", "timed"): 1, ("add", "timed"): 5})
+
+
+def tool_counts(server: LiveServer) -> Counter[tuple[str, str]]:
+    """The server's relay_tool_calls_total by (tool, outcome), and the count of relay_tool_duration_seconds by
+    (tool, "timed"), from GET /metrics, every label checked bounded on the way."""
+    samples = relay_samples(scrape_text(server.url))
+    check_bounded(samples, MODELS, TOOLS)
+    counts: Counter[tuple[str, str]] = Counter()
+    for (name, pairs), value in samples.items():
+        where = dict(pairs)
+        if name == "relay_tool_calls_total":
+            counts[(where["tool"], where["outcome"])] += int(value)
+        elif name == "relay_tool_duration_seconds_count":
+            counts[(where["tool"], "timed")] += int(value)
+    return counts
 
 
 def wait_until(condition: Any, timeout: float = 10) -> None:

@@ -271,3 +271,14 @@ def metrics_calls(pieces: int) -> int:
 def test_the_metrics_run_per_stream_never_per_chunk() -> None:
     """The same metrics code runs for a stream of 3 pieces and one of 3,000: none of it per piece or per chunk."""
     assert metrics_calls(3) == metrics_calls(3000) > 0
+
+
+def test_the_protocol_lists_every_metric() -> None:
+    """docs/protocol.md's table under `GET /metrics` names every relay_* metric the server has, and no other."""
+    protocol = (ROOT / "docs" / "protocol.md").read_text()
+    table = protocol.split("## `GET /metrics`", 1)[1].split("\n## ", 1)[0]
+    listed = {re.sub(r"_total$", "", name) for name in re.findall(r"^\| `(relay_[a-z_]+)`", table, re.MULTILINE)}
+    listed |= {re.sub(r"_total$", "", name) for name in re.findall(r"^\| `relay_[a-z_]+`, `(relay_[a-z_]+)`", table,
+                                                                   re.MULTILINE)}
+    families = {family.name for family in Metrics(["m"]).registry.collect() if family.name.startswith("relay_")}
+    assert listed == families
