@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+import requests
 import websocket
 
 from tests.clients import SioProbe
@@ -22,7 +23,7 @@ from tests.conftest import MODES, LiveServer, stop_server, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
 from tests.live.test_connection_cap import raw_session, until_closed
 from tests.live.test_hooks import start_hooks_app
-from tests.outcomes import run_socketio
+from tests.outcomes import run_http, run_socketio
 from tests.waits import until
 
 CAP = 4
@@ -138,3 +139,82 @@ def test_a_burst_of_two_users_connections_admits_exactly_the_cap_each(server: Li
         for who in users:
             assert sorted(got[who]) == ["admitted"] * CAP + ["too_many_connections"] * (len(got[who]) - CAP), got
         assert until(lambda: server.connections() == 0)
+
+
+# HTTP
+
+def post_stream(server: LiveServer, who: str, address: str, gate: str) -> requests.Response:
+    """`who`'s stream request from `address`, its response's head read; a stream is held at the fake's gate."""
+    payload = {"prompt": controls(chunks=3, gate=gate, hold_after=1, heartbeat=0.3), "stream_id": uuid.uuid4().hex}
+    return requests.post(f"{server.url}/message/stream", json=payload, stream=True, timeout=20,
+                         headers={"X-User": who, "X-Forwarded-For": address, "Accept": "application/x-ndjson"})
+
+
+def code_of(response: requests.Response) -> str:
+    """"streaming" for a stream under way, else the refusal's code."""
+    return "streaming" if response.status_code == 200 else str(response.json()["error"]["code"])
+
+
+def test_two_users_behind_one_address_each_have_the_cap_of_http_requests(server: LiveServer, gate: str,
+                                                                          fake_upstream: FakeUpstream) -> None:
+    alice, bob, address = user(), user(), "10.9.0.1"
+    held: list[requests.Response] = []
+    try:
+        held += [post_stream(server, alice, address, gate) for _ in range(CAP)]
+        assert [code_of(response) for response in held] == ["streaming"] * CAP
+        refused = post_stream(server, alice, address, gate)
+        assert refused.status_code == 429 and code_of(refused) == "too_many_connections"
+        assert f"You have {CAP} requests in progress" in refused.json()["error"]["message"]
+        # bob, from the same address, is not held back by alice's requests.
+        outcome = run_http(server.url, {"prompt": controls(chunks=2), "stream_id": uuid.uuid4().hex},
+                           headers={"X-User": bob, "X-Forwarded-For": address})
+        assert outcome.status == 200 and outcome.text == "w0 w1 ", outcome
+    finally:
+        fake_upstream.open_gate(gate)
+        for response in held:
+            response.close()
+
+
+def http_burst(server: LiveServer, users: tuple[str, str], address: str, gate: str) -> list[requests.Response]:
+    """2 x (CAP + 2) stream requests, half of them each user's, all from `address`, sent at once from threads
+    released by a barrier; their responses, each with its head read (the admitted ones held at `gate`)."""
+    count = 2 * (CAP + 2)
+    barrier = threading.Barrier(count)
+    responses: list[requests.Response | BaseException | None] = [None] * count
+
+    def send(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            responses[i] = post_stream(server, users[i % 2], address, gate)
+        except Exception as err:  # reported below, with the others' answers
+            barrier.abort()  # the others fail at the barrier too, rather than wait out its timeout
+            responses[i] = err
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    done = [response for response in responses if isinstance(response, requests.Response)]
+    if len(done) < count:
+        for response in done:
+            response.close()
+        raise AssertionError(responses)
+    return done
+
+
+def test_a_burst_of_two_users_http_requests_admits_exactly_the_cap_each(server: LiveServer,
+                                                                         fake_upstream: FakeUpstream) -> None:
+    for round_ in range(ROUNDS):
+        users, gate = (user(), user()), f"gate-{uuid.uuid4().hex}"
+        responses = http_burst(server, users, f"10.10.{round_}.1", gate)
+        try:
+            got = {who: sorted(code_of(response) for i, response in enumerate(responses) if users[i % 2] == who)
+                   for who in users}
+            for who in users:
+                assert got[who] == ["streaming"] * CAP + ["too_many_connections"] * 2, got
+        finally:
+            fake_upstream.open_gate(gate)
+            for response in responses:
+                response.close()
+        assert until(lambda: server.streams() == 0)
