@@ -6,7 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
+from flask import Flask
+from flask_socketio import SocketIO
+
+from chat_relay import Caller, ChatRelay, Identity
+from chat_relay.config import Settings
 from chat_relay.middleware.http_connection_cap import HttpConnectionCap
+from tests.conftest import API_KEY
 from tests.unit.test_security_doc_fast import DEFAULTS, documented, refusal_of
 
 CAP = 2
@@ -83,3 +90,33 @@ def test_the_per_user_refusal_is_documented() -> None:
     status, error = refusal_of(cap, request("dave"))
     assert status.startswith("429")
     documented(error["code"], error["message"])
+
+
+class CountingIdentify:
+    """An `identify` hook that answers `answer` (raises it, if an exception) and counts its calls."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer, self.calls = answer, 0
+
+    def __call__(self, caller: Caller) -> Identity | None:
+        self.calls += 1
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.answer  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(("answer", "status", "code"), [
+    (Identity("erin"), 400, "invalid_request"), (None, 401, "unauthorized"),
+    (RuntimeError("db down"), 500, "internal")])
+def test_the_cap_the_body_bound_and_the_route_ask_identify_once(answer: Any, status: int, code: str,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap asks first (chat_relay/extension.py), then the body bound and the route take its answer."""
+    monkeypatch.delenv("ASYNC_MODE", raising=False)
+    settings = Settings(openai_api_key=API_KEY, openai_base_url="http://127.0.0.1:9/v1",  # type: ignore[arg-type]
+                        _env_file=None)  # never reached: every request here is refused first
+    app = Flask(__name__)
+    hook = CountingIdentify(answer)
+    ChatRelay(app, SocketIO(app, async_mode="threading"), settings=settings, identify=hook)
+    response = app.test_client().post("/message/stream", json={"prompt": 5})
+    assert (response.status_code, response.json["error"]["code"]) == (status, code)
+    assert hook.calls == 1
