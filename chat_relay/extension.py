@@ -217,9 +217,17 @@ class ChatRelay:
         # The streams' pieces sent as they come under eventlet's server too, whose buffering the route cannot
         # turn off from behind Flask-SocketIO's middleware (chat_relay/middleware/unbuffered_streams.py).
         app.wsgi_app = UnbufferedStreams(app.wsgi_app, streams)  # type: ignore[method-assign]
+
+        def user_of(environ: dict[str, Any]) -> str | None:  # a stream request's user, if `identify` knows it
+            if not streams(environ.get("PATH_INFO") or "") or environ.get("REQUEST_METHOD") == "OPTIONS":
+                return None
+            with app.request_context(environ):  # the hook may read flask.session
+                return access.user_before_body(environ)
+
         app.wsgi_app = HttpConnectionCap(app.wsgi_app,  # type: ignore[method-assign]
                                          settings.max_connections_per_client,
-                                         applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http)
+                                         applies=lambda p: relays(p) and not _under(p, path), refused=refused_over_http,
+                                         client_of=user_of)
         if settings.trusted_proxies:
             # Outermost, around Flask-SocketIO's middleware too, so Socket.IO connects see the client's address.
             hops = settings.trusted_proxies

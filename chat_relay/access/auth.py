@@ -67,6 +67,22 @@ class Access:
         except Exception:  # the route raises it again, and answers it
             return False
 
+    def user_before_body(self, environ: dict[str, Any]) -> str | None:
+        """An HTTP request's client identity when the `identify` hook knows its caller, asked before its body is read
+        (the hook runs here then, once; the route takes its answer), else None. Counts no failure, as `known` does
+        not. The HTTP connection cap then counts the request per user (chat_relay/middleware/http_connection_cap.py).
+        """
+        hook = self._identify
+        if hook is None:
+            return None
+        try:
+            identity = cached_answer(environ, lambda: hook(Caller("http", environ)))
+        except Exception:  # the route raises it again, and answers it
+            return None
+        if not isinstance(identity, Identity) or not isinstance(identity.user_id, str) or not identity.user_id:
+            return None  # refused, or a hook's mistake the route reports
+        return client_key(identity)
+
     def _identified(self, caller: Caller, environ: dict[str, Any], remote_addr: str | None) -> str:
         address = remote_addr or "unknown"
         self.failures.check(address)
