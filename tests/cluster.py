@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, LiveServer, free_port, start_server, stop_server
+from tests.conftest import ROOT, LiveServer, free_port, free_ports_in_a_row, start_server, stop_server
 from tests.redis_server import RedisServer
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -109,10 +109,13 @@ class Cluster:
 
     def start(self, count: int) -> Cluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.ports = [free_port() for _ in range(count)]
+        # One run of distinct ports, nginx's last: `free_port` twice can give one port twice (a CI run started both
+        # instances on one port), and a killed instance is revived on its own port, outside the ephemeral range.
+        base = free_ports_in_a_row(count + 1)
+        self.ports = list(range(base, base + count))
         for index in range(count):
             self.instances.append(self._start_instance(index))
-        listen = free_port()
+        listen = base + count
         site = site_for(self.ports, listen)
         if self.load_test:
             site = re.sub(r"limit_conn relay_conn \d+;", "limit_conn relay_conn 60000;", site)
