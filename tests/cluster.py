@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, LiveServer, free_port, free_ports_in_a_row, start_server, stop_server
+from tests.conftest import MODES, ROOT, LiveServer, free_port, free_ports_in_a_row, start_server, stop_server
 from tests.redis_server import RedisServer
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -177,4 +177,23 @@ def running_cluster(env: dict[str, str], workdir: Path, count: int = 2) -> Itera
         yield cluster
     finally:
         cluster.stop()
+        store.stop()
+
+
+@contextlib.contextmanager
+def instance_per_mode(env: dict[str, str], workdir: Path) -> Iterator[list[LiveServer]]:
+    """One instance per async mode (gevent, eventlet) with `env`, sharing a redis-server of their own, without nginx:
+    a stream produced in one mode is resumed in the other. All stopped at the end."""
+    from tests.redis_server import RedisServer, require_redis
+
+    require_redis()
+    store = RedisServer(free_port(), workdir / "redis.log").start()
+    servers: list[LiveServer] = []
+    try:
+        for index, mode in enumerate(MODES):
+            servers.append(start_server(mode, {**env, "REDIS_URL": store.url}, workdir / f"instance-{index}.log"))
+        yield servers
+    finally:
+        for server in servers:
+            stop_server(server)
         store.stop()

@@ -18,7 +18,7 @@ from werkzeug.datastructures import EnvironHeaders
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
 from ..host_names import host_name
-from ..observability.bug_reports import log_bug
+from ..observability.bug_reports import hook_answer, log_bug
 from .auth_failures import AuthFailures
 from .hosts import HOST_NOT_ALLOWED_MESSAGE, allowed_hosts
 from .identity import IDENTITY_KEY, Caller, Identify, Identity, cached_answer, client_key
@@ -88,13 +88,8 @@ class Access:
         self.failures.check(address)
         hook = self._identify
         assert hook is not None
-        try:
-            identity = cached_answer(environ, lambda: hook(caller))
-        except RelayError:
-            raise
-        except Exception as err:
-            log_bug(log, "the identify hook failed", err)
-            raise RelayError(ErrorCode.INTERNAL, "The server could not check who you are.") from None
+        identity = hook_answer(log, "identify", "The server could not check who you are.",
+                               lambda: cached_answer(environ, lambda: hook(caller)))
         if identity is None:
             self.failures.failed(address)
             raise RelayError(ErrorCode.UNAUTHORIZED, "You are not signed in, or not allowed to use this.")

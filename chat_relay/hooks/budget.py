@@ -31,7 +31,7 @@ from redis.retry import Retry
 from ..access.identity import Identity
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
-from ..observability.bug_reports import log_bug
+from ..observability.bug_reports import hook_answer
 from ..streams.request_validation import ChatRequest, text_length
 
 log = logging.getLogger(__name__)
@@ -83,13 +83,7 @@ class Budgets:
 
     def reserve(self, request: ChatRequest, identity: Identity) -> Charge | None:
         """Reserve this request's estimate, or refuse it with budget_exceeded; None when the user has no budget."""
-        try:
-            limit = self._budget(identity)
-        except RelayError:
-            raise
-        except Exception as err:
-            log_bug(log, "the budget hook failed", err)
-            raise RelayError(ErrorCode.INTERNAL, "The server could not check your budget.") from None
+        limit = hook_answer(log, "budget", "The server could not check your budget.", lambda: self._budget(identity))
         if limit is None:
             return None
         now = time.time()

@@ -17,7 +17,7 @@ from typing import Any
 from ..access.identity import Identity
 from ..config import Settings
 from ..errors import ErrorCode, RelayError
-from ..observability.bug_reports import log_bug
+from ..observability.bug_reports import hook_answer
 from ..streams.request_validation import ChatRequest, parse_chat_request
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,7 @@ def prepared(request: ChatRequest, sent: dict[str, Any], identity: Identity, pre
              settings: Settings) -> ChatRequest:
     """The request `prepare` makes of the client's validated one (`sent`: its JSON, `request`: as validated)."""
     given = _as_messages(sent, request)
-    try:
-        wanted = prepare(given, identity)
-    except RelayError:
-        raise
-    except Exception as err:
-        log_bug(log, "the prepare hook failed", err)
-        raise RelayError(ErrorCode.INTERNAL, INVALID) from None
+    wanted = hook_answer(log, "prepare", INVALID, lambda: prepare(given, identity))
     if not isinstance(wanted, dict):
         log.error("the prepare hook returned a %s, not a request (a dict)", type(wanted).__name__)
         raise RelayError(ErrorCode.INTERNAL, INVALID)

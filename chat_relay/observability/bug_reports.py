@@ -9,6 +9,12 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..errors import ErrorCode, RelayError
+
+T = TypeVar("T")
 
 
 def log_bug(logger: logging.Logger, what: str, exc: BaseException | None = None) -> None:
@@ -21,3 +27,15 @@ def log_bug(logger: logging.Logger, what: str, exc: BaseException | None = None)
     where = f"{frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else "unknown"
     logger.error("%s: %s at %s (LOG_LEVEL=DEBUG logs the traceback)", what, type(exc).__name__, where)
     logger.debug("%s", what, exc_info=exc)
+
+
+def hook_answer(logger: logging.Logger, hook: str, failed: str, ask: Callable[[], T]) -> T:
+    """What a team's hook answers (`ask()` calls it). A RelayError it raises goes to the client as it is; anything
+    else is a bug in the hook: logged as one (never its message), and the client gets `internal` with `failed`."""
+    try:
+        return ask()
+    except RelayError:
+        raise
+    except Exception as err:
+        log_bug(logger, f"the {hook} hook failed", err)
+        raise RelayError(ErrorCode.INTERNAL, failed) from None

@@ -21,17 +21,9 @@ def mirror(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_w
 
     `still_wanted()` false means the producer was told the stream is over elsewhere (an interrupted
     terminal won the race): nothing more is written. `on_logged()` is called once the log's start is in Redis,
-    or its first write failed (Redis away): the stream's resume token is handed out only then
+    or its write failed (Redis away): the stream's resume token is handed out only then, or after REDIS_TIMEOUT
     (manager.StreamManager.wait_logged).
     """
-    try:
-        _copy(store, stream_log, stream_key, still_wanted, sleep, on_logged)
-    finally:
-        on_logged()  # whatever happened, nobody waits longer
-
-
-def _copy(store: RedisStore, stream_log: StreamBuffer, stream_key: str, still_wanted: Callable[[], bool],
-          sleep: Callable[[float], None], on_logged: Callable[[], None]) -> None:
     cursor, wrote_end, warned, started = -1, False, False, False
     event = stream_log.new_event()
     while not wrote_end:

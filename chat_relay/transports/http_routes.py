@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from ..access.auth import bearer_token, identity_of
 from ..errors import ErrorCode, RelayError, http_refusal
@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("http", __name__)
 TRANSPORT = "http"  # in the metrics' labels
-# The views that read a body to start a stream (this blueprint's, and the AI SDK endpoint's in ai_sdk/routes.py):
-# an error Flask raises in them (413, the body too large) refuses a stream request, and is counted as one.
-STREAM_STARTS = frozenset(("http.message_stream", "ai_sdk.chat"))
 
 
 
@@ -69,12 +66,15 @@ def message_stream() -> Response:
 
 
 def json_body(services: Services) -> Any:
-    """The request's JSON body, or the Response that refuses it (415 when it is not JSON, 400 when it is broken)."""
+    """The request's JSON body, or the Response that refuses it, counted as a refusal: 415 when it is not JSON, 413
+    when it is over MAX_REQUEST_BYTES, 400 when it is broken. Both stream endpoints read their body here."""
     if not request.is_json:
         message = "Send a JSON body with Content-Type: application/json."
         return refused(services, RelayError(ErrorCode.INVALID_REQUEST, message), 415)
     try:
         return request.get_json()
+    except RequestEntityTooLarge:
+        return refused(services, _too_large(), 413)
     except (BadRequest, RecursionError):  # RecursionError: nested too deep for the JSON parser
         return refused(services, RelayError(ErrorCode.INVALID_REQUEST, "The body is not valid JSON."))
 
@@ -160,18 +160,14 @@ def delivery(services: Services, owner: str, stream_id: str, reader: Closable,
 def _ending_with_a_terminal(events: Iterable[RelayEvent], stream_id: str) -> Iterator[RelayEvent]:
     """The reader's events; a bug while reading still ends the response with an `internal` error event, where
     the server would otherwise cut the connection with no terminal event."""
-    chunks, ended = 0, False
+    last: RelayEvent | None = None  # what was sent last says all the failure needs: nothing is tracked per event
     try:
-        for event in events:
-            if isinstance(event, Chunk):
-                chunks = event.seq + 1
-            else:
-                ended = True
-            yield event
+        for last in events:
+            yield last
     except Exception:
         log_bug(log, f"stream {stream_id}: reading it failed")
-        if not ended:
-            yield Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, chunks)
+        if last is None or isinstance(last, Chunk):
+            yield Failed(ErrorCode.INTERNAL, INTERNAL_FAILURE, 0 if last is None else last.seq + 1)
 
 
 def _resume_token(services: Services) -> str | None:
@@ -216,12 +212,13 @@ def relay_error(err: RelayError) -> Response:
 def http_error(exc: HTTPException) -> Response:
     """Errors Flask raises itself (body too large, wrong method, no such path) in the same JSON shape as ours."""
     code = ErrorCode.INVALID_REQUEST if (exc.code or 500) < 500 else ErrorCode.INTERNAL
-    message = exc.description or exc.name
-    if exc.code == 413:
-        message = f"The request is too large: at most {request.max_content_length} bytes."
-    if request.endpoint in STREAM_STARTS:  # a stream request refused (its body too large)
-        return refused(current_services(), RelayError(code, message), exc.code)
-    return error_response(RelayError(code, message), exc.code)
+    err = _too_large() if exc.code == 413 else RelayError(code, exc.description or exc.name)
+    return error_response(err, exc.code)
+
+
+def _too_large() -> RelayError:
+    limit = request.max_content_length
+    return RelayError(ErrorCode.INVALID_REQUEST, f"The request is too large: at most {limit} bytes.")
 
 
 @bp.errorhandler(Exception)

@@ -13,9 +13,9 @@ import requests
 
 from tests import ai_sdk_client
 from tests.ai_sdk_client import user
-from tests.conftest import MODES, LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.cluster import instance_per_mode
+from tests.conftest import MODES, LiveServer, upstream_env
 from tests.fake_upstream import FakeUpstream, controls
-from tests.redis_server import RedisServer, require_redis
 
 OWNER, OTHER = "token-of-the-owner", "token-of-someone-else"
 
@@ -26,21 +26,10 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def two_instances(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[list[LiveServer]]:
-    require_redis()
     ai_sdk_client.require_ai_package()
-    workdir = tmp_path_factory.mktemp("ai-sdk-cluster")
-    store = RedisServer(free_port(), workdir / "redis.log").start()
-    servers: list[LiveServer] = []
-    try:
-        for index, mode in enumerate(MODES):
-            env = {**upstream_env(fake_upstream), "REDIS_URL": store.url, "RESUME_GRACE": "5", "RESUME_TTL": "30",
-                   "AUTH_TOKENS": f"{OWNER},{OTHER}"}
-            servers.append(start_server(mode, env, workdir / f"instance-{index}.log"))
+    env = {**upstream_env(fake_upstream), "RESUME_GRACE": "5", "RESUME_TTL": "30", "AUTH_TOKENS": f"{OWNER},{OTHER}"}
+    with instance_per_mode(env, tmp_path_factory.mktemp("ai-sdk-cluster")) as servers:
         yield servers
-    finally:
-        for server in servers:
-            stop_server(server)
-        store.stop()
 
 
 def held(gate: str) -> list[dict]:

@@ -9,28 +9,18 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import MODES, LiveServer, free_port, start_server, stop_server, upstream_env
+from tests.cluster import instance_per_mode
+from tests.conftest import LiveServer, upstream_env
 from tests.fake_upstream import FakeUpstream
 from tests.parts_script import NDJSON, check_exact, held_stream, read_ndjson, resume_everywhere
-from tests.redis_server import RedisServer, require_redis
 
 
 @pytest.fixture(scope="module")
 def two_instances(fake_upstream: FakeUpstream, tmp_path_factory) -> Iterator[list[LiveServer]]:
     """Two instances sharing one redis-server, one per async mode."""
-    require_redis()
-    workdir = tmp_path_factory.mktemp("parts-cluster")
-    store = RedisServer(free_port(), workdir / "redis.log").start()
-    servers: list[LiveServer] = []
-    try:
-        for index, mode in enumerate(MODES):
-            env = {**upstream_env(fake_upstream), "REDIS_URL": store.url, "RESUME_GRACE": "5", "RESUME_TTL": "30"}
-            servers.append(start_server(mode, env, workdir / f"instance-{index}.log"))
+    env = {**upstream_env(fake_upstream), "RESUME_GRACE": "5", "RESUME_TTL": "30"}
+    with instance_per_mode(env, tmp_path_factory.mktemp("parts-cluster")) as servers:
         yield servers
-    finally:
-        for server in servers:
-            stop_server(server)
-        store.stop()
 
 
 def test_resume_mid_kind_on_another_instance(two_instances: list[LiveServer], fake_upstream: FakeUpstream,

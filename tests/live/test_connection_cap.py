@@ -19,6 +19,7 @@ import websocket
 
 from tests.clients import SioProbe
 from tests.conftest import MODES, LiveServer, start_server, stop_server, upstream_env
+from tests.engineio_sessions import connect_burst, raw_session, refusal_code, until_closed
 from tests.fake_upstream import FakeUpstream, controls
 from tests.outcomes import run_socketio
 
@@ -67,30 +68,6 @@ def refused_reason(server: LiveServer, who: str, address: str, transport: str = 
     client.disconnect()
     [reason] = reasons
     return reason
-
-
-def raw_session(server: LiveServer, address: str) -> websocket.WebSocket:
-    """An engine.io websocket session, open, that has sent nothing: no Socket.IO connect."""
-    ws = websocket.create_connection(f"{server.url.replace('http', 'ws', 1)}/socket.io/?EIO=4&transport=websocket",
-                                     header=[f"X-Forwarded-For: {address}"], timeout=15)
-    opened = ws.recv()
-    assert opened.startswith("0") and "sid" in json.loads(opened[1:])
-    return ws
-
-
-def until_closed(ws: websocket.WebSocket) -> list[str]:
-    """Read until the server closes the connection; the packets that came before. Fails on a read timeout."""
-    packets = []
-    try:
-        while True:
-            packet = ws.recv()
-            if not packet:  # the close frame
-                return packets
-            packets.append(packet)
-    except websocket.WebSocketConnectionClosedException:
-        return packets
-    finally:
-        ws.close()
 
 
 def test_past_the_cap_refused_and_closed_while_others_connect_and_stream(capped: LiveServer) -> None:
@@ -160,46 +137,12 @@ def test_connections_that_never_connect_are_bounded_per_address_and_closed(cappe
 
 
 def connection_burst(server: LiveServer, token: str, subnet: str) -> int:
-    """3 x CAP engine.io sessions of one token, each opened in its own thread, then their Socket.IO connects
-    sent at once, released by a barrier; how many were admitted. (Opened together, so that none waits long
-    between its handshake and its connect: the server closes a session not connected within
-    SOCKETIO_CONNECT_TIMEOUT, 1 s here.)
-
-    Spoken in the wire protocol (as `raw_session`), not with python-socketio's client: a refused
-    python-socketio client disconnects itself right after its connect_error, and its engine.io client can then
-    wait out its 30 s write-loop timeout (the write loop may take the close and its end marker in one batch,
-    before the state says disconnecting), which a burst of a dozen refusals hits now and then. Here each
-    connect reads its answer, and every read is bounded.
-    """
-    count = 3 * CAP
-    barrier = threading.Barrier(count)
-    sessions: list[websocket.WebSocket] = []
-    answers: list[str | BaseException | None] = [None] * count
-
-    def connect(i: int) -> None:
-        try:
-            ws = raw_session(server, f"{subnet}.{i}")  # an address each: no handshake cap
-            sessions.append(ws)
-            barrier.wait(timeout=30)
-            ws.send("40" + json.dumps({"token": token}))
-            answers[i] = ws.recv()
-        except Exception as err:  # reported below, with the others' answers
-            barrier.abort()  # the others fail at the barrier too, rather than wait out its timeout
-            answers[i] = err
-
-    threads = [threading.Thread(target=connect, args=(i,)) for i in range(count)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for ws in sessions:
-            ws.close()
-    admitted = [a for a in answers if isinstance(a, str) and a.startswith("40")]
-    refused = [a for a in answers if isinstance(a, str) and a.startswith("44")
-               and json.loads(a[2:])["data"]["code"] == "too_many_connections"]
-    assert len(admitted) + len(refused) == count, answers
+    """3 x CAP connects of one token, an address each (no handshake cap), released together from a barrier
+    (tests/engineio_sessions.py); how many were admitted. Every other one must be refused for the cap."""
+    answers = connect_burst(server, [(f"{subnet}.{i}", {"token": token}) for i in range(3 * CAP)])
+    admitted = [a for a in answers if a.startswith("40")]
+    refused = [a for a in answers if refusal_code(a) == "too_many_connections"]
+    assert len(admitted) + len(refused) == len(answers), answers
     return len(admitted)
 
 

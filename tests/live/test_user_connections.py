@@ -20,8 +20,8 @@ import websocket
 
 from tests.clients import SioProbe
 from tests.conftest import MODES, LiveServer, stop_server, upstream_env
+from tests.engineio_sessions import connect_burst, raw_session, refusal_code, until_closed
 from tests.fake_upstream import FakeUpstream, controls
-from tests.live.test_connection_cap import raw_session, until_closed
 from tests.live.test_hooks import start_hooks_app
 from tests.outcomes import run_http, run_socketio
 from tests.waits import until
@@ -52,11 +52,6 @@ def connect_raw(server: LiveServer, who: str, address: str) -> tuple[websocket.W
     ws = raw_session(server, address)
     ws.send("40" + json.dumps({"user": who}))
     return ws, ws.recv()
-
-
-def refusal_code(answer: str) -> str | None:
-    """The code of a refused connect (`44{"message": ..., "data": {"code": ...}}`), or None."""
-    return json.loads(answer[2:])["data"]["code"] if answer.startswith("44") else None
 
 
 # Socket.IO
@@ -94,42 +89,14 @@ def test_two_users_behind_one_address_each_hold_the_cap(server: LiveServer) -> N
 
 
 def connection_burst(server: LiveServer, users: tuple[str, str], subnet: str) -> dict[str, list[str]]:
-    """3 x CAP engine.io sessions, half of them each user's, spread over ADDRESSES addresses that carry both users;
-    each opened in its own thread, then all their Socket.IO connects sent at once, released by a barrier. What each
-    user's connects got: "admitted", or the refusal's code.
-
-    Spoken in the wire protocol, as tests/live/test_connection_cap.py's burst is (python-socketio's client can
-    stall after a connect_error). Over several addresses, since one address may have only CAP handshakes waiting
-    for their connect, fewer than a user's share of the burst.
-    """
-    count = 3 * CAP
-    barrier = threading.Barrier(count)
-    sessions: list[websocket.WebSocket] = []
-    answers: list[str | BaseException | None] = [None] * count
-
-    def connect(i: int) -> None:
-        try:
-            ws = raw_session(server, f"{subnet}.{i % ADDRESSES}")
-            sessions.append(ws)
-            barrier.wait(timeout=30)
-            ws.send("40" + json.dumps({"user": users[i % 2]}))
-            answers[i] = ws.recv()
-        except Exception as err:  # reported below, with the others' answers
-            barrier.abort()  # the others fail at the barrier too, rather than wait out its timeout
-            answers[i] = err
-
-    threads = [threading.Thread(target=connect, args=(i,)) for i in range(count)]
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
-    finally:
-        for ws in sessions:
-            ws.close()
-    assert all(isinstance(answer, str) for answer in answers), answers
-    return {who: ["admitted" if answer.startswith("40") else str(refusal_code(answer))  # type: ignore[union-attr]
-                  for i, answer in enumerate(answers) if users[i % 2] == who] for who in users}
+    """3 x CAP connects, half of them each user's, over ADDRESSES addresses that carry both users, released together
+    from a barrier (tests/engineio_sessions.py). What each user's connects got: "admitted", or the refusal's code.
+    Over several addresses, since one address may have only CAP handshakes waiting for their connect, fewer than a
+    user's share of the burst."""
+    connects = [(f"{subnet}.{i % ADDRESSES}", {"user": users[i % 2]}) for i in range(3 * CAP)]
+    answers = connect_burst(server, connects)
+    return {who: ["admitted" if answer.startswith("40") else str(refusal_code(answer))
+                  for answer, (_, auth) in zip(answers, connects, strict=True) if auth["user"] == who] for who in users}
 
 
 def test_a_burst_of_two_users_connections_admits_exactly_the_cap_each(server: LiveServer) -> None:

@@ -10,10 +10,11 @@ import pytest
 from flask import Flask
 from flask_socketio import SocketIO
 
-from chat_relay import Caller, ChatRelay, Identity
+from chat_relay import ChatRelay, Identity
 from chat_relay.config import Settings
 from chat_relay.middleware.http_connection_cap import HttpConnectionCap
 from tests.conftest import API_KEY
+from tests.unit.test_hooks_fast import CountingIdentify
 from tests.unit.test_security_doc_fast import DEFAULTS, documented, refusal_of
 
 CAP = 2
@@ -90,19 +91,6 @@ def test_the_per_user_refusal_is_documented() -> None:
     status, error = refusal_of(cap, request("dave"))
     assert status.startswith("429")
     documented(error["code"], error["message"])
-
-
-class CountingIdentify:
-    """An `identify` hook that answers `answer` (raises it, if an exception) and counts its calls."""
-
-    def __init__(self, answer: Any) -> None:
-        self.answer, self.calls = answer, 0
-
-    def __call__(self, caller: Caller) -> Identity | None:
-        self.calls += 1
-        if isinstance(self.answer, Exception):
-            raise self.answer
-        return self.answer  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(("answer", "status", "code"), [
