@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import redis
 
 from ..errors import ErrorCode, RelayError
-from .events import Chunk, Failed, RelayEvent
+from .events import Chunk, Failed, RelayEvent, Terminal
 from .parts import Piece, chunk_of
 from .redis_store import (
     BLOCK_MS,
@@ -67,6 +68,12 @@ def follow(store: RedisStore, stream_key: str, after: int,
                     raise RelayError(ErrorCode.STREAM_EXPIRED, EXPIRED)
                 # Nothing new for a whole block: is its producer alive? If not, end it here.
                 store.end_if_producer_died(stream_key, after + 1)
+                behind = _end_behind(store, key, last_id)
+                if behind is not None:
+                    if isinstance(behind, Failed):  # this client had more pieces than the log kept: its own count
+                        behind = replace(behind, chunks=max(behind.chunks, after + 1))
+                    yield behind
+                    return
                 continue
             waiting: list[Piece] = []
             terminal = None
@@ -91,6 +98,23 @@ def follow(store: RedisStore, stream_key: str, after: int,
     finally:
         with contextlib.suppress(redis.RedisError):
             store.redis.delete(reader_key(stream_key))
+
+
+def _end_behind(store: RedisStore, key: str, last_id: str) -> Terminal | None:
+    """The log's terminal when it stands at or before `last_id`, where XREAD after it never looks: the producer died
+    before its mirror had copied the pieces this client already had, so the `interrupted` entry went in behind
+    the client's cursor."""
+    top: Any = store.blocking.xrevrange(key, count=1)
+    if not top or b"end" not in top[0][1]:
+        return None
+    if _entry_id(top[0][0].decode()) > _entry_id(last_id):
+        return None  # ahead: XREAD reads it next, after any pieces before it
+    return decode_terminal(top[0][1][b"end"])
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    milliseconds, sequence = entry_id.split("-")
+    return int(milliseconds), int(sequence)
 
 
 class RemoteFollower:

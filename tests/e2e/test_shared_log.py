@@ -155,6 +155,24 @@ def test_a_producer_dead_before_its_first_piece_ends_with_interrupted(shared: Sh
     assert read_all(shared.follow(key, -1)) == ([], terminal)
 
 
+def test_a_reader_ahead_of_what_was_mirrored_gets_interrupted(shared: SharedBuffers) -> None:
+    """Pieces reach clients before the mirror copies them: a client that had 5 pieces resumes elsewhere from its
+    cursor after the producer died having mirrored 2. Its `interrupted` must reach it though the entry lands before
+    its cursor in the log, with its own count of pieces, and a reader from an earlier cursor sees the same end."""
+    key = uuid.uuid4().hex
+    assert shared.store.append(key, "p", "2-0", b'["kept ","text "]', 0) == 1  # all the mirror wrote
+    got: list = []
+    reader = threading.Thread(target=lambda: got.extend(shared.follow(key, 4)), daemon=True)
+    reader.start()
+    reader.join(15)
+    assert not reader.is_alive(), "no terminal: the reader waits past the log's end"
+    assert len(got) == 1 and isinstance(got[0], Failed) and got[0].code is ErrorCode.INTERRUPTED, got
+    assert got[0].chunks == 5  # what that client had, not what Redis kept
+    chunks, terminal = read_all(shared.follow(key, -1))
+    assert "".join(c.text for c in chunks) == "kept text " and isinstance(terminal, Failed)
+    assert terminal.code is ErrorCode.INTERRUPTED
+
+
 def test_exactly_one_terminal_whoever_writes_first(shared: SharedBuffers) -> None:
     for _ in range(5):
         key = uuid.uuid4().hex
